@@ -1,0 +1,290 @@
+"""The one catalogue format every source is turned into.
+
+On disk a catalogue is a directory::
+
+    catalogue.parquet    one row per product (schema below)
+    images/              product images, referenced by the ``image`` column (relative path)
+    catalogue.json       optional provenance written by the importer (source, counts, seeds)
+
+Columns (types are checked on load; a wrong one fails with a message naming the column):
+
+=================  ==============  ===============================================================
+column             type            meaning
+=================  ==============  ===============================================================
+``product_id``     str             unique id (XMarket ``asin``)
+``title``          str             product title
+``attributes``     list<str>       attribute strings (XMarket ``features`` bullets)
+``category_path``  list<str>       category names, root (most general) first, leaf last
+``image``          str             path relative to the catalogue directory, "" if none
+``image_url``      str             where the image came from, "" for generated ones
+``source``         str             "xmarket:us", "synthetic", ...
+=================  ==============  ===============================================================
+
+Categories are identified by their *name* (PAPER_NOTES ambiguity 4): the query is the name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cti_repro.io_utils import atomic_write_bytes, atomic_write_json
+
+PARQUET_NAME = "catalogue.parquet"
+META_NAME = "catalogue.json"
+IMAGES_DIR = "images"
+
+STR_COLUMNS = ("product_id", "title", "image", "image_url", "source")
+LIST_COLUMNS = ("attributes", "category_path")
+COLUMNS = ("product_id", "title", "attributes", "category_path", "image", "image_url", "source")
+
+
+class CatalogueError(ValueError):
+    """A catalogue file is missing, or a column is missing or has the wrong type."""
+
+
+@dataclass(frozen=True)
+class Product:
+    """One product: the unit that is retrieved.
+
+    Args:
+        product_id: unique id.
+        title: product title.
+        attributes: attribute strings, e.g. ``("Material: steel", "Colour: red")``.
+        category_path: category names from root to leaf.
+        image: image path relative to the catalogue directory ("" if none).
+        image_url: original image URL ("" for generated images).
+        source: where the product came from.
+    """
+
+    product_id: str
+    title: str
+    attributes: tuple[str, ...] = ()
+    category_path: tuple[str, ...] = ()
+    image: str = ""
+    image_url: str = ""
+    source: str = ""
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "product_id": self.product_id,
+            "title": self.title,
+            "attributes": list(self.attributes),
+            "category_path": list(self.category_path),
+            "image": self.image,
+            "image_url": self.image_url,
+            "source": self.source,
+        }
+
+
+@dataclass
+class Catalogue:
+    """An in-memory catalogue: a validated product table plus the directory its images live in.
+
+    Args:
+        frame: one row per product with :data:`COLUMNS`.
+        root: directory that ``image`` paths are relative to (None for an unsaved catalogue).
+        meta: provenance (source, generator arguments, import summary).
+
+    Example:
+        >>> cat = Catalogue.from_products([Product("p1", "Red mug", ("Colour: red",), ("Home", "Mugs"))])
+        >>> cat.stats()["products"]
+        1
+    """
+
+    frame: pd.DataFrame
+    root: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.frame = validate_frame(self.frame, where="catalogue")
+
+    # ---- construction and persistence -------------------------------------------------------
+    @classmethod
+    def from_products(
+        cls, products: Iterable[Product], root: str | Path | None = None, meta: dict | None = None
+    ) -> Catalogue:
+        rows = [p.as_row() for p in products]
+        frame = pd.DataFrame(rows, columns=list(COLUMNS))
+        return cls(frame, Path(root) if root else None, dict(meta or {}))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Catalogue:
+        """Read ``directory/catalogue.parquet`` and validate it.
+
+        Raises:
+            CatalogueError: the file is missing or a column is missing / mistyped.
+        """
+        directory = Path(directory)
+        path = directory / PARQUET_NAME
+        if not path.is_file():
+            raise CatalogueError(f"{path}: no catalogue here (expected {PARQUET_NAME})")
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise CatalogueError(f"{path}: cannot read parquet: {exc}") from exc
+        meta_path = directory / META_NAME
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        frame = validate_frame(frame, where=str(path))
+        return cls(frame, directory, meta)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the parquet (atomically) and the provenance JSON into ``directory``."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pandas(self.frame[list(COLUMNS)], preserve_index=False)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        atomic_write_bytes(directory / PARQUET_NAME, sink.getvalue().to_pybytes())
+        atomic_write_json(directory / META_NAME, {**self.meta, "fingerprint": self.fingerprint()})
+        self.root = directory
+        return directory
+
+    # ---- access ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __iter__(self) -> Iterator[Product]:
+        for row in self.frame.itertuples(index=False):
+            yield Product(
+                row.product_id, row.title, tuple(row.attributes), tuple(row.category_path),
+                row.image, row.image_url, row.source,
+            )
+
+    def __getitem__(self, i: int) -> Product:
+        row = self.frame.iloc[i]
+        return Product(
+            row.product_id, row.title, tuple(row.attributes), tuple(row.category_path),
+            row.image, row.image_url, row.source,
+        )
+
+    @property
+    def product_ids(self) -> list[str]:
+        return self.frame["product_id"].tolist()
+
+    @property
+    def titles(self) -> list[str]:
+        return self.frame["title"].tolist()
+
+    @property
+    def paths(self) -> list[list[str]]:
+        return self.frame["category_path"].tolist()
+
+    @property
+    def attributes(self) -> list[list[str]]:
+        return self.frame["attributes"].tolist()
+
+    def image_path(self, i: int) -> Path | None:
+        """Absolute path of product ``i``'s image, or None if it has none or the root is unset."""
+        rel = self.frame["image"].iat[i]
+        if not rel or self.root is None:
+            return None
+        return self.root / rel
+
+    def subset(self, indices: Iterable[int]) -> Catalogue:
+        """A new catalogue with the given rows (same root)."""
+        frame = self.frame.iloc[list(indices)].reset_index(drop=True)
+        return Catalogue(frame, self.root, dict(self.meta))
+
+    # ---- identity and statistics -------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """Content hash of the table and the image files' sizes (the feature-cache key).
+
+        Image bytes are not hashed (38k+ files); the relative path and size catch the usual
+        changes (re-download, different resolution) at negligible cost.
+        """
+        h = hashlib.sha256()
+        for row in self.frame.itertuples(index=False):
+            size = -1
+            if row.image and self.root is not None:
+                p = self.root / row.image
+                size = p.stat().st_size if p.is_file() else -1
+            rec = [row.product_id, row.title, list(row.attributes), list(row.category_path), row.image, size]
+            h.update(json.dumps(rec, ensure_ascii=False).encode("utf-8"))
+            h.update(b"\n")
+        return h.hexdigest()[:16]
+
+    def stats(self) -> dict[str, Any]:
+        """The paper's dataset statistics (section 4 "Dataset") for this catalogue.
+
+        Returns:
+            products, unique categories (by name), levels (deepest path), root and leaf
+            categories, category-product pairs (one per node of each path), path depth
+            mean/min/max, attributes total/unique/mean/min/max per product, images missing.
+        """
+        paths = self.paths
+        attrs = self.attributes
+        depths = np.array([len(p) for p in paths], dtype=float) if paths else np.zeros(0)
+        n_attr = np.array([len(a) for a in attrs], dtype=float) if attrs else np.zeros(0)
+        missing = 0
+        for i in range(len(self)):
+            p = self.image_path(i)
+            if p is None or not p.is_file():
+                missing += 1
+
+        def _agg(a: np.ndarray, fn) -> float:
+            return float(fn(a)) if a.size else 0.0
+
+        return {
+            "products": len(self),
+            "unique_categories": len({c for p in paths for c in p}),
+            "levels": int(_agg(depths, np.max)),
+            "root_categories": len({p[0] for p in paths if p}),
+            "leaf_categories": len({p[-1] for p in paths if p}),
+            "category_product_pairs": int(depths.sum()),
+            "depth_mean": round(_agg(depths, np.mean), 4),
+            "depth_min": int(_agg(depths, np.min)),
+            "depth_max": int(_agg(depths, np.max)),
+            "attributes_total": int(n_attr.sum()),
+            "attributes_unique": len({a for aa in attrs for a in aa}),
+            "attributes_mean": round(_agg(n_attr, np.mean), 4),
+            "attributes_min": int(_agg(n_attr, np.min)),
+            "attributes_max": int(_agg(n_attr, np.max)),
+            "images_missing": missing,
+        }
+
+
+def validate_frame(frame: pd.DataFrame, where: str = "catalogue") -> pd.DataFrame:
+    """Check columns and element types; return a frame with normalised Python lists.
+
+    Raises:
+        CatalogueError: naming ``where``, the column and the first offending row.
+    """
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise CatalogueError(f"{where}: missing column(s) {missing}; expected {list(COLUMNS)}")
+    frame = frame.reset_index(drop=True).copy()
+    for col in STR_COLUMNS:
+        values = frame[col].tolist()
+        for i, v in enumerate(values):
+            if not isinstance(v, str):
+                raise CatalogueError(
+                    f"{where}: column '{col}' must hold str, row {i} holds {type(v).__name__} ({v!r})"
+                )
+        frame[col] = pd.Series(values, dtype=object)
+    for col in LIST_COLUMNS:
+        out = []
+        for i, v in enumerate(frame[col].tolist()):
+            if isinstance(v, np.ndarray):
+                v = v.tolist()
+            if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+                raise CatalogueError(
+                    f"{where}: column '{col}' must hold list<str>, row {i} holds {v!r}"
+                )
+            out.append(list(v))
+        frame[col] = pd.Series(out, dtype=object)
+    dup = frame["product_id"].duplicated()
+    if dup.any():
+        first = frame.loc[dup, "product_id"].iloc[0]
+        raise CatalogueError(f"{where}: column 'product_id' has duplicates, e.g. {first!r}")
+    return frame[list(COLUMNS)]
