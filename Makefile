@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
-	$(BIN)/python -m cti_repro.tv_compat --install
-	$(BIN)/python -m cti_repro.tv_compat
+	$(BIN)/python -c "from cti_repro.tv_compat import install_pth; print(install_pth())"
+	$(BIN)/python -c "import cti_repro.tv_compat as t; print(\"torchvision native ops:\", t.ensure_torchvision_importable())"
 	touch $(STAMP)
 
 test: $(STAMP)

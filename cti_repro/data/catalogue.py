@@ -136,7 +136,10 @@ class Catalogue:
         return cls(frame, directory, meta)
 
     def save(self, directory: str | Path) -> Path:
-        """Write the parquet (atomically) and the provenance JSON into ``directory``."""
+        """Write the parquet (atomically) and the provenance JSON into ``directory``.
+
+        The catalogue is re-rooted at ``directory``: its ``images/`` are expected there.
+        """
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -146,8 +149,8 @@ class Catalogue:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
         atomic_write_bytes(directory / PARQUET_NAME, sink.getvalue().to_pybytes())
+        self.root = directory  # before the fingerprint, which includes image file sizes
         atomic_write_json(directory / META_NAME, {**self.meta, "fingerprint": self.fingerprint()})
-        self.root = directory
         return directory
 
     # ---- access ------------------------------------------------------------------------------

@@ -1,0 +1,402 @@
+"""Import XMarket product metadata (Bonab et al., CIKM 2021) into the catalogue format.
+
+Input: the gzipped ``metadata_{market}_{Category}.json.gz`` files (PAPER_NOTES section 1.2),
+either from a local directory or downloaded from the XMarket site. One product per line; a line
+is a JSON object, a Python-literal dict (the official snippet uses ``eval``) or a list of such
+dicts. We parse with ``json.loads`` and fall back to ``ast.literal_eval``, which only accepts
+literals, so a hostile line is reported, never executed.
+
+Mapping (PAPER_NOTES ambiguities 1-3, 20): ``asin`` -> product_id (first occurrence wins),
+``title``, ``categories`` -> category_path (root first), ``features`` -> attributes (fallback
+``productDetails`` as "key: value"), the largest image of ``imgUrl`` -> image_url. A product is
+kept with a title, an image URL, >= 1 attribute and a path of depth >= 2; with image download,
+also only if its image downloads and decodes.
+Every problem (line, file, image) goes to ``OUT/import_log.txt`` as ``where: kind: detail``.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import hashlib
+import json
+import re
+import sys
+import threading
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from cti_repro.data.catalogue import IMAGES_DIR, Catalogue, Product
+from cti_repro.data.download import DownloadError, download_file
+
+XMARKET_BASE_URL = "https://ciir.cs.umass.edu/downloads/XMarket/FULL"
+XMARKET_CATEGORIES: tuple[str, ...] = (
+    "Arts_Crafts_and_Sewing", "Automotive", "Books", "CDs_and_Vinyl", "Cell_Phones_and_Accessories",
+    "Digital_Music", "Electronics", "Grocery_and_Gourmet_Food", "Home_and_Kitchen",
+    "Industrial_and_Scientific", "Kindle_Store", "Movies_and_TV", "Musical_Instruments",
+    "Office_Products", "Sports_and_Outdoors", "Toys_and_Games",
+)
+LOG_NAME = "import_log.txt"
+RAW_DIR = "raw"
+DROP_REASONS = ("no_id", "no_title", "no_image_url", "no_attributes", "shallow_path", "image_failed")
+_IMAGE_EXTS = {"jpg", "jpeg", "png", "gif", "webp", "bmp"}
+
+
+class ImportLog:
+    """Line-oriented, thread-safe problem log (``file:line: kind: detail``), written as it goes."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fh = open(path, "w", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write(self, where: str, kind: str, detail: str) -> None:
+        with self._lock:
+            self._fh.write(f"{where}: {kind}: {detail}\n")
+            self._fh.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+# ---- parsing ---------------------------------------------------------------------------------
+def parse_line(text: str) -> list[dict[str, Any]]:
+    """Parse one metadata line into product records, without ever executing it.
+
+    Args:
+        text: a stripped, non-blank line.
+
+    Returns:
+        The record dicts (a JSON/Python-literal dict, or a list of dicts).
+
+    Raises:
+        ValueError: not JSON, not a Python literal, or not a dict / non-empty list of dicts.
+    """
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        try:
+            obj = ast.literal_eval(text)  # literals only: calls, names, attributes are rejected
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+            raise ValueError(f"neither JSON nor a Python literal ({type(exc).__name__})") from None
+    if isinstance(obj, dict):
+        return [obj]
+    if isinstance(obj, list) and obj and all(isinstance(x, dict) for x in obj):
+        return obj
+    raise ValueError(f"not a dict or a list of dicts (a {type(obj).__name__})")
+
+
+def _str_list(value: Any) -> list[str]:
+    """Non-empty stripped strings of a list (a lone string counts as a one-item list)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [s.strip() for s in value if isinstance(s, str) and s.strip()]
+
+
+def extract_attributes(rec: dict[str, Any]) -> list[str]:
+    """``features`` bullets; if none, ``productDetails`` as "key: value" (string values only)."""
+    feats = _str_list(rec.get("features"))
+    if feats:
+        return feats
+    details = rec.get("productDetails")
+    if not isinstance(details, dict):
+        return []
+    return [
+        f"{str(k).strip()}: {v.strip()}"
+        for k, v in details.items()
+        if isinstance(v, str) and v.strip() and str(k).strip()
+    ]
+
+
+def pick_image_url(img: Any) -> str:
+    """The largest image (max h*w, ties -> first) of an ``imgUrl`` value, or "" if unusable.
+
+    Args:
+        img: a JSON string mapping URL -> [h, w], such a dict, or anything else (-> "").
+    """
+    if isinstance(img, str):
+        try:
+            img = json.loads(img)
+        except (ValueError, RecursionError):
+            try:
+                img = ast.literal_eval(img)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                return ""
+    if isinstance(img, list):  # a bare list of URLs: no sizes, take the first
+        img = {u: None for u in img if isinstance(u, str)}
+    if not isinstance(img, dict):
+        return ""
+    best, best_area = "", -2.0
+    for url, size in img.items():
+        if not isinstance(url, str) or not url.strip():
+            continue
+        area = -1.0  # a URL with an unreadable size still beats none, loses to any sized one
+        if isinstance(size, (list, tuple)) and len(size) == 2 and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in size):
+            area = float(size[0]) * float(size[1])
+        if area > best_area:  # strict: ties keep the first
+            best, best_area = url.strip(), area
+    return best
+
+
+def record_to_product(rec: dict[str, Any], market: str) -> tuple[Product | None, str]:
+    """Map one record; returns ``(product, "")`` or ``(None, drop_reason)``."""
+    asin = rec.get("asin")
+    pid = str(asin).strip() if isinstance(asin, (str, int)) else ""
+    if not pid:
+        return None, "no_id"
+    title = rec.get("title").strip() if isinstance(rec.get("title"), str) else ""
+    if not title:
+        return None, "no_title"
+    url = pick_image_url(rec.get("imgUrl"))
+    if not url:
+        return None, "no_image_url"
+    attrs = extract_attributes(rec)
+    if not attrs:
+        return None, "no_attributes"
+    path = _str_list(rec.get("categories"))
+    if len(path) < 2:
+        return None, "shallow_path"
+    return Product(pid, title, tuple(attrs), tuple(path), "", url, f"xmarket:{market}"), ""
+
+
+def _iter_lines(path: Path, log: ImportLog, counts: Counter) -> Iterator[tuple[int, str]]:
+    """Decoded lines of a gzip file; a corrupt/truncated file ends early with a logged error."""
+    lineno = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                yield lineno, raw.decode("utf-8", errors="replace")
+    except (EOFError, OSError, zlib.error) as exc:  # BadGzipFile is an OSError
+        counts["file_errors"] += 1
+        log.write(f"{path}:{lineno + 1}", "file_error",
+                  f"{type(exc).__name__}: {exc}; kept the {lineno} line(s) before it")
+
+
+# ---- sources ---------------------------------------------------------------------------------
+def _local_files(root: Path, market: str, categories: list[str] | None) -> list[tuple[str, Path]]:
+    """``(category, path)`` of every ``metadata_{market}_*.json.gz`` under ``root``."""
+    prefix, suffix = f"metadata_{market}_", ".json.gz"
+    found = []
+    for p in sorted(root.rglob(f"{prefix}*{suffix}")):
+        cat = p.name[len(prefix):-len(suffix)]
+        if p.is_file() and (categories is None or cat in categories):
+            found.append((cat, p))
+    return found
+
+
+def _remote_files(
+    base: str, market: str, categories: list[str], raw: Path, log: ImportLog, counts: Counter,
+    retries: int, timeout: float, backoff: float,
+) -> list[tuple[str, Path]]:
+    """Download each category's metadata file into ``raw`` (resumable); failures are logged."""
+    found = []
+    for cat in categories:
+        name = f"metadata_{market}_{cat}.json.gz"
+        url = f"{base.rstrip('/')}/{market}/{cat}/{name}"
+        try:
+            status = download_file(url, raw / name, retries=retries, timeout=timeout, backoff=backoff)
+        except DownloadError as exc:
+            counts["files_failed"] += 1
+            log.write(url, "download_failed", str(exc))
+            continue
+        counts[f"files_{status}"] += 1
+        found.append((cat, raw / name))
+    return found
+
+
+# ---- images ----------------------------------------------------------------------------------
+def image_filename(product_id: str, url: str) -> str:
+    """``{safe id}.{ext}``: extension from the URL (default jpg); id made filesystem-safe.
+
+    An id that needed changes gets a short hash so two ids never share a file.
+    """
+    ext = Path(urlparse(url).path).suffix.lower().lstrip(".")
+    ext = ext if ext in _IMAGE_EXTS else "jpg"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", product_id).lstrip(".")[:100]
+    if safe != product_id:
+        safe = f"{safe}_{hashlib.sha1(product_id.encode('utf-8')).hexdigest()[:8]}"
+    return f"{safe}.{ext}"
+
+
+def verify_image(path: Path) -> None:
+    """Raise unless PIL can verify and fully decode ``path``."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:  # verify() leaves the image unusable; decode for real
+        im.load()
+
+
+def _fetch_images(
+    products: list[Product], out: Path, log: ImportLog, workers: int, retries: int,
+    timeout: float, backoff: float,
+) -> tuple[list[Product], Counter]:
+    """Download and verify every product's image; returns the products whose image is good."""
+    from tqdm.auto import tqdm
+
+    images = out / IMAGES_DIR
+    images.mkdir(parents=True, exist_ok=True)
+    counts: Counter = Counter(downloaded=0, present=0, failed=0)
+
+    def one(p: Product) -> tuple[str, str]:
+        rel = f"{IMAGES_DIR}/{image_filename(p.product_id, p.image_url)}"
+        dest = out / rel
+        if dest.is_file():
+            try:
+                verify_image(dest)
+                return "present", rel
+            except Exception as exc:  # a broken leftover: fetch again
+                log.write(str(dest), "image_refetch", f"{type(exc).__name__}: {exc}")
+                dest.unlink(missing_ok=True)
+        return download_file(p.image_url, dest, retries=retries, timeout=timeout,
+                             backoff=backoff, verify=verify_image), rel
+
+    kept: dict[int, Product] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        futures = {pool.submit(one, p): i for i, p in enumerate(products)}
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="images", unit="img"):
+            i = futures[fut]
+            try:
+                status, rel = fut.result()
+            except Exception as exc:  # DownloadError, disk errors, ...: drop this product only
+                counts["failed"] += 1
+                log.write(products[i].product_id, "image_failed", str(exc))
+                continue
+            counts[status] += 1
+            kept[i] = replace(products[i], image=rel)
+    finally:
+        # On Ctrl-C do not wait for the queue; finished images stay on disk for the rerun.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [kept[i] for i in sorted(kept)], counts
+
+
+# ---- entry point -----------------------------------------------------------------------------
+def import_xmarket(
+    source: str,
+    market: str,
+    out: Path,
+    categories: list[str] | None = None,
+    skip_images: bool = False,
+    workers: int = 8,
+    retries: int = 3,
+    timeout: float = 30.0,
+    *,
+    backoff: float = 1.0,
+) -> dict[str, Any]:
+    """Build a catalogue in ``out`` from XMarket metadata files.
+
+    Args:
+        source: a directory searched recursively for ``metadata_{market}_{Category}.json.gz``, or
+            an http(s) base URL (e.g. :data:`XMARKET_BASE_URL`) to download them from into
+            ``out/raw/``.
+        market: XMarket market code, e.g. ``"us"``.
+        out: catalogue directory (``catalogue.parquet``, ``catalogue.json``, ``images/``, log).
+        categories: XMarket file categories to read (default: all found / all 16 for a URL).
+        skip_images: keep image URLs but download nothing (``image`` stays "").
+        workers: parallel image downloads.
+        retries: extra attempts per download after the first.
+        timeout: socket timeout per request in seconds.
+        backoff: first wait between attempts in seconds (doubles each retry).
+
+    Returns:
+        Summary: ``files``, ``lines``, ``records``, ``malformed``, ``blank``, ``duplicates``,
+        ``file_errors``, ``files_failed`` / ``files_downloaded`` / ``files_present`` (URL
+        source), ``kept``, ``dropped`` (per reason), ``images``
+        (``downloaded``, ``present``, ``failed``), ``log``, ``out``, ``source``, ``market``,
+        ``categories``.
+
+    Raises:
+        FileNotFoundError: ``source`` is neither a directory nor a URL, or holds no matching file.
+    """
+    out = Path(out)
+    is_url = urlparse(source).scheme in ("http", "https")
+    if not is_url and not Path(source).is_dir():
+        raise FileNotFoundError(f"{source}: not a directory or an http(s) URL")
+    cats = list(categories) if categories else None
+    counts: Counter = Counter()
+    dropped: Counter = Counter({r: 0 for r in DROP_REASONS})
+    img_counts: Counter = Counter(downloaded=0, present=0, failed=0)
+    log = ImportLog(out / LOG_NAME)
+    try:
+        if is_url:
+            files = _remote_files(source, market, cats or list(XMARKET_CATEGORIES), out / RAW_DIR,
+                                  log, counts, retries, timeout, backoff)
+        else:
+            files = _local_files(Path(source), market, cats)
+            if not files:
+                raise FileNotFoundError(
+                    f"{source}: no metadata_{market}_*.json.gz" + (f" for {cats}" if cats else ""))
+        seen: set[str] = set()
+        products: list[Product] = []
+        for _, path in files:
+            counts["files"] += 1
+            for lineno, line in _iter_lines(path, log, counts):
+                counts["lines"] += 1
+                text = line.strip()
+                if not text:
+                    counts["blank"] += 1
+                    log.write(f"{path}:{lineno}", "blank", "empty line")
+                    continue
+                try:
+                    records = parse_line(text)
+                except ValueError as exc:
+                    counts["malformed"] += 1
+                    log.write(f"{path}:{lineno}", "malformed", f"{exc}: {text[:120]!r}")
+                    continue
+                for rec in records:
+                    counts["records"] += 1
+                    asin = rec.get("asin")
+                    key = str(asin).strip() if isinstance(asin, (str, int)) else ""
+                    if key and key in seen:  # first occurrence wins, even if it is dropped later
+                        counts["duplicates"] += 1
+                        log.write(f"{path}:{lineno}", "duplicate", f"asin {key!r} seen before")
+                        continue
+                    seen.add(key)
+                    product, reason = record_to_product(rec, market)
+                    if product is None:
+                        dropped[reason] += 1
+                    else:
+                        products.append(product)
+        meta = {"source": source, "market": market,
+                "categories": cats or sorted({c for c, _ in files}), "skip_images": skip_images}
+        if not skip_images and products:
+            # Write the metadata-only catalogue first, so an interrupted download leaves a usable
+            # (marked incomplete) catalogue; the rerun skips the images already on disk.
+            Catalogue.from_products(products, out, meta={**meta, "complete": False}).save(out)
+            products, img_counts = _fetch_images(products, out, log, workers, retries, timeout, backoff)
+            dropped["image_failed"] = img_counts["failed"]
+        summary: dict[str, Any] = {
+            "files": counts["files"], "lines": counts["lines"], "records": counts["records"],
+            "malformed": counts["malformed"], "blank": counts["blank"],
+            "duplicates": counts["duplicates"], "file_errors": counts["file_errors"],
+            "files_failed": counts["files_failed"], "files_downloaded": counts["files_downloaded"],
+            "files_present": counts["files_present"], "kept": len(products),
+            "dropped": dict(dropped), "images": dict(img_counts),
+            "log": str(out / LOG_NAME), "out": str(out), "source": source, "market": market,
+            "categories": meta["categories"],
+        }
+        # root=out so the fingerprint stored in catalogue.json covers the image files' sizes.
+        Catalogue.from_products(products, out, meta={**meta, "complete": True, "summary": summary}).save(out)
+    finally:
+        log.close()
+    print(
+        f"xmarket: {summary['files']} file(s), {summary['lines']} line(s), {summary['records']} "
+        f"record(s); kept {summary['kept']}; dropped {sum(dropped.values())} {dict(dropped)}; "
+        f"{summary['malformed']} malformed, {summary['blank']} blank, {summary['duplicates']} "
+        f"duplicate(s); images {dict(img_counts)}; log: {summary['log']}",
+        file=sys.stderr,
+    )
+    return summary
