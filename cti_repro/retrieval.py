@@ -5,21 +5,27 @@ Ranking order: score descending, then ``tie_key`` ascending (then candidate inde
 in-memory ranking breaks ties exactly like :func:`cti_repro.metrics.evaluate_trec` does on a run
 file whose docids are those product ids.
 
-How the order is made exact (``torch.topk`` does not promise anything about ties):
+How the order is made exact. Two things can make a ranking depend on more than its inputs:
 
-1. The candidates (or score columns) are permuted once into tie-key order, so "smaller tie key"
-   becomes "smaller column position".
-2. Per query chunk, ``topk`` finds the k-th largest score ``t`` of each row. Every column with a
-   score ``> t`` is in the top k; of the columns equal to ``t``, the ones with the smallest
-   positions fill the remaining slots (a cumulative count picks them). This selects exactly k
-   columns and the right ones, whatever ``topk`` did with ties.
-3. The k selected columns, listed in position order, are sorted by score with a *stable*
-   descending sort, so equal scores keep the tie-key order.
-
-Scores are computed in float64 by default. Candidates and queries are normalised once, not per
-chunk, and each score is a dot product of the same two rows whatever the chunking, so exact ties
-(duplicate vectors) stay exact and rounding differences between matrix-product kernels are far
-below any real score gap; chunked and unchunked rankings agree.
+* ``torch.topk`` promises nothing about ties. So (1) the candidates (or score columns) are permuted
+  once into tie-key order, making "smaller tie key" mean "smaller column position"; (2) per query
+  chunk, ``topk`` gives the k-th largest score ``t`` of each row: every column scoring ``> t`` is in
+  the top k, and of the columns scoring ``== t`` the leftmost ones fill the remaining slots (a
+  cumulative count picks them), so exactly the right k columns are selected whatever ``topk`` did
+  with ties; (3) these k columns, listed in position order, are sorted by score with a *stable*
+  descending sort, so equal scores keep the tie-key order.
+* Floating-point matrix products are not reproducible bit for bit: BLAS picks different kernels
+  and summation orders for different shapes (a chunk of 1 query vs 1024) and even for different
+  columns of one product, so two identical candidate vectors can score 1e-16 apart. :func:`rank`
+  therefore scores in *fixed point*: both sides are L2-normalised (or, with ``normalize=False``,
+  scaled by one power of two so every row norm is <= 1) in float64 on the CPU, then rounded to
+  integer multiples of 2**-26. All products and partial sums of such integers are integers below
+  2**53, so the float64 matrix product is exact in any summation order, on any device. Scores are
+  the exact integer dot products times 2**-52; rounding each coordinate by <= 2**-27 moves a
+  cosine by at most ``sqrt(d) * 2**-26`` (7e-7 for d = 2048; ~1e-8 typically), no more than the
+  rounding error of a float32 product.
+  Chunked and unchunked, CPU and CUDA rankings are therefore identical, and duplicate vectors tie
+  exactly.
 """
 
 from __future__ import annotations
@@ -76,6 +82,28 @@ def _check_chunk(chunk_size: int) -> None:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
 
 
+FIXED_POINT_BITS = 26  # coordinates become integer multiples of 2**-26; see the module docstring
+
+
+def _fixed_point(x: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """Rows of ``x`` as float64 integers ``round(x_hat * 2**26)`` with ``||x_hat|| <= 1``.
+
+    ``x_hat`` is the L2-normalised row (``normalize=True``) or ``x`` times one power of two that
+    brings the largest row norm to <= 1 (a global scale: it cannot change any ranking).
+    Computed on the CPU in float64 so the integers do not depend on the compute device.
+    """
+    x = x.detach().to(device="cpu", dtype=torch.float64)
+    if not torch.isfinite(x).all():
+        raise ValueError("embeddings contain NaN or inf")
+    if normalize:
+        x = F.normalize(x, dim=1)
+    else:
+        top = float(x.norm(dim=1).max()) if len(x) else 0.0
+        if top > 0:
+            x = x * 2.0 ** -np.ceil(np.log2(top))  # exact: a power of two
+    return torch.round(x * 2.0**FIXED_POINT_BITS)
+
+
 def rank(
     queries: torch.Tensor,
     candidates: torch.Tensor,
@@ -84,13 +112,13 @@ def rank(
     chunk_size: int = 1024,
     device: str | torch.device | None = None,
     normalize: bool = True,
-    dtype: torch.dtype = torch.float64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-k candidates of each query by cosine similarity.
+    """Exact top-k candidates of each query by cosine similarity (or dot product).
 
     The score matrix is built chunk by chunk over the queries (``chunk_size`` rows at a time) so
-    memory stays at ``chunk_size x N`` scores. Order: score descending, then ``tie_key``
-    ascending, then candidate index ascending (see the module docstring for how it is exact).
+    memory stays at ``chunk_size x N`` float64 scores. Order: score descending, then ``tie_key``
+    ascending, then candidate index ascending. Scores are computed in fixed point, so the result
+    does not depend on ``chunk_size`` or the device (see the module docstring).
 
     Args:
         queries: ``[Q, d]`` query embeddings (numpy arrays are accepted too).
@@ -99,13 +127,16 @@ def rank(
         tie_key: ``[N]`` sortable keys (e.g. the rank of each product id in ascending id order);
             default: the candidate index.
         chunk_size: query rows per matrix product.
-        device: where to compute (e.g. ``"cuda"``); default: the queries' device.
-        normalize: L2-normalise both sides (cosine similarity); otherwise raw dot products.
-        dtype: computation dtype (float64 keeps rounding far below real score gaps).
+        device: where to multiply (e.g. ``"cuda"``); default: the queries' device.
+        normalize: L2-normalise both sides (cosine similarity); otherwise raw dot products up to
+            one global positive factor (``scores`` are then ``q . c`` times a power of two).
 
     Returns:
-        ``(indices [Q, min(k, N)] int64, scores [Q, min(k, N)])`` on the CPU; indices point into
-        ``candidates``.
+        ``(indices [Q, min(k, N)] int64, scores [Q, min(k, N)] float64)`` on the CPU; indices
+        point into ``candidates``; scores are the (quantised) cosines.
+
+    Raises:
+        ValueError: bad shapes, ``k < 1``, or non-finite embeddings.
     """
     _check_k(k)
     _check_chunk(chunk_size)
@@ -117,25 +148,24 @@ def rank(
     n_q, n_c = queries.shape[0], candidates.shape[0]
     k = min(int(k), n_c)
     if n_q == 0 or k == 0:
-        return torch.zeros((n_q, k), dtype=torch.int64), torch.zeros((n_q, k), dtype=dtype)
+        return torch.zeros((n_q, k), dtype=torch.int64), torch.zeros((n_q, k), dtype=torch.float64)
 
-    order = _tie_order(tie_key, n_c)
-    order_dev = torch.from_numpy(order).to(device)
-    # Normalise once, in the computation dtype, so a row's values never depend on the chunking.
-    cand = candidates.to(device=device, dtype=dtype)[order_dev]
-    qry = queries.to(device=device, dtype=dtype)
-    if normalize:
-        cand, qry = F.normalize(cand, dim=1), F.normalize(qry, dim=1)
-    cand_t = cand.T.contiguous()
+    order = torch.from_numpy(_tie_order(tie_key, n_c))
+    qry = _fixed_point(queries, normalize)
+    cand = _fixed_point(candidates, normalize)[order]
+    # Exactness needs every |partial sum| < 2**53; by Cauchy-Schwarz it is <= ||q|| * ||c||.
+    bound = float(qry.norm(dim=1).max()) * float(cand.norm(dim=1).max())
+    if bound >= 2.0**53:  # pragma: no cover - needs d in the billions
+        raise ValueError("embedding dimension too large for exact fixed-point scores")
+    qry, cand_t = qry.to(device), cand.to(device).T.contiguous()
+    order_dev = order.to(device)
+    unit = 2.0 ** (-2 * FIXED_POINT_BITS)
 
     idx_out, val_out = [], []
     for start in range(0, n_q, chunk_size):
-        s = qry[start : start + chunk_size] @ cand_t
-        if torch.isnan(s).any():
-            raise ValueError("NaN in the similarity scores (non-finite embeddings?)")
-        pos, vals = _topk_exact(s, k)
+        pos, vals = _topk_exact(qry[start : start + chunk_size] @ cand_t, k)
         idx_out.append(order_dev[pos].cpu())
-        val_out.append(vals.cpu())
+        val_out.append(vals.cpu() * unit)  # exact: a power of two
     return torch.cat(idx_out), torch.cat(val_out)
 
 

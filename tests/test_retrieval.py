@@ -7,13 +7,27 @@ import pytest
 import torch
 
 from cti_repro.metrics import compute_metrics
-from cti_repro.retrieval import evaluate_ranking, rank, rank_scores, required_depth
+from cti_repro.retrieval import FIXED_POINT_BITS, evaluate_ranking, rank, rank_scores, required_depth
 
 
 def _brute_force(scores: np.ndarray, k: int, tie_key: np.ndarray) -> np.ndarray:
     """Per-row lexsort on (score descending, tie_key ascending, index ascending)."""
     idx = np.arange(scores.shape[1])
     return np.stack([np.lexsort((idx, tie_key, -row))[:k] for row in scores])
+
+
+def _fixed_point_scores(q: np.ndarray, c: np.ndarray, normalize: bool) -> np.ndarray:
+    """Independent int64 version of rank()'s fixed-point scores (in units of 2**-52)."""
+
+    def quantise(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float64)
+        if normalize:
+            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        else:
+            x = x * 2.0 ** -np.ceil(np.log2(np.linalg.norm(x, axis=1).max()))
+        return np.round(x * 2.0**FIXED_POINT_BITS).astype(np.int64)
+
+    return quantise(q) @ quantise(c).T
 
 
 def _int_data(seed: int, n_q: int = 23, n_c: int = 157, d: int = 3):
@@ -29,12 +43,15 @@ def test_rank_matches_brute_force_with_ties(k: int) -> None:
     q, c = _int_data(seed=k)
     tie_key = np.random.default_rng(k).permutation(len(c))
     idx, val = rank(q, c, k, tie_key=tie_key, chunk_size=5, normalize=False)
-    exact = (q @ c.T).numpy()
+    exact = (q @ c.T).numpy()  # small integers: the fixed-point scores are a fixed multiple
     want = _brute_force(exact, k, tie_key)
     assert idx.shape == val.shape == (len(q), min(k, len(c)))  # k > N is clipped
     assert idx.dtype == torch.int64
     np.testing.assert_array_equal(idx.numpy(), want)
-    np.testing.assert_array_equal(val.numpy(), np.take_along_axis(exact, want, axis=1))
+    ex = np.take_along_axis(exact, want, axis=1)
+    assert (val.numpy()[ex == 0] == 0).all()
+    ratio = val.numpy()[ex != 0] / ex[ex != 0]
+    assert len(ratio) and (ratio == ratio[0]).all() and ratio[0] > 0  # one power-of-two factor
 
 
 def test_rank_default_tie_key_is_index_and_repeated_keys_are_stable() -> None:
@@ -77,12 +94,15 @@ def test_chunked_equals_unchunked(normalize: bool) -> None:
         idx, val = rank(q, c, 60, tie_key=tie_key, chunk_size=chunk, normalize=normalize)
         assert torch.equal(idx, ref_idx), chunk
         assert torch.equal(val, ref_val), chunk
-    # And against a brute-force lexsort of independently computed cosine scores.
-    qn = q.double() / q.double().norm(dim=1, keepdim=True)
-    cn = c.double() / c.double().norm(dim=1, keepdim=True)
-    scores = (qn @ cn.T).numpy() if normalize else (q.double() @ c.double().T).numpy()
-    np.testing.assert_array_equal(ref_idx.numpy(), _brute_force(scores, 60, tie_key))
-    np.testing.assert_allclose(ref_val.numpy(), np.take_along_axis(scores, ref_idx.numpy(), 1), atol=1e-12)
+    # Against a brute-force lexsort of independently computed (int64) fixed-point scores ...
+    fixed = _fixed_point_scores(q.numpy(), c.numpy(), normalize)
+    want = _brute_force(fixed, 60, tie_key)
+    np.testing.assert_array_equal(ref_idx.numpy(), want)
+    np.testing.assert_array_equal(ref_val.numpy(), np.take_along_axis(fixed, want, 1) * 2.0**-52)
+    # ... which are the cosines up to the quantisation (~1e-7).
+    if normalize:
+        cos = (torch.nn.functional.normalize(q.double(), dim=1) @ torch.nn.functional.normalize(c.double(), dim=1).T).numpy()
+        np.testing.assert_allclose(ref_val.numpy(), np.take_along_axis(cos, want, 1), rtol=0, atol=1e-6)
 
 
 def test_rank_scores_matches_brute_force_and_chunking() -> None:
@@ -110,6 +130,22 @@ def test_rank_edge_cases() -> None:
         rank_scores(torch.tensor([[0.0, float("nan")]]), 1)
     idx, _ = rank(q.numpy(), c.numpy(), 3, device="cpu")  # numpy inputs and explicit device
     assert idx.shape == (4, 3)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        rank(torch.full((1, 3), float("inf")), c, 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_equals_cpu() -> None:
+    rng = np.random.default_rng(8)
+    q = torch.from_numpy(rng.normal(size=(300, 512))).float()
+    c = torch.from_numpy(rng.normal(size=(5000, 512))).float()
+    c[2500:] = c[:2500]
+    tie_key = rng.permutation(5000)
+    cpu = rank(q, c, 100, tie_key=tie_key, chunk_size=128)
+    gpu = rank(q.cuda(), c.cuda(), 100, tie_key=tie_key, chunk_size=77)
+    assert torch.equal(cpu[0], gpu[0]) and torch.equal(cpu[1], gpu[1])
+    s = torch.from_numpy(rng.integers(0, 4, size=(50, 3000)).astype(np.float32))
+    assert all(torch.equal(a, b) for a, b in zip(rank_scores(s, 64), rank_scores(s.cuda(), 64)))
 
 
 def test_evaluate_ranking_hand_computed() -> None:

@@ -1,0 +1,77 @@
+import pandas as pd
+import pytest
+
+from cti_repro.cli import main
+from cti_repro.data.catalogue import Catalogue, CatalogueError, Product
+
+
+def _cat(root=None):
+    return Catalogue.from_products(
+        [
+            Product("p1", "Red mug", ("Colour: red", "Material: ceramic"), ("Home", "Kitchen", "Mugs"), "images/p1.png"),
+            Product("p2", "Blue mug", ("Colour: blue",), ("Home", "Kitchen", "Mugs")),
+            Product("p3", "Drill", ("Power: 500 W", "Colour: red", "Cordless"), ("Tools", "Drills")),
+        ],
+        root=root,
+    )
+
+
+def test_stats_hand_computed(tmp_path):
+    cat = _cat()
+    cat.save(tmp_path)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "p1.png").write_bytes(b"x")
+    s = Catalogue.load(tmp_path).stats()
+    assert s["products"] == 3
+    assert s["unique_categories"] == 5          # Home, Kitchen, Mugs, Tools, Drills
+    assert s["root_categories"] == 2 and s["leaf_categories"] == 2
+    assert s["category_product_pairs"] == 3 + 3 + 2
+    assert s["depth_min"] == 2 and s["depth_max"] == 3 and s["levels"] == 3
+    assert s["depth_mean"] == pytest.approx(8 / 3, abs=1e-4)
+    assert s["attributes_total"] == 6 and s["attributes_unique"] == 5
+    assert (s["attributes_min"], s["attributes_max"]) == (1, 3)
+    assert s["images_missing"] == 2
+
+
+def test_roundtrip_and_fingerprint(tmp_path):
+    cat = _cat()
+    cat.save(tmp_path)
+    back = Catalogue.load(tmp_path)
+    assert list(back) == list(cat)
+    assert back.fingerprint() == cat.fingerprint()
+    changed = back.frame.copy()
+    changed.loc[0, "title"] = "Green mug"
+    assert Catalogue(changed, tmp_path).fingerprint() != cat.fingerprint()
+
+
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda f: f.drop(columns=["title"]), "missing column(s) ['title']"),
+        (lambda f: f.assign(title=[1, 2, 3]), "column 'title' must hold str, row 0"),
+        (lambda f: f.assign(category_path=["Home", "a", "b"]), "column 'category_path' must hold list<str>, row 0"),
+        (lambda f: f.assign(product_id=["a", "a", "b"]), "'product_id' has duplicates"),
+    ],
+)
+def test_validation_names_the_field(tmp_path, mutate, needle):
+    frame = mutate(_cat().frame.copy())
+    frame.to_parquet(tmp_path / "catalogue.parquet")
+    with pytest.raises(CatalogueError) as err:
+        Catalogue.load(tmp_path)
+    assert needle in str(err.value) and "catalogue.parquet" in str(err.value)
+
+
+def test_missing_catalogue_and_cli_error(tmp_path, capsys):
+    with pytest.raises(CatalogueError, match="no catalogue here"):
+        Catalogue.load(tmp_path)
+    assert main(["data", "stats", str(tmp_path)]) == 2
+    assert "no catalogue here" in capsys.readouterr().err
+
+
+def test_cli_stats_prints_json(tmp_path, capsys):
+    import json
+
+    _cat().save(tmp_path)
+    assert main(["data", "stats", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["products"] == 3 and out["category_product_pairs"] == 8

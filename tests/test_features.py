@@ -1,0 +1,93 @@
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cti_repro.config import load_config
+from cti_repro.data.catalogue import Catalogue, Product
+from cti_repro.features import (
+    PARTS,
+    WeightsUnavailableError,
+    load_clip,
+    load_features,
+    mean_attribute_embeddings,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cat")
+    (root / "images").mkdir()
+    prods = []
+    for i, colour in enumerate(["red", "green", "blue", "red", "green"]):
+        Image.new("RGB", (40, 40), colour).save(root / "images" / f"p{i}.png")
+        prods.append(Product(f"p{i}", f"{colour} kettle {i}", (f"Colour: {colour}", "Material: steel"),
+                             ("Home", "Kitchen", "Kettles"), f"images/p{i}.png"))
+    (root / "images" / "p3.png").write_bytes(b"not a png")           # corrupt
+    prods.append(Product("p5", "no image", ("Material: steel",), ("Home", "Mugs"), "images/missing.png"))
+    cat = Catalogue.from_products(prods)
+    cat.save(root)
+    cfg = load_config("smoke")
+    cfg = dataclasses.replace(cfg, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    return Catalogue.load(root), cfg
+
+
+def test_attribute_mean_is_eq5():
+    emb = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+    idx = {"a": 0, "b": 1, "c": 2}
+    out = mean_attribute_embeddings([["a", "b"], ["c"], []], emb, idx)
+    np.testing.assert_allclose(out, [[0.5, 0.5], [1.0, 1.0], [0.0, 0.0]])
+
+
+def test_compute_then_cache_hit(tiny):
+    cat, cfg = tiny
+    fs = load_features(cfg, cat, PARTS, device="cpu")
+    assert fs.cache_hits == []
+    n = len(cat)
+    assert fs["image"].shape == (n, 64) and fs["title"].shape == (n, 384) and fs["attributes"].shape == (n, 384)
+    assert fs["category"].shape == (len(fs.categories), 384) and fs["clip_category"].shape[0] == len(fs.categories)
+    # corrupt and missing images are zero rows and counted, not fatal
+    assert fs.stats["images_unreadable"] == 2
+    assert not fs["image"][3].any() and not fs["image"][5].any() and fs["image"][0].any()
+    # same colour -> identical image features (deterministic encoder)
+    np.testing.assert_allclose(fs["image"][0], fs["image"][0])
+    assert fs.identities["image"]["pretrained"] is False
+    assert fs.identities["text"]["name"].endswith("all-MiniLM-L6-v2")
+    again = load_features(cfg, cat, PARTS, device="cpu")
+    assert sorted(again.cache_hits) == sorted(PARTS)
+    for p in PARTS:
+        np.testing.assert_array_equal(np.asarray(again[p]), np.asarray(fs[p]))
+    assert again.stats["images_unreadable"] == 2
+
+
+def test_title_features_are_semantic(tiny):
+    cat, cfg = tiny
+    fs = load_features(cfg, cat, ("title",), device="cpu")
+    t = np.asarray(fs["title"])
+    t = t / np.linalg.norm(t, axis=1, keepdims=True)
+    # "red kettle 0" is closer to "red kettle 3" than to "no image"
+    assert t[0] @ t[3] > t[0] @ t[5]
+
+
+def test_cache_key_changes_with_catalogue(tiny, tmp_path):
+    cat, cfg = tiny
+    changed = Catalogue(cat.frame.assign(title=cat.frame["title"] + " x"), cat.root)
+    fs = load_features(cfg, changed, ("title",), device="cpu")
+    assert fs.cache_hits == []
+
+
+def test_missing_pretrained_weights_fail_with_instructions(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError, match="allow_random"):
+        load_clip("Tiny-ViT-32", "openai", allow_random=False)
+    net, _, _, ident = load_clip("Tiny-ViT-32", "openai", allow_random=True, seed=5)
+    assert ident["pretrained"] is False and "random" in ident["weights"]
+
+
+def test_random_weights_are_seeded():
+    import torch
+
+    a = load_clip("Tiny-ViT-32", "none", allow_random=True, seed=1)[0]
+    b = load_clip("Tiny-ViT-32", "none", allow_random=True, seed=1)[0]
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
