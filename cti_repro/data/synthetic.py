@@ -51,7 +51,7 @@ ASPECTS = (1.0, 0.6, 1.6)
 PATTERNS = ("plain", "hstripes", "vstripes", "diag", "dots", "checker", "grid", "rings", "antidiag",
             "half", "border", "wave")
 DETAILS = ("none", "handle", "knob", "base", "button", "band", "antenna", "corner")
-# Level-2 names too generic to stand for a product type in a title ("Men's Razor" is fine, "Men" not).
+# Names too generic to stand for a product type in a title or bullet ("Great addition to any parts").
 _VAGUE = {"Accessories", "Parts", "Sets", "Men", "Women", "Kids", "Girls", "Boys", "Baby", "Men's",
           "Women's", "Clothing", "Athletic", "Face", "Body", "Eyes", "Lips", "Storage"}
 
@@ -100,11 +100,6 @@ def category_tree() -> list[Node]:
     return out
 
 
-def _stable_int(text: str) -> int:
-    # crc32, not hash(): str hashing is salted per process (PYTHONHASHSEED).
-    return zlib.crc32(text.encode("utf-8"))
-
-
 def _fill_digits(template: str, rng: random.Random) -> str:
     # Each "#" becomes a digit; the first digit of a number is never 0 ("08 servings").
     out: list[str] = []
@@ -136,7 +131,8 @@ def _title(path: tuple[str, ...], syn: tuple[str, ...], colour: str, rng: random
     feat = rng.choice(style["features"])
     u = rng.random()
     if u < 0.10 and syn:
-        kw = rng.choice(syn).title() if rng.random() < 0.7 else rng.choice(syn)
+        kw = rng.choice(syn)
+        kw = " ".join(w[:1].upper() + w[1:] for w in kw.split()) if rng.random() < 0.7 else kw
     elif u < 0.60:
         kw = path[-1] if rng.random() < 0.35 else V.singular(path[-1])
     elif u < 0.77:
@@ -197,6 +193,16 @@ def _attributes(path: tuple[str, ...], colour: str, size: float, rng: random.Ran
 
 # ---- images ------------------------------------------------------------------------------------
 _YY, _XX = np.mgrid[0:_L, 0:_L].astype(np.float32)
+_POLYGONS: dict[str, list[tuple[float, float]]] = {  # vertices in the unit box of the silhouette
+    "triangle": [(0.5, 0), (1, 1), (0, 1)],
+    "diamond": [(0.5, 0), (1, 0.5), (0.5, 1), (0, 0.5)],
+    "cross": [(0.33, 0), (0.67, 0), (0.67, 0.33), (1, 0.33), (1, 0.67), (0.67, 0.67), (0.67, 1), (0.33, 1),
+              (0.33, 0.67), (0, 0.67), (0, 0.33), (0.33, 0.33)],
+    "bottle": [(0.38, 0), (0.62, 0), (0.62, 0.25), (0.9, 0.38), (0.9, 1), (0.1, 1), (0.1, 0.38), (0.38, 0.25)],
+    "trapezoid": [(0.25, 0), (0.75, 0), (1, 1), (0, 1)],
+    "lshape": [(0, 0), (0.45, 0), (0.45, 0.55), (1, 0.55), (1, 1), (0, 1)],
+    "house": [(0.5, 0), (1, 0.4), (1, 1), (0, 1), (0, 0.4)],
+}
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, aspect: float) -> tuple[float, float, float, float]:
@@ -208,75 +214,54 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, aspect: float) -> tuple[f
     def poly(pts: list[tuple[float, float]]) -> None:
         draw.polygon([(x0 + px * w, y0 + py * h) for px, py in pts], fill=255)
 
-    if shape == "rect":
+    if shape in _POLYGONS:
+        poly(_POLYGONS[shape])
+    elif shape == "rect":
         draw.rectangle((x0, y0, x1, y1), fill=255)
     elif shape in ("rounded", "capsule"):
-        draw.rounded_rectangle((x0, y0, x1, y1), radius=min(w, h) * (0.22 if shape == "rounded" else 0.5), fill=255)
-    elif shape == "ellipse":
+        draw.rounded_rectangle((x0, y0, x1, y1), radius=min(w, h) * (0.22 if shape == "rounded" else 0.4), fill=255)
+    elif shape in ("ellipse", "ring"):
         draw.ellipse((x0, y0, x1, y1), fill=255)
-    elif shape == "ring":
-        draw.ellipse((x0, y0, x1, y1), fill=255)
-        draw.ellipse((cx - w * 0.22, cy - h * 0.22, cx + w * 0.22, cy + h * 0.22), fill=0)
-    elif shape == "triangle":
-        poly([(0.5, 0), (1, 1), (0, 1)])
-    elif shape == "diamond":
-        poly([(0.5, 0), (1, 0.5), (0.5, 1), (0, 0.5)])
-    elif shape in ("hexagon", "octagon"):
-        n = 6 if shape == "hexagon" else 8
-        a = np.arange(n) * 2 * np.pi / n + np.pi / n
-        poly([(0.5 + 0.5 * np.cos(t), 0.5 + 0.5 * np.sin(t)) for t in a])
-    elif shape == "star":
-        a = np.arange(10) * np.pi / 5 - np.pi / 2
-        r = np.where(np.arange(10) % 2 == 0, 0.5, 0.22)
+        if shape == "ring":
+            draw.ellipse((cx - w * 0.22, cy - h * 0.22, cx + w * 0.22, cy + h * 0.22), fill=0)
+    elif shape in ("hexagon", "octagon", "star"):
+        k = 10 if shape == "star" else 6 if shape == "hexagon" else 8
+        a = np.arange(k) * 2 * np.pi / k + (np.pi / k if shape != "star" else -np.pi / 2)
+        r = np.where((np.arange(k) % 2 == 0) | (shape != "star"), 0.5, 0.22)
         poly([(0.5 + ri * np.cos(t), 0.5 + ri * np.sin(t)) for ri, t in zip(r, a)])
-    elif shape == "cross":
-        poly([(0.33, 0), (0.67, 0), (0.67, 0.33), (1, 0.33), (1, 0.67), (0.67, 0.67), (0.67, 1), (0.33, 1),
-              (0.33, 0.67), (0, 0.67), (0, 0.33), (0.33, 0.33)])
-    elif shape == "bottle":
-        poly([(0.38, 0), (0.62, 0), (0.62, 0.25), (0.9, 0.38), (0.9, 1), (0.1, 1), (0.1, 0.38), (0.38, 0.25)])
-    elif shape == "trapezoid":
-        poly([(0.25, 0), (0.75, 0), (1, 1), (0, 1)])
-    elif shape == "arch":
+    else:  # arch: a dome on a box
         draw.pieslice((x0, y0, x1, y0 + h), 180, 360, fill=255)
         draw.rectangle((x0, cy, x1, y1), fill=255)
-    elif shape == "lshape":
-        poly([(0, 0), (0.45, 0), (0.45, 0.55), (1, 0.55), (1, 1), (0, 1)])
-    else:  # house
-        poly([(0.5, 0), (1, 0.4), (1, 1), (0, 1), (0, 0.4)])
     return x0, y0, x1, y1
 
 
+_BORDER = np.minimum(np.minimum(_XX, _L - 1 - _XX), np.minimum(_YY, _L - 1 - _YY))
+_RADIUS = np.hypot(_XX - _L / 2, _YY - _L / 2)
+# Fill patterns as functions of shifted coordinates (x, y) and period p; "plain" is all False.
+_PATTERN_FNS: dict[str, Any] = {
+    "hstripes": lambda x, y, p: (y % p) < p / 2,
+    "vstripes": lambda x, y, p: (x % p) < p / 2,
+    "diag": lambda x, y, p: ((x + y) % p) < p / 2,
+    "antidiag": lambda x, y, p: ((x - y) % p) < p / 2,
+    "dots": lambda x, y, p: ((x % p) - p / 2) ** 2 + ((y % p) - p / 2) ** 2 < (p / 4) ** 2,
+    "checker": lambda x, y, p: ((x // p) + (y // p)) % 2 == 0,
+    "grid": lambda x, y, p: ((x % p) < 2) | ((y % p) < 2),
+    "rings": lambda x, y, p: (_RADIUS % p) < p / 2,
+    "half": lambda x, y, p: _YY > _L / 2,
+    "border": lambda x, y, p: (_BORDER > 8) & (_BORDER < 8 + p / 2),
+    "wave": lambda x, y, p: ((y + 3 * np.sin(x / 4)) % p) < p / 2,
+}
+
+
 def _pattern(kind: str, period: float, phase: float) -> np.ndarray:
-    x, y = _XX + phase, _YY + phase
-    p = period
-    if kind == "hstripes":
-        return (y % p) < p / 2
-    if kind == "vstripes":
-        return (x % p) < p / 2
-    if kind == "diag":
-        return ((x + y) % p) < p / 2
-    if kind == "antidiag":
-        return ((x - y) % p) < p / 2
-    if kind == "dots":
-        return ((x % p) - p / 2) ** 2 + ((y % p) - p / 2) ** 2 < (p / 4) ** 2
-    if kind == "checker":
-        return ((x // p) + (y // p)) % 2 == 0
-    if kind == "grid":
-        return ((x % p) < 2) | ((y % p) < 2)
-    if kind == "rings":
-        return (np.hypot(_XX - _L / 2, _YY - _L / 2) % p) < p / 2
-    if kind == "half":
-        return _YY > _L / 2
-    if kind == "border":
-        d = np.minimum(np.minimum(_XX, _L - 1 - _XX), np.minimum(_YY, _L - 1 - _YY))
-        return (d > 8) & (d < 8 + p / 2)
-    if kind == "wave":
-        return ((y + 3 * np.sin(x / 4)) % p) < p / 2
-    return np.zeros((_L, _L), dtype=bool)
+    fn = _PATTERN_FNS.get(kind)
+    return fn(_XX + phase, _YY + phase, period) if fn else np.zeros((_L, _L), dtype=bool)
 
 
 @dataclass(frozen=True)
-class _Look:
+class Look:
+    """Visual traits of a category: root tint, branch silhouette, level-3 detail, node pattern."""
+
     tint: tuple[int, int, int]
     shape: str
     aspect: float
@@ -285,12 +270,12 @@ class _Look:
     period: float
 
 
-def _looks(nodes: list[Node]) -> dict[tuple[str, ...], _Look]:
+def _looks(nodes: list[Node]) -> dict[tuple[str, ...], Look]:
     """The visual traits of every node: tint by root, shape by level-2 branch, detail, pattern."""
     by_path = {n.path: n for n in nodes}
     roots = [n.path[0] for n in nodes if len(n.path) == 1]
     branches = [n.path for n in nodes if len(n.path) == 2]
-    looks: dict[tuple[str, ...], _Look] = {}
+    looks: dict[tuple[str, ...], Look] = {}
     for n in nodes:
         if len(n.path) < 2:
             continue
@@ -300,13 +285,13 @@ def _looks(nodes: list[Node]) -> dict[tuple[str, ...], _Look]:
         g = branches.index(n.path[:2])
         d3 = by_path[n.path[:3]].sibling if len(n.path) >= 3 else 0
         s = n.sibling
-        looks[n.path] = _Look(tint, SHAPES[g % len(SHAPES)], ASPECTS[(g // len(SHAPES) + r) % len(ASPECTS)],
+        looks[n.path] = Look(tint, SHAPES[g % len(SHAPES)], ASPECTS[(g // len(SHAPES) + r) % len(ASPECTS)],
                               DETAILS[d3 % len(DETAILS)], PATTERNS[s % len(PATTERNS)],
                               6.0 + 3.0 * ((s // len(PATTERNS) + len(n.path)) % 3))
     return looks
 
 
-def render_image(look: _Look, rgb: tuple[int, int, int], scale: float, rng: np.random.Generator) -> bytes:
+def render_image(look: Look, rgb: tuple[int, int, int], scale: float, rng: np.random.Generator) -> bytes:
     """A product photo: the object in ``rgb`` with the look's traits, jittered and noised.
 
     Args:
@@ -357,7 +342,6 @@ def render_image(look: _Look, rgb: tuple[int, int, int], scale: float, rng: np.r
         c = tuple(int(v) for v in rng.integers(0, 256, size=3))
         px, py = (int(v) for v in rng.integers(0, IMAGE_SIZE - 20, size=2))
         [bd.rectangle, bd.ellipse][int(rng.integers(0, 2))]((px, py, px + 18, py + 14), fill=c)
-    # Sensor-like noise on 2x2 blocks: realistic grain that still compresses (PNG predictors).
     b = _NOISE_BLOCK
     noise = rng.normal(0, _NOISE_SIGMA, size=(IMAGE_SIZE // b, IMAGE_SIZE // b, 3)).repeat(b, 0).repeat(b, 1)
     arr = np.clip(np.asarray(bg, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
@@ -380,8 +364,8 @@ def generate_synthetic(out: Path, products: int | None = None, seed: int = 0) ->
         The saved :class:`Catalogue` (root ``out``).
     """
     n = DEFAULT_PRODUCTS if products is None else int(products)
-    if n < 1:
-        raise ValueError(f"products must be >= 1, got {n}")
+    if n < 1 or seed < 0:
+        raise ValueError(f"need products >= 1 and seed >= 0, got products={n}, seed={seed}")
     out = Path(out)
     img_dir = out / IMAGES_DIR
     img_dir.mkdir(parents=True, exist_ok=True)
@@ -393,7 +377,8 @@ def generate_synthetic(out: Path, products: int | None = None, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     # Zipf-like popularity over leaves in a seed-dependent order (a few big, many tiny categories).
     w = 1.0 / np.arange(1, len(leaves) + 1) ** ZIPF_EXPONENT
-    w = w[rng.permutation(len(leaves))]
+    # Deeper leaves are favoured (most shop products sit in fine-grained leaves): mean depth ~3.9.
+    w = w[rng.permutation(len(leaves))] * np.array([len(p) - 1 for p in leaves], dtype=float)
     picks = rng.choice(len(leaves), size=n, p=w / w.sum())
     cut = rng.random(n) < INTERNAL_FRACTION
     cut_u = rng.random(n)
@@ -409,7 +394,8 @@ def generate_synthetic(out: Path, products: int | None = None, seed: int = 0) ->
         irng = np.random.default_rng([seed, i])
         u = trng.random()
         if u < 0.35:  # a leaf-typical colour (e.g. most espresso machines are silver)
-            colour = colour_names[_stable_int("/".join(path)) % len(colour_names)]
+            # crc32, not hash(): str hashing is salted per process (PYTHONHASHSEED).
+            colour = colour_names[zlib.crc32("/".join(path).encode()) % len(colour_names)]
         elif u < 0.85:
             colour = trng.choice(V.ROOT_STYLE[path[0]]["palette"])
         else:
