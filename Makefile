@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 PROFILE ?= embedded
 PYTEST_ARGS ?=
 
-.PHONY: install test reproduce book bench clean
+.PHONY: install test reproduce book bench models clean
 
 install: $(STAMP)
 
@@ -39,3 +39,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf book/_build book/runs runs cache
+
+models: $(STAMP)
+	$(BIN)/cti-repro models mpnet

