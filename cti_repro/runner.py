@@ -40,7 +40,10 @@ def prepare_catalogue(cfg: StudyConfig) -> Catalogue:
     """
     directory = cfg.data_dir
     if (directory / "catalogue.parquet").is_file():
-        return Catalogue.load(directory)
+        catalogue = Catalogue.load(directory)
+        # An XMarket import interrupted during the image phase is marked incomplete: resume it.
+        if not (cfg.data.source == "xmarket" and catalogue.meta.get("complete") is False):
+            return catalogue
     if cfg.data.source == "synthetic":
         from cti_repro.data.synthetic import generate_synthetic
 
