@@ -11,10 +11,16 @@ negative idf values), written as one sparse matrix product so that all queries a
 
 with idf values below zero replaced by ``epsilon * mean(idf)``. A query term repeated in the
 query counts once per occurrence, as in rank_bm25.
+
+The scores are bit-identical to ``BM25Okapi.get_scores``, not just close: idf uses ``math.log``
+and a sequential mean in rank_bm25's vocabulary order, each term weight is evaluated with the same
+operations in the same order, and a query's term weights are added one query position at a time
+(one sparse row selection per position), i.e. in rank_bm25's summation order.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -55,15 +61,20 @@ class SparseBM25:
         tf.sum_duplicates()
         doc_len = np.array([len(doc) for doc in corpus], dtype=np.float64)
         avgdl = doc_len.sum() / max(n_docs, 1)
-        df = np.bincount(tf.indices, minlength=len(vocab)).astype(np.float64)
-        idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+        df = np.bincount(tf.indices, minlength=len(vocab))
+        # math.log and a left-to-right sum, as rank_bm25 (numpy's log and pairwise mean can differ by an ulp)
+        idf = np.array([math.log(n_docs - int(f) + 0.5) - math.log(int(f) + 0.5) for f in df], dtype=np.float64)
         if len(idf):
-            idf[idf < 0] = epsilon * idf.mean()
+            total = 0.0
+            for v in idf.tolist():
+                total += v
+            idf[idf < 0] = epsilon * (total / len(idf))
         self.idf = idf
         denom_doc = k1 * (1 - b + b * doc_len / avgdl) if avgdl > 0 else np.full(n_docs, k1)
         tf = tf.tocoo()
-        w = idf[tf.col] * tf.data * (k1 + 1) / (tf.data + denom_doc[tf.row])
+        w = idf[tf.col] * (tf.data * (k1 + 1) / (tf.data + denom_doc[tf.row]))
         self.weights = sp.csc_matrix((w, (tf.row, tf.col)), shape=(n_docs, len(vocab)))
+        self._weights_t = self.weights.T.tocsr()  # [V, N]: row t holds term t's weight in every doc
         self.n_docs = n_docs
 
     def query_matrix(self, queries: list[list[str]]) -> sp.csr_matrix:
@@ -79,9 +90,24 @@ class SparseBM25:
         m.sum_duplicates()
         return m
 
+    def score_sparse(self, queries: list[list[str]]) -> sp.csr_matrix:
+        """BM25 scores as a sparse [Q, N] matrix (a document sharing no term with a query scores 0).
+
+        Term weights are added one query position at a time: the same additions, in the same
+        order, as ``BM25Okapi.get_scores`` (so the scores are bit-identical).
+        """
+        ids = [[self.vocab[t] for t in toks if t in self.vocab] for toks in queries]
+        out = sp.csr_matrix((len(queries), self.n_docs), dtype=np.float64)
+        for j in range(max((len(i) for i in ids), default=0)):
+            rows = np.array([q for q, i in enumerate(ids) if len(i) > j], dtype=np.int64)
+            cols = np.array([ids[q][j] for q in rows], dtype=np.int64)
+            pick = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(queries), len(self.vocab)))
+            out = out + pick @ self._weights_t  # one term per row: 1.0 * w is exact
+        return out
+
     def score_matrix(self, queries: list[list[str]]) -> np.ndarray:
         """BM25 scores of every query against every document: dense [Q, N] float64."""
-        return np.asarray((self.query_matrix(queries) @ self.weights.T).todense())
+        return self.score_sparse(queries).toarray()
 
 
 def bm25_scores(

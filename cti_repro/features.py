@@ -150,10 +150,24 @@ class _ImageDataset:
             return torch.zeros(3, self.size, self.size), False
 
 
+def _amp_context(device: str, amp: bool | None):
+    """bf16 autocast on ``device``'s type: on by default on CUDA; ``amp=True`` forces it (CPU too)."""
+    import torch
+
+    dev_type = "cuda" if str(device).startswith("cuda") else "cpu"
+    enabled = dev_type == "cuda" if amp is None else bool(amp)
+    return torch.autocast(dev_type, dtype=torch.bfloat16, enabled=enabled)
+
+
 def encode_images(
     net, preprocess, paths: list[Path | None], batch_size: int = 64, num_workers: int = 0, device: str = "cpu",
+    amp: bool | None = None, pin_memory: bool | None = None, progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Image embeddings of ``paths``.
+
+    Decoding and preprocessing run in ``num_workers`` DataLoader processes; batches go to
+    ``device`` from pinned memory (default: on CUDA) with non-blocking copies, and the model runs
+    under bf16 autocast (default: on CUDA; ``amp=True`` forces it, e.g. on CPU in tests).
 
     Returns:
         (features float32 [N, d], ok bool [N]); rows of unreadable images are zero.
@@ -164,42 +178,38 @@ def encode_images(
 
     size = net.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
+    pin = str(device).startswith("cuda") if pin_memory is None else bool(pin_memory)
     loader = DataLoader(
         _ImageDataset(paths, preprocess, size), batch_size=batch_size, num_workers=num_workers,
-        pin_memory=device == "cuda", shuffle=False,
+        pin_memory=pin and torch.cuda.is_available(), shuffle=False,
+        prefetch_factor=4 if num_workers > 0 else None, persistent_workers=False,
     )
     feats, oks = [], []
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else _nullcontext()
-    with torch.inference_mode(), amp:
-        for x, ok in tqdm(loader, desc="image features", unit="batch", file=sys.stderr):
+    with torch.inference_mode(), _amp_context(device, amp):
+        for x, ok in tqdm(loader, desc="image features", unit="batch", file=sys.stderr, disable=not progress):
             emb = net.encode_image(x.to(device, non_blocking=True)).float()
-            feats.append(emb.cpu().numpy())
-            oks.append(ok.numpy())
+            feats.append(emb)  # stays on the device: one sync at the end, not one per batch
+            oks.append(ok)
     if not feats:
         return np.zeros((0, 0), np.float32), np.zeros(0, bool)
-    out, ok = np.concatenate(feats).astype(np.float32), np.concatenate(oks).astype(bool)
+    out = torch.cat(feats).cpu().numpy().astype(np.float32)
+    ok = torch.cat(oks).numpy().astype(bool)
     out[~ok] = 0.0
     return out, ok
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def encode_clip_text(net, tokenizer, texts: list[str], batch_size: int = 256, device: str = "cpu") -> np.ndarray:
-    """CLIP text-tower embeddings (for zero-shot CLIP queries)."""
+def encode_clip_text(
+    net, tokenizer, texts: list[str], batch_size: int = 256, device: str = "cpu", amp: bool | None = None,
+) -> np.ndarray:
+    """CLIP text-tower embeddings (for zero-shot CLIP queries); ``amp`` as in :func:`encode_images`."""
     import torch
 
     out = []
-    with torch.inference_mode():
+    with torch.inference_mode(), _amp_context(device, amp):
         for i in range(0, len(texts), batch_size):
-            tok = tokenizer(texts[i : i + batch_size]).to(device)
-            out.append(net.encode_text(tok).float().cpu().numpy())
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+            tok = tokenizer(texts[i : i + batch_size]).to(device, non_blocking=True)
+            out.append(net.encode_text(tok).float())
+    return torch.cat(out).cpu().numpy().astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
 def encode_unique(model, texts: list[str], batch_size: int = 128) -> tuple[np.ndarray, dict[str, int]]:

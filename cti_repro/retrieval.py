@@ -3,29 +3,30 @@
 Ranking order: score descending, then ``tie_key`` ascending (then candidate index ascending).
 ``tie_key`` is meant to be the rank of each candidate's product id in ascending id order, so the
 in-memory ranking breaks ties exactly like :func:`cti_repro.metrics.evaluate_trec` does on a run
-file whose docids are those product ids.
+file whose docids are those product ids. Two things could make a ranking depend on more than that:
 
-How the order is made exact. Two things can make a ranking depend on more than its inputs:
+* ``torch.topk`` promises nothing about ties. So candidates are put in tie-key order (or each
+  score column carries its tie rank); the k + 6 best columns of a row are sorted by (score desc,
+  tie rank asc) with stable sorts, and a row whose tie at the k-th score reaches past them is
+  redone by counting: every column scoring ``> t`` (the k-th score) is in, and of the columns
+  scoring ``== t`` the leftmost fill the remaining slots (a cumulative count picks them).
+* Floating-point matrix products are not reproducible bit for bit (kernels and summation orders
+  change with shapes), so two identical candidate vectors can score 1e-16 apart. Scores are
+  therefore in *fixed point*: both sides are L2-normalised (or, with ``normalize=False``, scaled by
+  one power of two so every row norm is <= 1) in float64 on the CPU and rounded to integer
+  multiples of 2**-26. Products and partial sums of such integers are integers below 2**53, so
+  float64 products are exact in any order, on any device: chunked and unchunked, CPU and CUDA
+  rankings are identical and duplicate vectors tie exactly. Scores are the integer dot products
+  times 2**-52; the rounding moves a cosine by at most ``sqrt(d) * 2**-26`` (7e-7 for d = 2048).
 
-* ``torch.topk`` promises nothing about ties. So (1) the candidates (or score columns) are permuted
-  once into tie-key order, making "smaller tie key" mean "smaller column position"; (2) per query
-  chunk, ``topk`` gives the k-th largest score ``t`` of each row: every column scoring ``> t`` is in
-  the top k, and of the columns scoring ``== t`` the leftmost ones fill the remaining slots (a
-  cumulative count picks them), so exactly the right k columns are selected whatever ``topk`` did
-  with ties; (3) these k columns, listed in position order, are sorted by score with a *stable*
-  descending sort, so equal scores keep the tie-key order.
-* Floating-point matrix products are not reproducible bit for bit: BLAS picks different kernels
-  and summation orders for different shapes (a chunk of 1 query vs 1024) and even for different
-  columns of one product, so two identical candidate vectors can score 1e-16 apart. :func:`rank`
-  therefore scores in *fixed point*: both sides are L2-normalised (or, with ``normalize=False``,
-  scaled by one power of two so every row norm is <= 1) in float64 on the CPU, then rounded to
-  integer multiples of 2**-26. All products and partial sums of such integers are integers below
-  2**53, so the float64 matrix product is exact in any summation order, on any device. Scores are
-  the exact integer dot products times 2**-52; rounding each coordinate by <= 2**-27 moves a
-  cosine by at most ``sqrt(d) * 2**-26`` (7e-7 for d = 2048; ~1e-8 typically), no more than the
-  rounding error of a float32 product.
-  Chunked and unchunked, CPU and CUDA rankings are therefore identical, and duplicate vectors tie
-  exactly.
+Speed, still exact. When float32 products are plain IEEE float32 (matmul precision "highest",
+no TF32) the fixed-point vectors are first scored in float32, off by at most
+``eps = 2 (2u + u^2 + gamma_d (1 + u)^2) ||q|| ||c||`` (u = 2**-24, any summation order). Only
+candidates within ``2 eps`` of a selection boundary can be misordered, so only those are rescored
+exactly; a row whose band of near-ties does not fit is redone exactly. :func:`evaluate_embeddings`
+and :func:`evaluate_scores` fuse ranking and metrics: the top 10 gives P@k and AP@k, R-precision
+counts the relevant candidates beating the R-th, so no row is ranked to depth R. The results are
+bit-identical to ``evaluate_ranking(rank(..., k=required_depth(n_rel)))``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cti_repro.metrics import compute_metrics
+from cti_repro.metrics import AP_NORMS, _safe_div, compute_metrics
 
 
 def _tie_order(tie_key: Any | None, n: int) -> np.ndarray:
@@ -50,15 +51,8 @@ def _tie_order(tie_key: Any | None, n: int) -> np.ndarray:
 
 
 def _topk_exact(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k columns of each row by score descending, then column position ascending.
-
-    Args:
-        scores: ``[B, N]`` score matrix (no NaN), ``1 <= k <= N``.
-        k: number of columns to return.
-
-    Returns:
-        ``(positions [B, k] int64, values [B, k])``.
-    """
+    """Top-k columns of each row of ``scores`` [B, N] (no NaN, ``1 <= k <= N``) by score
+    descending, then column position ascending: ``(positions [B, k] int64, values [B, k])``."""
     b = scores.shape[0]
     kth = torch.topk(scores, k, dim=1, largest=True, sorted=False).values.min(dim=1, keepdim=True).values
     above = scores > kth
@@ -83,6 +77,8 @@ def _check_chunk(chunk_size: int) -> None:
 
 
 FIXED_POINT_BITS = 26  # coordinates become integer multiples of 2**-26; see the module docstring
+_MARGIN = 6  # columns fetched beyond k, so a boundary band of near-ties usually fits
+_PAIR_BLOCK = 1 << 23  # elements per block when rescoring (row, column) pairs exactly
 
 
 def _fixed_point(x: torch.Tensor, normalize: bool) -> torch.Tensor:
@@ -104,6 +100,146 @@ def _fixed_point(x: torch.Tensor, normalize: bool) -> torch.Tensor:
     return torch.round(x * 2.0**FIXED_POINT_BITS)
 
 
+def prefilter_available(device: str | torch.device = "cpu") -> bool:
+    """Whether float32 products on ``device`` are IEEE float32 (no TF32 / bf16), as the bound needs."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    return not (torch.device(device).type == "cuda" and torch.backends.cuda.matmul.allow_tf32)
+
+
+def _eps_factor(d: int) -> float:
+    """Twice the float32 error bound of a d-term dot product, per unit of ||q|| ||c||."""
+    u = 2.0**-24
+    return 2.0 * (2.0 * u + u * u + d * u / (1.0 - d * u) * (1.0 + u) ** 2)
+
+
+class _Scorer:
+    """Fixed-point scores of query chunks against tie-ordered candidates (module docstring)."""
+
+    def __init__(self, queries, candidates, order, normalize: bool, device, prefilter: bool | None, width: int):
+        if queries.ndim != 2 or candidates.ndim != 2 or queries.shape[1] != candidates.shape[1]:
+            raise ValueError(f"need [Q, d] queries and [N, d] candidates, got {tuple(queries.shape)} "
+                             f"and {tuple(candidates.shape)}")
+        qry, cand = _fixed_point(queries, normalize), _fixed_point(candidates, normalize)[order]
+        # Exactness needs every |partial sum| < 2**53; by Cauchy-Schwarz it is <= ||q|| * ||c||.
+        q_norm, c_max = qry.norm(dim=1), float(cand.norm(dim=1).max()) if len(cand) else 0.0
+        if (float(q_norm.max()) if len(q_norm) else 0.0) * c_max >= 2.0**53:  # pragma: no cover - needs d in the billions
+            raise ValueError("embedding dimension too large for exact fixed-point scores")
+        if prefilter is None:  # auto: when the bound holds and few columns need rescoring
+            prefilter = prefilter_available(device) and 16 * width <= len(cand)
+        elif prefilter and not prefilter_available(device):
+            raise ValueError("prefilter=True needs IEEE float32 products: float32 matmul precision 'highest', no TF32")
+        self.q, self.c, self.prefilter = qry.to(device), cand.to(device), bool(prefilter)
+        if self.prefilter:
+            unit = 2.0**-FIXED_POINT_BITS
+            self.q32, self.c32t = (qry * unit).float().to(device), (cand * unit).float().T.contiguous().to(device)
+            self.eps = (_eps_factor(qry.shape[1]) * q_norm * c_max * unit**2).float()[:, None].to(device)
+        else:
+            self.ct = self.c.T.contiguous()
+
+    def pairs(self, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Exact scores of (query ``rows[i]``, candidate position ``pos[i]``) pairs: integer sums."""
+        step = max(1, _PAIR_BLOCK // max(1, self.q.shape[1]))
+        return torch.cat([(self.q[rows[i : i + step]] * self.c[pos[i : i + step]]).sum(1)
+                          for i in range(0, len(rows), step)] or [self.q.new_zeros(0)])
+
+    def chunk(self, start: int, end: int):
+        """``(scores [B, N], eps [B, 1] or None if exact, exact_pairs, exact_rows)`` of queries start:end
+        (the two functions take row indices local to the chunk)."""
+        q = self.q[start:end]
+
+        def exact_pairs(rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+            return self.pairs(rows + start, pos)
+
+        def exact_rows(rows: torch.Tensor) -> torch.Tensor:
+            return q[rows] @ self.c.T
+
+        if self.prefilter:
+            return self.q32[start:end] @ self.c32t, self.eps[start:end], exact_pairs, exact_rows
+        return q @ self.ct, None, exact_pairs, exact_rows
+
+
+def _order_rows(e: torch.Tensor, pos: torch.Tensor, key=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sort each row of ``(e, pos)`` by ``e`` descending, then tie rank (default ``pos``) ascending."""
+    o = torch.sort(pos if key is None else key[pos], dim=1).indices
+    e, o2 = torch.sort(e.gather(1, o), dim=1, descending=True, stable=True)
+    return pos.gather(1, o).gather(1, o2), e
+
+
+def _topk_core(s, k: int, eps, exact_pairs, exact_rows, values: bool = True, key=None, order=None):
+    """Exact top-k (score desc, then tie rank asc) of each row of ``s`` [B, N] -> (positions, scores).
+
+    ``eps`` None: ``s`` is exact. Else ``|s - exact| <= eps`` [B, 1]: rows whose k + 1 best scores
+    are > 2 eps apart are in exact order already; others are rescored over the k + margin best.
+    Rows with more than the margin within 2 eps of the k-th score are redone from exact full rows.
+    ``key``: tie rank of each column (None: column order); ``order = argsort(key)``.
+    """
+    b, n = s.shape
+    big = min(n, k + _MARGIN)
+    tv, ti = torch.topk(s, big, dim=1)
+    if eps is None and s.is_floating_point() and torch.isnan(tv[:, 0]).any():  # topk ranks NaN first
+        raise ValueError("NaN in the score matrix")
+    lo = tv[:, k - 1 : k] if eps is None else tv[:, k - 1 : k] - 2 * eps
+    ok = (tv[:, -1:] < lo).squeeze(1) if big < n else torch.ones(b, dtype=torch.bool, device=s.device)
+    if eps is None:
+        pos, vals = _order_rows(tv, ti, key)
+    else:
+        fuzzy = ((tv[:, :-1] - tv[:, 1:])[:, :k] <= 2 * eps).any(1)
+        pos, vals = ti.clone(), tv.double()
+        if fuzzy.any():
+            f = fuzzy.nonzero()[:, 0]
+            e = exact_pairs(f[:, None].expand(len(f), big).reshape(-1), ti[f].reshape(-1)).view(len(f), big)
+            pos[f], vals[f] = _order_rows(e, ti[f], key)
+        if values and not fuzzy.all():  # exact scores of the clean rows' top k
+            c = (~fuzzy).nonzero()[:, 0]
+            vals[c, :k] = exact_pairs(c[:, None].expand(len(c), k).reshape(-1), pos[c, :k].reshape(-1)).view(len(c), k)
+    pos, vals = pos[:, :k].contiguous(), vals[:, :k].contiguous()
+    bad = (~ok).nonzero()[:, 0]
+    if len(bad):
+        full = exact_rows(bad)
+        bp, bv = _topk_exact(full if order is None else full[:, order], k)
+        pos[bad], vals[bad] = (bp if order is None else order[bp]), bv.to(vals.dtype)
+    return pos, vals
+
+
+def _numpy_select(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype not in (torch.bfloat16, torch.float16)
+
+
+def _rp_counts(s, eps, n_rel, rel, exact_pairs, key=None) -> torch.Tensor:
+    """Relevant columns among each row's exact top R (R = n_rel in [1, N]), without ranking to R.
+
+    Columns more than 2 eps above the R-th (approximate) score are in, more than 2 eps below are
+    out; the band between is ordered exactly and its first ``R - #in`` members are in. The R-th
+    score comes from ``np.partition`` on the CPU, else ``topk`` on rows grouped by R (powers of two).
+    """
+    counts = torch.zeros(len(n_rel), dtype=torch.int64, device=s.device)
+    bucket = torch.ceil(torch.log2(n_rel.double())).long()
+    for bk in torch.unique(bucket).tolist():
+        rows = (bucket == bk).nonzero()[:, 0]
+        big, sb, rb = n_rel[rows], s[rows], rel[rows]
+        if _numpy_select(sb):  # numpy's introselect: ~7x faster than a deep topk on the CPU
+            at = sb.shape[1] - big.numpy()
+            v = torch.from_numpy(np.partition(sb.numpy(), np.unique(at), axis=1)[np.arange(len(at)), at])[:, None]
+        else:
+            v = torch.topk(sb, int(big.max()), dim=1).values.gather(1, (big - 1)[:, None])
+        hi, lo = (v, v) if eps is None else (v + 2 * eps[rows], v - 2 * eps[rows])
+        sure = sb > hi
+        r, p = ((sb >= lo) & ~sure).nonzero(as_tuple=True)
+        e = sb[r, p] if eps is None else exact_pairs(rows[r], p)
+        # order the band by (row, score desc, tie rank asc): stable sorts, least significant first
+        o = torch.arange(len(r), device=s.device) if key is None else torch.sort(key[p], stable=True).indices
+        o = o[torch.sort(e[o], descending=True, stable=True).indices]
+        r, p = r[o], p[o]
+        o = torch.sort(r, stable=True).indices
+        r, p = r[o], p[o]
+        per_row = torch.bincount(r, minlength=len(rows))
+        first = torch.cumsum(per_row, 0) - per_row
+        take = (torch.arange(len(r), device=s.device) - first[r] < (big - sure.sum(1))[r]) & rb[r, p]
+        counts[rows] = (sure & rb).sum(1) + torch.bincount(r[take], minlength=len(rows))
+    return counts
+
+
 def rank(
     queries: torch.Tensor,
     candidates: torch.Tensor,
@@ -112,17 +248,15 @@ def rank(
     chunk_size: int = 1024,
     device: str | torch.device | None = None,
     normalize: bool = True,
+    prefilter: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k candidates of each query by cosine similarity (or dot product).
 
-    The score matrix is built chunk by chunk over the queries (``chunk_size`` rows at a time) so
-    memory stays at ``chunk_size x N`` float64 scores. Order: score descending, then ``tie_key``
-    ascending, then candidate index ascending. Scores are computed in fixed point, so the result
-    does not depend on ``chunk_size`` or the device (see the module docstring).
+    Scores are built ``chunk_size`` query rows at a time (memory ``chunk_size x N``), in fixed
+    point, so the result does not depend on ``chunk_size``, the device or ``prefilter``.
 
     Args:
-        queries: ``[Q, d]`` query embeddings (numpy arrays are accepted too).
-        candidates: ``[N, d]`` candidate embeddings.
+        queries, candidates: ``[Q, d]`` / ``[N, d]`` embeddings (numpy arrays are accepted too).
         k: ranking depth; clipped to N.
         tie_key: ``[N]`` sortable keys (e.g. the rank of each product id in ascending id order);
             default: the candidate index.
@@ -130,6 +264,8 @@ def rank(
         device: where to multiply (e.g. ``"cuda"``); default: the queries' device.
         normalize: L2-normalise both sides (cosine similarity); otherwise raw dot products up to
             one global positive factor (``scores`` are then ``q . c`` times a power of two).
+        prefilter: score in float32 and rescore near-ties exactly (True) or score all in float64
+            (False); default: float32 when its error bound holds and ``16 (k + 6) <= N``.
 
     Returns:
         ``(indices [Q, min(k, N)] int64, scores [Q, min(k, N)] float64)`` on the CPU; indices
@@ -141,32 +277,45 @@ def rank(
     _check_k(k)
     _check_chunk(chunk_size)
     queries, candidates = torch.as_tensor(queries), torch.as_tensor(candidates)
-    if queries.ndim != 2 or candidates.ndim != 2 or queries.shape[1] != candidates.shape[1]:
-        raise ValueError(f"need [Q, d] queries and [N, d] candidates, got {tuple(queries.shape)} "
-                         f"and {tuple(candidates.shape)}")
     device = torch.device(device) if device is not None else queries.device
     n_q, n_c = queries.shape[0], candidates.shape[0]
     k = min(int(k), n_c)
+    order = torch.from_numpy(_tie_order(tie_key, n_c))
+    scorer = _Scorer(queries, candidates, order, normalize, device, prefilter, k + _MARGIN)
     if n_q == 0 or k == 0:
         return torch.zeros((n_q, k), dtype=torch.int64), torch.zeros((n_q, k), dtype=torch.float64)
-
-    order = torch.from_numpy(_tie_order(tie_key, n_c))
-    qry = _fixed_point(queries, normalize)
-    cand = _fixed_point(candidates, normalize)[order]
-    # Exactness needs every |partial sum| < 2**53; by Cauchy-Schwarz it is <= ||q|| * ||c||.
-    bound = float(qry.norm(dim=1).max()) * float(cand.norm(dim=1).max())
-    if bound >= 2.0**53:  # pragma: no cover - needs d in the billions
-        raise ValueError("embedding dimension too large for exact fixed-point scores")
-    qry, cand_t = qry.to(device), cand.to(device).T.contiguous()
-    order_dev = order.to(device)
-    unit = 2.0 ** (-2 * FIXED_POINT_BITS)
-
+    order_dev, unit = order.to(device), 2.0 ** (-2 * FIXED_POINT_BITS)
     idx_out, val_out = [], []
     for start in range(0, n_q, chunk_size):
-        pos, vals = _topk_exact(qry[start : start + chunk_size] @ cand_t, k)
+        s, eps, exact_pairs, exact_rows = scorer.chunk(start, min(start + chunk_size, n_q))
+        pos, vals = _topk_core(s, k, eps, exact_pairs, exact_rows)
         idx_out.append(order_dev[pos].cpu())
         val_out.append(vals.cpu() * unit)  # exact: a power of two
     return torch.cat(idx_out), torch.cat(val_out)
+
+
+def _score_chunks(scores: Any, chunk_size: int, device: torch.device):
+    """Yield ``(start, end, chunk on device)`` of a (dense or scipy sparse) score matrix."""
+    for start in range(0, scores.shape[0], chunk_size):
+        s = scores[start : start + chunk_size]
+        yield start, start + s.shape[0], (torch.from_numpy(s.toarray()) if hasattr(s, "toarray") else s).to(device)
+
+
+def _tie_rank(order: torch.Tensor) -> torch.Tensor | None:
+    """Tie rank of each column (the inverse of ``order``); None for the identity."""
+    if bool((order == torch.arange(len(order), device=order.device)).all()):
+        return None
+    key = torch.empty_like(order)
+    key[order] = torch.arange(len(order), device=order.device)
+    return key
+
+
+def _as_scores(scores: Any, device) -> tuple[Any, torch.device]:
+    """Dense scores as a tensor; scipy sparse ones (e.g. BM25's) stay sparse, densified per chunk."""
+    scores = scores.tocsr() if hasattr(scores, "tocsr") else torch.as_tensor(scores)
+    if len(scores.shape) != 2:
+        raise ValueError(f"scores must have shape [Q, N], got {tuple(scores.shape)}")
+    return scores, torch.device(device) if device is not None else getattr(scores, "device", torch.device("cpu"))
 
 
 def rank_scores(
@@ -178,37 +327,113 @@ def rank_scores(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k of a precomputed score matrix (e.g. BM25), with the same tie rule as :func:`rank`.
 
-    Args:
-        scores: ``[Q, N]`` scores, higher is better (numpy arrays are accepted too); no NaN.
-        k: ranking depth; clipped to N.
-        tie_key: ``[N]`` sortable keys; default: the column index.
-        chunk_size: rows processed at a time.
-        device: where to compute; default: the scores' device.
-
-    Returns:
-        ``(indices [Q, min(k, N)] int64, scores [Q, min(k, N)])`` on the CPU, in the input dtype.
+    ``scores``: ``[Q, N]``, higher is better (numpy or scipy sparse accepted), no NaN; ``k`` is clipped to N;
+    ``tie_key`` defaults to the column index; ``chunk_size`` rows at a time on ``device`` (default:
+    the scores' device). Returns ``(indices [Q, min(k, N)] int64, scores [Q, min(k, N)])`` on the
+    CPU, in the input dtype.
     """
     _check_k(k)
     _check_chunk(chunk_size)
-    scores = torch.as_tensor(scores)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must have shape [Q, N], got {tuple(scores.shape)}")
-    device = torch.device(device) if device is not None else scores.device
+    scores, device = _as_scores(scores, device)
     n_q, n_c = scores.shape
     k = min(int(k), n_c)
     if n_q == 0 or k == 0:
-        return torch.zeros((n_q, k), dtype=torch.int64), torch.zeros((n_q, k), dtype=scores.dtype)
+        dtype = scores.dtype if isinstance(scores, torch.Tensor) else torch.float64
+        return torch.zeros((n_q, k), dtype=torch.int64), torch.zeros((n_q, k), dtype=dtype)
+    order = torch.from_numpy(_tie_order(tie_key, n_c)).to(device)
+    key = _tie_rank(order)
+    out = [_topk_core(s, k, None, None, lambda rows, s=s: s[rows], key=key, order=order)
+           for _, _, s in _score_chunks(scores, chunk_size, device)]
+    return torch.cat([p.cpu() for p, _ in out]), torch.cat([v.cpu() for _, v in out])
 
-    order_dev = torch.from_numpy(_tie_order(tie_key, n_c)).to(device)
-    idx_out, val_out = [], []
-    for start in range(0, n_q, chunk_size):
-        s = scores[start : start + chunk_size].to(device)[:, order_dev]
-        if s.is_floating_point() and torch.isnan(s).any():
-            raise ValueError("NaN in the score matrix")
-        pos, vals = _topk_exact(s, k)
-        idx_out.append(order_dev[pos].cpu())
-        val_out.append(vals.cpu())
-    return torch.cat(idx_out), torch.cat(val_out)
+
+def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_norms, chunk_size, pairs=None,
+                cand_index=None, key=None, order=None):
+    """Body of :func:`evaluate_embeddings` / :func:`evaluate_scores`. ``chunks`` yields ``(start,
+    end, scores, eps, exact_pairs, exact_rows)``; ``pairs(rows, pos)`` scores pairs exactly by
+    global query row; column j is candidate ``cand_index[j]``."""
+    bad_norms = [n for n in ap_norms if n not in AP_NORMS]
+    if bad_norms:
+        raise ValueError(f"unknown AP normalisation {bad_norms[0]!r}; expected one of {AP_NORMS}")
+    q_codes, c_codes, n_rel = label_codes(query_labels, candidate_labels)
+    if len(c_codes) != n_c or len(q_codes) != n_q:
+        raise ValueError(f"need {n_q} query and {n_c} candidate labels, got {len(q_codes)} and {len(c_codes)}")
+    kk = min(max(int(k), 10), n_c)
+    c_pos = torch.from_numpy(c_codes).to(device)
+    c_pos = c_pos if cand_index is None else c_pos[cand_index]  # label code of each column
+    qc, nr, ar = torch.from_numpy(q_codes).to(device), torch.from_numpy(n_rel).to(device), torch.arange(kk, device=device)
+    tops, rels, counts = [torch.zeros((0, kk), dtype=torch.int64)], [np.zeros((0, kk), bool)], torch.zeros(n_q, dtype=torch.int64, device=device)
+    deep_rows: list = []  # rows with R > depth, across chunks: one R-precision pass per chunk_size of them
+
+    def flush():
+        rows, sc = torch.cat([r for r, _, _ in deep_rows]), torch.cat([x for _, x, _ in deep_rows])
+        eps = None if deep_rows[0][2] is None else torch.cat([e for _, _, e in deep_rows])
+        ep = None if eps is None else (lambda r, p: pairs(rows[r], p))
+        counts[rows] = _rp_counts(sc, eps, nr[rows], c_pos[None, :] == qc[rows][:, None], ep, key)
+        deep_rows.clear()
+
+    for start, end, s, eps, exact_pairs, exact_rows in chunks:
+        pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
+        rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
+        counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
+        deep = (big > kk).nonzero()[:, 0]
+        if len(deep):  # R > depth: count the relevant columns that beat the R-th
+            deep_rows.append((deep + start, s[deep], None if eps is None else eps[deep]))
+            if sum(len(r) for r, _, _ in deep_rows) >= chunk_size:
+                flush()
+        tops.append((pos if cand_index is None else cand_index[pos]).cpu())
+        rels.append(rel_top.cpu().numpy())
+    if deep_rows:
+        flush()
+    rel_np = np.concatenate(rels)
+    rp = _safe_div(counts.cpu().numpy().astype(np.float64), n_rel.astype(np.float64)) * 100.0
+    out = {norm: {**compute_metrics(rel_np, n_rel, norm), "R-precision": rp} for norm in ap_norms}
+    return torch.cat(tops), out
+
+
+def evaluate_embeddings(
+    queries: Any, candidates: Any, query_labels: Any, candidate_labels: Any, tie_key: Any | None = None,
+    k: int = 10, chunk_size: int = 1024, device: str | torch.device | None = None, normalize: bool = True,
+    ap_norms: tuple[str, ...] = ("hits",), prefilter: bool | None = None,
+) -> tuple[torch.Tensor, dict[str, dict[str, np.ndarray]]]:
+    """Rank all candidates for all queries and compute the paper's metrics, fused and exact.
+
+    Bit-identical to ``evaluate_ranking(rank(queries, candidates, required_depth(n_rel), ...)[0],
+    query_labels, candidate_labels, norm)`` per AP normalisation, but no row is ranked deeper than
+    ``max(k, 10)``. ``tie_key``, ``chunk_size``, ``device``, ``normalize``, ``prefilter``: as for
+    :func:`rank`; labels: relevant iff equal; ``ap_norms``: see :mod:`cti_repro.metrics`.
+
+    Returns:
+        ``(indices [Q, min(max(k, 10), N)] int64 on the CPU, {ap_norm: {metric: [Q] percent}})``.
+    """
+    _check_chunk(chunk_size)
+    queries, candidates = torch.as_tensor(queries), torch.as_tensor(candidates)
+    device = torch.device(device) if device is not None else queries.device
+    n_q, n_c = queries.shape[0], candidates.shape[0]
+    order = torch.from_numpy(_tie_order(tie_key, n_c))
+    scorer = _Scorer(queries, candidates, order, normalize, device, prefilter, min(max(k, 10), n_c) + _MARGIN)
+    if n_c == 0:
+        raise ValueError("no candidates")
+    chunks = ((a, min(a + chunk_size, n_q), *scorer.chunk(a, min(a + chunk_size, n_q)))
+              for a in range(0, n_q, chunk_size))
+    return _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_norms, chunk_size,
+                       pairs=scorer.pairs, cand_index=order.to(device))
+
+
+def evaluate_scores(
+    scores: Any, query_labels: Any, candidate_labels: Any, tie_key: Any | None = None, k: int = 10,
+    chunk_size: int = 1024, device: str | torch.device | None = None, ap_norms: tuple[str, ...] = ("hits",),
+) -> tuple[torch.Tensor, dict[str, dict[str, np.ndarray]]]:
+    """:func:`evaluate_embeddings` for a ``[Q, N]`` score matrix (e.g. BM25; no NaN): bit-identical to
+    ``evaluate_ranking(rank_scores(scores, required_depth(n_rel), ...)[0], ...)``."""
+    _check_chunk(chunk_size)
+    scores, device = _as_scores(scores, device)
+    if scores.shape[1] == 0:
+        raise ValueError("no candidates")
+    order = torch.from_numpy(_tie_order(tie_key, scores.shape[1])).to(device)
+    chunks = ((a, b, s, None, None, lambda rows, s=s: s[rows]) for a, b, s in _score_chunks(scores, chunk_size, device))
+    return _fused_eval(chunks, scores.shape[0], scores.shape[1], device, query_labels, candidate_labels, k, ap_norms,
+                       chunk_size, key=_tie_rank(order), order=order)
 
 
 def label_codes(query_labels: Any, candidate_labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

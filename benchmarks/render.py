@@ -1,0 +1,173 @@
+"""Regenerate the performance table of ``book/performance.md`` (and its figure) from ``benchmarks/results``.
+
+    python benchmarks/render.py            # rewrite the table between the page's markers, copy the figure
+    python benchmarks/render.py --print    # only print the table (markdown)
+
+The table is the block between ``<!-- perf-table:start -->`` and ``<!-- perf-table:end -->``;
+the rest of the page is left as it is. Entries marked * are extrapolated (see each benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common as C  # noqa: E402
+
+PAGE = C.ROOT / "book" / "performance.md"
+FIGURE = C.ROOT / "book" / "figures" / "scaling.png"
+START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
+
+
+def _load(name: str) -> dict | None:
+    p = C.RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _machine(m: dict) -> str:
+    cpu = (m.get("cpu") or "CPU").replace("(R)", "").replace("(TM)", "")
+    gpu = f", {m['gpu']}" if m.get("gpu") else ""
+    load = m.get("load_avg")
+    return f"{cpu}, {m.get('cores')} cores / {m.get('torch_threads')} thr{gpu}" + (f", load {load[0]:.1f}" if load else "")
+
+
+def _x(r: float) -> str:
+    return f"{r:.1f}x" if r < 10 else f"{r:.0f}x"
+
+
+def _n(x: int) -> str:
+    return f"{x:,}"
+
+
+def rows() -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    ev = _load("eval")
+    if ev:
+        mach = _machine(ev["machine"])
+        for sc in ev["scales"]:
+            st, est = sc["workload"], sc["estimated_all_queries_s"]
+            size = f"{sc['label']}: {_n(st['queries'])} queries x {_n(st['candidates'])} candidates"
+            ext = "*" if sc["ref_queries"] < st["queries"] else ""
+            ext_loop = "*" if sc["loop_queries"] < st["queries"] else ""
+            ours_s = est["ours (score matrix)"]
+            ours_e = est["ours (embeddings)"]
+            ours_e_ext = "" if sc.get("ours_embeddings_measured_on_all_queries") else "*"
+            add = [
+                ("Evaluation from the score matrix: rank + 6 metrics", f"{C.fmt_s(ours_s)}{ext}",
+                 f"ranx, incl. top-k from S: {C.fmt_s(est['ranx (from S)'])}{ext}", est["ranx (from S)"] / ours_s),
+                ("  same, ranx given the top-k (dict-building + Qrels/Run + evaluate)", f"{C.fmt_s(ours_s)}{ext}",
+                 f"{C.fmt_s(est['ranx: with dict-building (dicts+ctor+evaluate)'])}{ext}",
+                 est["ranx: with dict-building (dicts+ctor+evaluate)"] / ours_s),
+                ("  same, ranx `evaluate` only (Qrels/Run prebuilt)", f"{C.fmt_s(ours_s)}{ext}",
+                 f"{C.fmt_s(est['ranx: evaluate only'])}{ext}", est["ranx: evaluate only"] / ours_s),
+                ("  same, per-query loop (public code: argsort + Python metrics)", f"{C.fmt_s(ours_s)}{ext}",
+                 f"{C.fmt_s(est['per-query loop'])}{ext_loop}", est["per-query loop"] / ours_s),
+                ("Evaluation from embeddings (d = 256; incl. the matrix product)", f"{C.fmt_s(ours_e)}{ours_e_ext}",
+                 f"float32 matmul + ranx: {C.fmt_s(est['ranx (from embeddings) = float32 matmul + ranx (from S)'])}{ext}",
+                 est["ranx (from embeddings) = float32 matmul + ranx (from S)"] / ours_e),
+            ]
+            if "ours unfused" in est:
+                add.append(("  same, previous path: `rank` to depth max R + `evaluate_ranking`", C.fmt_s(ours_e),
+                            C.fmt_s(est["ours unfused"]), est["ours unfused"] / ours_e))
+            for stage, o, r, x in add:
+                out.append({"stage": stage, "size": size, "ours": o, "reference": r, "ratio": _x(x), "machine": mach})
+    bm = _load("bm25")
+    if bm:
+        mach = _machine(bm["machine"])
+        for sc in bm["scales"]:
+            size = f"{sc['label']}: {_n(sc['queries'])} queries x {_n(sc['docs'])} titles"
+            est = sc["estimated_all_queries_s"]
+            ext = "*" if sc["ref_queries"] < sc["queries"] else ""
+            out.append({"stage": "BM25 over titles, dense [Q, N] scores (build + score)", "size": size,
+                        "ours": C.fmt_s(est["ours dense"]), "reference": f"rank_bm25: {C.fmt_s(est['rank_bm25'])}{ext}",
+                        "ratio": _x(sc["ratio_dense"]), "machine": mach})
+            out.append({"stage": "  same, sparse scores (`score_sparse`)", "size": size,
+                        "ours": C.fmt_s(est["ours sparse"]), "reference": f"rank_bm25: {C.fmt_s(est['rank_bm25'])}{ext}",
+                        "ratio": _x(sc["ratio_sparse"]), "machine": mach})
+    fe = _load("features")
+    if fe:
+        mach = _machine(fe["machine"])
+        by = {(r["model"], r["kind"], r["batch"], r["workers"], r["amp"]): r for r in fe["images"]}
+        for (model, kind, batch, workers, amp), r in by.items():
+            if workers != 2 or amp:
+                continue
+            serial = by.get((model, kind, batch, 0, False))
+            e2e = r["images_per_s"]["end to end"]
+            ref = f"0 workers: {serial['images_per_s']['end to end']:.0f} img/s" if serial else "-"
+            out.append({"stage": f"Image features {model}, {kind}, batch {batch}, 2 DataLoader workers",
+                        "size": f"{r['images']} images", "ours": f"{e2e:.0f} img/s ({100 * r['decode_share']:.0f} % decode)",
+                        "reference": ref, "ratio": _x(e2e / serial["images_per_s"]["end to end"]) if serial else "-",
+                        "machine": mach})
+        for (model, kind, batch, workers, amp), r in by.items():
+            if model == "ViT-B-32" or amp:
+                if model == "ViT-B-32" or kind == "png96":
+                    out.append({"stage": f"Image features {model}, {kind}, batch {batch}, {workers} workers"
+                                         + (", bf16 autocast forced" if amp else ""),
+                                "size": f"{r['images']} images",
+                                "ours": f"{r['images_per_s']['end to end']:.1f} img/s ({100 * r['decode_share']:.0f} % decode)",
+                                "reference": "-", "ratio": "-", "machine": mach})
+        text = {(r["model"].split("/")[-1], r["batch"]): r for r in fe["text"]}
+        for (model, batch), r in text.items():
+            if batch == 32:
+                continue
+            base = text.get((model, 32))
+            out.append({"stage": f"Title features {model}, batch {batch}", "size": f"{r['sentences']} titles",
+                        "ours": f"{r['sentences_per_s']:.0f} sent/s",
+                        "reference": f"batch 32: {base['sentences_per_s']:.0f} sent/s" if base else "-",
+                        "ratio": _x(r["sentences_per_s"] / base["sentences_per_s"]) if base else "-", "machine": mach})
+    tr = _load("train")
+    if tr:
+        mach = _machine(tr["machine"])
+        for r in tr["runs"]:
+            meas = f"; 1 epoch measured {C.fmt_s(r['epoch_measured_s'])}" if "epoch_measured_s" in r else ""
+            settings = ", ".join(s["setting"] for s in tr["settings"] if s["batch"] == r["batch"] and s["model"] == r["model"])
+            out.append({"stage": f"Training {r['model']} ({r['input_dim']}-d input), batch {r['batch']} ({settings})",
+                        "size": f"{_n(tr['train_pairs'])} train pairs, 30 epochs",
+                        "ours": f"{r['steps_per_s']:.0f} steps/s; 30 epochs {C.fmt_s(r['epochs30_estimate_s'])}*{meas}",
+                        "reference": "-", "ratio": "-", "machine": mach})
+    return out
+
+
+def table_markdown(rs: list[dict[str, str]]) -> str:
+    if not rs:
+        return "(no results yet: run `make bench`)"
+    head = ["stage", "size", "ours", "reference", "ratio", "machine"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rs:
+        lines.append("| " + " | ".join(r[h].replace("|", "/") for h in head) + " |")
+    run = _load("run_all") or {}
+    lines.append("")
+    lines.append("\\* extrapolated: timed on a subset of the queries (or a few training steps) and scaled linearly; "
+                 "see the benchmark scripts. Mode: " + str(run.get("mode", "?"))
+                 + (f", threads {run['threads']}" if run.get("threads") else "") + ".")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--print", action="store_true", help="print the table only")
+    args = ap.parse_args(argv)
+    table = table_markdown(rows())
+    if args.print:
+        print(table)
+        return 0
+    page = PAGE.read_text()
+    if START not in page or END not in page:
+        raise SystemExit(f"{PAGE}: markers {START} / {END} not found")
+    a, b = page.index(START) + len(START), page.index(END)
+    PAGE.write_text(page[:a] + "\n" + table + "\n" + page[b:])
+    fig = C.RESULTS / "scaling.png"
+    if fig.is_file():
+        FIGURE.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(fig, FIGURE)
+    print(f"updated {PAGE.relative_to(C.ROOT)}" + (f" and {FIGURE.relative_to(C.ROOT)}" if fig.is_file() else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
