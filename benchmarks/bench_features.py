@@ -105,7 +105,7 @@ def run(quick: bool = True) -> dict:
     from cti_repro.offline_models import default_mpnet_dir
 
     out = {"machine": C.machine(), "mode": "quick" if quick else "full", "images": [], "text": []}
-    n_tiny, n_big = (192, 32) if quick else (1024, 192)
+    n_tiny, n_big = (640, 32) if quick else (2048, 192)
     reps = 1 if quick else 3
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("png96", "jpeg500"):

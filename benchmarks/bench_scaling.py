@@ -129,13 +129,13 @@ def plot(data: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8.2, 5.0), dpi=100)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3
+    fig, ax = plt.subplots(figsize=(10.5, 5.2), dpi=90)
+    colours = [plt.get_cmap("tab20")(i) for i in (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 1, 3, 5, 7, 9)] * 2
     for i, (name, s) in enumerate(sorted(data["series"].items())):
         c = colours[i]
         if "computed" in s:
             xs = sorted(int(p) for p in s["computed"])
-            ax.plot(xs, [s["computed"][str(p)] for p in xs], ":", color=c, label=f"{name} (rate x size)")
+            ax.plot(xs, [s["computed"][str(p)] for p in xs], ":", color=c, lw=1.6, label=f"{name} (rate x size)")
             continue
         xm = sorted(int(p) for p in s["measured"])
         ax.plot(xm, [s["measured"][str(p)] for p in xm], "o-", color=c, ms=4, label=name)
@@ -144,18 +144,19 @@ def plot(data: dict, path) -> None:
             ye = [s["measured"][str(xm[-1])]] + [s["extrapolated"][str(p)] for p in xe[1:]]
             ax.plot(xe, ye, "--", color=c, alpha=0.7)
             ax.plot(xe[1:], ye[1:], "o", mfc="none", color=c, ms=4)
-    for x, lab in ((C.PAPER["products"], "paper"), (10 * C.PAPER["products"], "10x")):
+    for x, lab in ((C.PAPER["products"], "paper scale"), (10 * C.PAPER["products"], "10x")):
         ax.axvline(x, color="grey", lw=0.8, ls="-.")
-        ax.text(x, 1.02, lab, transform=ax.get_xaxis_transform(), ha="center", fontsize=8, color="grey")
+        ax.text(x * 1.05, 0.02, lab, transform=ax.get_xaxis_transform(), fontsize=8, color="grey")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("products in the catalogue (test split = 10 %, queries = 1.41 x candidates)")
+    ax.set_xlabel("products in the catalogue (test split 10 %, queries = 1.41 x candidates)")
     ax.set_ylabel("seconds")
     m = data["machine"]
-    ax.set_title(f"Stage time vs catalogue size ({m['cpu']}, {m['torch_threads']} thread(s), CPU)\n"
-                 "solid: measured, dashed/hollow: extrapolated (P^2), dotted: measured rate x size", fontsize=9)
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, loc="upper left", ncol=1)
+    ax.set_title(f"Stage time vs catalogue size ({m['cpu']}, {m['torch_threads']} thread(s), no GPU)\n"
+                 "solid: measured; dashed, hollow: extrapolated (x P^2); dotted: measured rate x size",
+                 fontsize=8.5, loc="left")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -206,37 +206,44 @@ def _numpy_select(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype not in (torch.bfloat16, torch.float16)
 
 
-def _rp_counts(s, eps, n_rel, rel, exact_pairs, key=None) -> torch.Tensor:
+def _rp_counts(s, eps, n_rel, rel_of, exact_pairs, key=None) -> torch.Tensor:
     """Relevant columns among each row's exact top R (R = n_rel in [1, N]), without ranking to R.
 
-    Columns more than 2 eps above the R-th (approximate) score are in, more than 2 eps below are
-    out; the band between is ordered exactly and its first ``R - #in`` members are in. The R-th
-    score comes from ``np.partition`` on the CPU, else ``topk`` on rows grouped by R (powers of two).
+    Columns more than 2 eps above the R-th (approximate) score are in, the others at least 2 eps
+    below it are out; only the columns ``>= R-th - 2 eps`` (about R per row) are listed, and the
+    band between is ordered exactly; its first ``R - #in`` members are in. ``rel_of(rows, cols)``
+    tells relevance. The R-th score: ``np.partition`` on the CPU, else ``topk`` by R (powers of 2).
     """
     counts = torch.zeros(len(n_rel), dtype=torch.int64, device=s.device)
-    bucket = torch.ceil(torch.log2(n_rel.double())).long()
-    for bk in torch.unique(bucket).tolist():
-        rows = (bucket == bk).nonzero()[:, 0]
-        big, sb, rb = n_rel[rows], s[rows], rel[rows]
-        if _numpy_select(sb):  # numpy's introselect: ~7x faster than a deep topk on the CPU
-            at = sb.shape[1] - big.numpy()
-            v = torch.from_numpy(np.partition(sb.numpy(), np.unique(at), axis=1)[np.arange(len(at)), at])[:, None]
-        else:
-            v = torch.topk(sb, int(big.max()), dim=1).values.gather(1, (big - 1)[:, None])
+    if _numpy_select(s):  # numpy's introselect: much faster than a deep topk on the CPU
+        at = s.shape[1] - n_rel.numpy()
+        v = torch.from_numpy(np.partition(s.numpy(), np.unique(at), axis=1)[np.arange(len(at)), at])[:, None]
+        groups = [(torch.arange(len(s)), v)]
+    else:
+        bucket = torch.ceil(torch.log2(n_rel.double())).long()
+        groups = []
+        for bk in torch.unique(bucket).tolist():
+            rows = (bucket == bk).nonzero()[:, 0]
+            top = torch.topk(s[rows], int(n_rel[rows].max()), dim=1).values
+            groups.append((rows, top.gather(1, (n_rel[rows] - 1)[:, None])))
+    for rows, v in groups:
+        sb, m = (s if len(rows) == len(s) else s[rows]), len(rows)
         hi, lo = (v, v) if eps is None else (v + 2 * eps[rows], v - 2 * eps[rows])
-        sure = sb > hi
-        r, p = ((sb >= lo) & ~sure).nonzero(as_tuple=True)
-        e = sb[r, p] if eps is None else exact_pairs(rows[r], p)
+        r, p = (sb >= lo).nonzero(as_tuple=True)  # row-major: p ascends within a row
+        e = sb[r, p]
+        sure, rel = e > hi[r, 0], rel_of(rows[r], p)
+        n_in, rel_in = torch.bincount(r[sure], minlength=m), torch.bincount(r[sure & rel], minlength=m)
+        band = (~sure).nonzero()[:, 0]
+        r, p, e, rel = r[band], p[band], e[band], rel[band]
+        e = e if eps is None else exact_pairs(rows[r], p)
         # order the band by (row, score desc, tie rank asc): stable sorts, least significant first
         o = torch.arange(len(r), device=s.device) if key is None else torch.sort(key[p], stable=True).indices
         o = o[torch.sort(e[o], descending=True, stable=True).indices]
-        r, p = r[o], p[o]
-        o = torch.sort(r, stable=True).indices
-        r, p = r[o], p[o]
-        per_row = torch.bincount(r, minlength=len(rows))
-        first = torch.cumsum(per_row, 0) - per_row
-        take = (torch.arange(len(r), device=s.device) - first[r] < (big - sure.sum(1))[r]) & rb[r, p]
-        counts[rows] = (sure & rb).sum(1) + torch.bincount(r[take], minlength=len(rows))
+        o = o[torch.sort(r[o], stable=True).indices]
+        r, rel = r[o], rel[o]
+        per_row = torch.bincount(r, minlength=m)
+        take = (torch.arange(len(r), device=s.device) - (torch.cumsum(per_row, 0) - per_row)[r] < (n_rel[rows] - n_in)[r])
+        counts[rows] = rel_in + torch.bincount(r[take & rel], minlength=m)
     return counts
 
 
@@ -369,7 +376,7 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
         rows, sc = torch.cat([r for r, _, _ in deep_rows]), torch.cat([x for _, x, _ in deep_rows])
         eps = None if deep_rows[0][2] is None else torch.cat([e for _, _, e in deep_rows])
         ep = None if eps is None else (lambda r, p: pairs(rows[r], p))
-        counts[rows] = _rp_counts(sc, eps, nr[rows], c_pos[None, :] == qc[rows][:, None], ep, key)
+        counts[rows] = _rp_counts(sc, eps, nr[rows], lambda r, p: c_pos[p] == qc[rows[r]], ep, key)
         deep_rows.clear()
 
     for start, end, s, eps, exact_pairs, exact_rows in chunks:
