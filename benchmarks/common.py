@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("CTI_BENCH_RESULTS", ROOT / "benchmarks" / "results"))  # override for side runs
 sys.path.insert(0, str(ROOT))  # run from a clean clone without installing
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -101,8 +101,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from cti_repro.batch import build_report
 
-    build_report(profile=args.profile, config_path=args.config)
-    return 0
+    return 0 if build_report(profile=args.profile, config_path=args.config) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -123,10 +123,28 @@ def train(
     Returns:
         A :class:`TrainResult` with the per-epoch history.
     """
-    from tqdm.auto import tqdm
-
     # bf16 autocast: on CUDA by default; ``amp: on`` also forces it on CPU (how tests cover this path).
     amp = cfg.amp == "on" or (cfg.amp == "auto" and device.startswith("cuda"))
+    if _device_type(device) == "cpu":
+        # The heads are tiny: OpenMP threads only add sync overhead (a step was ~12x slower with 2
+        # threads on a busy 2-core machine), and one thread makes `cti-repro run` and the batch's
+        # single-threaded kernels agree bit for bit.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return _train_loop(model, train_data, val_data, loss_fn, cfg, batch_size, seed, device, progress, amp)
+        finally:
+            torch.set_num_threads(threads)
+    return _train_loop(model, train_data, val_data, loss_fn, cfg, batch_size, seed, device, progress, amp)
+
+
+def _train_loop(
+    model: CtIModel, train_data: PairTensors, val_data: PairTensors, loss_fn: Callable, cfg: TrainConfig,
+    batch_size: int, seed: int, device: str, progress: bool, amp: bool,
+) -> TrainResult:
+    """The loop itself (see :func:`train`)."""
+    from tqdm.auto import tqdm
+
     model.to(device)
     # fused AdamW: one kernel per step instead of ~10 per parameter tensor; the heads are tiny,
     # so the optimiser's per-tensor overhead dominated a step (same numbers as the default).

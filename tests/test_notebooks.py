@@ -118,6 +118,8 @@ def test_toc_lists_existing_pages(small):
     _stamped_notebook(layout.row_notebook("all", "CLIP-I", 0), stamp)
     _stamped_notebook(layout.row_notebook("all", "BM25", 1).with_suffix(".failed.ipynb"), stamp)
     _stamped_notebook(layout.row_notebook("all", "BM25", 2).with_name(".BM25_seed2.partial.ipynb"), stamp)
+    for page in ("intro", "zebra", "references", "deviations"):
+        (layout.root / f"{page}.md").write_text(f"# {page}\n")
     assert batch.write_toc(layout) is True and batch.write_toc(layout) is False  # unchanged the 2nd time
     toc = yaml.safe_load((layout.root / "_toc.yml").read_text())
     assert toc["format"] == "jb-book" and toc["root"] == "intro"
@@ -126,6 +128,7 @@ def test_toc_lists_existing_pages(small):
     assert caps["Table 1 rows: all categories"] == [
         {"file": "runs/smoke/rows/all/BM25_seed1.failed", "title": "BM25, seed 1: FAILED"},
         {"file": "runs/smoke/rows/all/CLIP-I_seed0", "title": "CLIP-I, seed 0"}]
+    assert caps["Notes"] == [{"file": "deviations"}, {"file": "references"}, {"file": "zebra"}]
 
 
 # ---- end to end on the smoke profile --------------------------------------------------------
@@ -228,8 +231,10 @@ def test_pages_and_book_build(study, notebooks):
     assert batch.build_book(layout, strict=True) == 0  # jupyter-book build -W -n --keep-going
     html = layout.root / "_build" / "html"
     assert (html / "index.html").is_file()
-    for page in ("runs/smoke/data", "runs/smoke/rows/most_specific/CLIP-I_seed0",
-                 "runs/smoke/rows/all/MPNet_seed7.failed", "deviations", "real_data"):
+    static = [p.stem for p in layout.source.glob("*.md")]
+    assert {"intro", "deviations", "real_data"} <= set(static)
+    for page in ["runs/smoke/data", "runs/smoke/rows/most_specific/CLIP-I_seed0",
+                 "runs/smoke/rows/all/MPNet_seed7.failed", *static]:
         assert (html / f"{page}.html").is_file(), page
 
     text = unescape(re.sub(r"<[^>]+>", " ", (html / "runs/smoke/report/report_table1.html").read_text()))
