@@ -116,10 +116,3 @@ def bm25_scores(
     """BM25 score matrix [Q, N] of category names against product titles."""
     bm25 = SparseBM25([tokenize(t) for t in doc_texts], k1=k1, b=b, epsilon=epsilon)
     return bm25.score_matrix([tokenize(q) for q in query_texts])
-
-
-def cosine_scores(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Cosine similarity matrix [Q, N] (zero vectors score 0)."""
-    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    c = candidates / np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)
-    return q @ c.T
