@@ -15,7 +15,6 @@ Scores are asserted *bit-identical* (``np.array_equal``) on the timed subset bef
 
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 
@@ -100,9 +99,4 @@ def run(quick: bool = True) -> dict:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="bigger samples, more repeats")
-    ap.add_argument("--threads", type=int, default=None, help="torch/numba threads (default: all cores)")
-    args = ap.parse_args()
-    C.set_threads(args.threads)
-    run(quick=not args.full)
+    C.cli_main(run, __doc__)

@@ -17,7 +17,6 @@ titles. MPNet is only measured when ``models/all-mpnet-base-v2`` exists. Paper-s
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
@@ -152,9 +151,4 @@ def print_results(out: dict) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="bigger samples, more repeats")
-    ap.add_argument("--threads", type=int, default=None, help="torch/numba threads (default: all cores)")
-    args = ap.parse_args()
-    C.set_threads(args.threads)
-    run(quick=not args.full)
+    C.cli_main(run, __doc__)

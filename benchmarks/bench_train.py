@@ -13,7 +13,6 @@ epoch over all pairs per setting and reports it next to the estimate.
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import torch
@@ -85,9 +84,4 @@ def run(quick: bool = True) -> dict:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="bigger samples, more repeats")
-    ap.add_argument("--threads", type=int, default=None, help="torch/numba threads (default: all cores)")
-    args = ap.parse_args()
-    C.set_threads(args.threads)
-    run(quick=not args.full)
+    C.cli_main(run, __doc__)

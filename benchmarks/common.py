@@ -259,3 +259,15 @@ def _synthetic_titles(n_titles: int, n_queries: int, seed: int) -> tuple[list[st
         two = len(node.path) >= 2 and r.random() < 0.5
         queries.append(f"{node.path[-2]} {node.path[-1]}" if two else node.path[-1])
     return titles, queries
+
+
+def cli_main(run: Callable[..., Any], doc: str | None) -> None:
+    """The shared ``__main__`` of each ``bench_*.py``: ``--full`` and ``--threads``, then ``run``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    ap.add_argument("--full", action="store_true", help="bigger samples, more repeats")
+    ap.add_argument("--threads", type=int, default=None, help="torch/numba threads (default: all cores)")
+    args = ap.parse_args()
+    set_threads(args.threads)
+    run(quick=not args.full)
