@@ -1,10 +1,10 @@
-"""BM25 over product titles: ours (:class:`cti_repro.baselines.SparseBM25`) vs ``rank_bm25.BM25Okapi``.
+"""BM25 over product titles: ours (:class:`cti_repro.models.baselines.SparseBM25`) vs ``rank_bm25.BM25Okapi``.
 
 Corpus: synthetic titles of the test candidates; queries: category names (see
-:func:`common.titles_and_queries`). Both sides get the same tokens (:func:`cti_repro.baselines.tokenize`).
+:func:`common.titles_and_queries`). Both sides get the same tokens (:func:`cti_repro.models.baselines.tokenize`).
 
 * ``ours``: build the index + score all queries. ``dense`` returns the full [Q, N] float64 matrix
-  (what :func:`cti_repro.baselines.bm25_scores` returns; at 10x it is built in chunks of 4,096
+  (what :func:`cti_repro.models.baselines.bm25_scores` returns; at 10x it is built in chunks of 4,096
   queries, 17 GB would not fit, and in quick mode only the first chunk is timed and scaled);
   ``sparse`` returns the scores as a sparse matrix (most query-title pairs share no term).
 * ``rank_bm25``: build + ``get_scores`` for each query. It is slow, so it is timed on a subset of the
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 import common as C
-from cti_repro.baselines import SparseBM25, tokenize
+from cti_repro.models.baselines import SparseBM25, tokenize
 
 CHUNK = 4096
 

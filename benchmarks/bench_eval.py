@@ -2,10 +2,10 @@
 
 Contenders (all on the same synthetic workload, see :func:`common.eval_workload`):
 
-* ``ours (embeddings)``: :func:`cti_repro.retrieval.evaluate_embeddings`: embeddings -> exact
+* ``ours (embeddings)``: :func:`cti_repro.evaluation.ranking.evaluate_embeddings`: embeddings -> exact
   fixed-point scores (float32 prefilter) -> fused top-10 + R-precision counts -> metrics, for the
   three AP normalisations. Includes the matrix product.
-* ``ours (score matrix)``: :func:`cti_repro.retrieval.evaluate_scores` on the exact score matrix S.
+* ``ours (score matrix)``: :func:`cti_repro.evaluation.ranking.evaluate_scores` on the exact score matrix S.
 * ``ours unfused``: ``rank(k = max R, float64)`` + ``evaluate_ranking`` (3 norms): the path the
   runner took before the fused evaluator existed.
 * ``ranx``: S -> per-query top max(10, R) (torch.topk, bucketed by depth; *not* ranx's work but
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 import common as C
-from cti_repro.metrics import AP_NORMS
-from cti_repro.retrieval import (
+from cti_repro.evaluation.metrics import AP_NORMS
+from cti_repro.evaluation.ranking import (
     FIXED_POINT_BITS,
     _fixed_point,
     evaluate_embeddings,

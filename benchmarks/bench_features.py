@@ -55,6 +55,7 @@ def image_rates(model: str, paths: list[Path], batch: int, workers: int, repeats
     from torch.utils.data import DataLoader
 
     from cti_repro import features as F
+    from cti_repro.device import amp_context
     from cti_repro.features import _ImageDataset, encode_images, load_clip
 
     net, preprocess, _, _ = load_clip(model, "none", allow_random=True)
@@ -70,7 +71,7 @@ def image_rates(model: str, paths: list[Path], batch: int, workers: int, repeats
     n_model = len(paths)
 
     def model_only(n: int = n_model):
-        with torch.inference_mode(), F._amp_context("cpu", amp):
+        with torch.inference_mode(), amp_context("cpu", amp):
             for a in range(0, n, batch):
                 net.encode_image(x[: min(batch, n - a)])
 

@@ -48,7 +48,7 @@ def _eval_point(products: int, which: set[str], repeats: int) -> dict[str, float
 def _bm25_point(products: int, which: set[str], ref_queries: int) -> dict[str, float]:
     from rank_bm25 import BM25Okapi
 
-    from cti_repro.baselines import SparseBM25, tokenize
+    from cti_repro.models.baselines import SparseBM25, tokenize
 
     sz = C.scale_sizes(products)
     titles, qtexts = C.titles_and_queries(sz["candidates"], sz["queries"], seed=1)

@@ -3,7 +3,7 @@
 One pair per product and setting: 38,921 products -> 31,137 training and 3,892 validation pairs.
 Feature sizes: image 512 (ViT-B-32), title / attributes / category 768 (MPNet), so CLIP-ITA's
 product head sees 2,048 inputs. Batch size per setting as in the paper's set-up (``all`` and
-``most_specific``: 128; ``most_general``: 8). The loop is :func:`cti_repro.train.train` itself.
+``most_specific``: 128; ``most_general``: 8). The loop is :func:`cti_repro.models.train.train` itself.
 
 ``steps/s`` comes from the second of two epochs over a slice of the training pairs (the first one
 warms up); the validation pass is timed separately on all 3,892 pairs. ``30 epochs`` =
@@ -19,9 +19,9 @@ import torch
 
 import common as C
 from cti_repro.config import TrainConfig
-from cti_repro.loss import build_loss
-from cti_repro.model import MODALITIES, CtIModel
-from cti_repro.train import PairTensors, evaluate_loss, train
+from cti_repro.models.loss import build_loss
+from cti_repro.models.heads import MODALITIES, CtIModel
+from cti_repro.models.train import PairTensors, evaluate_loss, train
 
 DIMS = {"image": 512, "title": 768, "attributes": 768}
 CATEGORY_DIM = 768

@@ -69,7 +69,7 @@ def _cmd_models_mpnet(args: argparse.Namespace) -> int:
 
 # ---- evaluation ------------------------------------------------------------------------------
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from cti_repro.metrics import evaluate_trec
+    from cti_repro.evaluation.trec import evaluate_trec
 
     _print_json(evaluate_trec(args.qrels, args.run, ap_norm=args.ap_norm))
     return 0
@@ -77,7 +77,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # ---- study -----------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
-    from cti_repro.runner import run_row
+    from cti_repro.run.row import run_row
 
     path = run_row(
         setting=args.setting, model=args.model, profile=args.profile, seed=args.seed,
@@ -89,7 +89,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from cti_repro.batch import reproduce
+    from cti_repro.run.batch import reproduce
 
     ok = reproduce(
         profile=args.profile, seeds=args.seeds, force=args.force, config_path=args.config,
@@ -99,15 +99,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from cti_repro.batch import build_report
+    from cti_repro.run.batch import build_report
 
     return 0 if build_report(profile=args.profile, config_path=args.config) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cti_repro.data.pairs import SETTINGS
+    from cti_repro.study import MODELS, SETTINGS
 
-    models = ("BM25", "MPNet", "CLIP", "CLIP-I", "CLIP-IA", "CLIP-ITA")
     p = argparse.ArgumentParser(prog="cti-repro", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -154,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
         if name == "run":
             s.add_argument("--setting", required=True, choices=SETTINGS)
-            s.add_argument("--model", required=True, choices=models)
+            s.add_argument("--model", required=True, choices=MODELS)
             s.add_argument("--seed", type=int, default=None)
             s.add_argument("--out", default=None, help="results directory (default: from the profile)")
             s.add_argument("--force", action="store_true", help="recompute even if the result exists")

@@ -19,9 +19,9 @@ from typing import Any
 import yaml
 
 from cti_repro.io_utils import stable_hash
+from cti_repro.study import SETTINGS, XMARKET_URL
 
 DEFAULT_CONFIG = "_config.yml"
-SETTINGS = ("all", "most_general", "most_specific")
 
 
 class ConfigError(ValueError):
@@ -30,7 +30,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class XMarketSource:
-    source: str = "https://ciir.cs.umass.edu/downloads/XMarket/FULL"
+    source: str = XMARKET_URL
     market: str = "us"
     categories: list[str] = field(default_factory=list)
     workers: int = 16

@@ -32,6 +32,7 @@ import numpy as np
 
 from cti_repro.config import StudyConfig
 from cti_repro.data.catalogue import Catalogue
+from cti_repro.device import amp_context, pick_device
 from cti_repro.io_utils import atomic_write_bytes, atomic_write_json, stable_hash
 
 PARTS = ("image", "title", "attributes", "category", "clip_category")
@@ -41,17 +42,6 @@ CACHE_VERSION = 1
 
 class WeightsUnavailableError(RuntimeError):
     """Pretrained weights cannot be loaded (offline, not cached) and random ones are not allowed."""
-
-
-def pick_device(preference: str = "auto") -> str:
-    """``cuda`` when asked for or available (auto), else ``cpu``."""
-    import torch
-
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is visible")
-    if preference == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return preference
 
 
 # ---- encoders --------------------------------------------------------------------------------
@@ -150,15 +140,6 @@ class _ImageDataset:
             return torch.zeros(3, self.size, self.size), False
 
 
-def _amp_context(device: str, amp: bool | None):
-    """bf16 autocast on ``device``'s type: on by default on CUDA; ``amp=True`` forces it (CPU too)."""
-    import torch
-
-    dev_type = "cuda" if str(device).startswith("cuda") else "cpu"
-    enabled = dev_type == "cuda" if amp is None else bool(amp)
-    return torch.autocast(dev_type, dtype=torch.bfloat16, enabled=enabled)
-
-
 def encode_images(
     net, preprocess, paths: list[Path | None], batch_size: int = 64, num_workers: int = 0, device: str = "cpu",
     amp: bool | None = None, pin_memory: bool | None = None, progress: bool = True,
@@ -185,7 +166,7 @@ def encode_images(
         prefetch_factor=4 if num_workers > 0 else None, persistent_workers=False,
     )
     feats, oks = [], []
-    with torch.inference_mode(), _amp_context(device, amp):
+    with torch.inference_mode(), amp_context(device, amp):
         for x, ok in tqdm(loader, desc="image features", unit="batch", file=sys.stderr, disable=not progress):
             emb = net.encode_image(x.to(device, non_blocking=True)).float()
             feats.append(emb)  # stays on the device: one sync at the end, not one per batch
@@ -205,7 +186,7 @@ def encode_clip_text(
     import torch
 
     out = []
-    with torch.inference_mode(), _amp_context(device, amp):
+    with torch.inference_mode(), amp_context(device, amp):
         for i in range(0, len(texts), batch_size):
             tok = tokenizer(texts[i : i + batch_size]).to(device, non_blocking=True)
             out.append(net.encode_text(tok).float())

@@ -1,4 +1,4 @@
-"""The results store: one JSON per (setting, model, seed), and the published Table 1.
+"""The results store: one JSON per (setting, model, seed), atomic writes, provenance helpers.
 
 Layout: ``<results_dir>/<setting>/<model>_seed<seed>.json``. Each record holds the config and
 its hash, the data fingerprint, encoder identities, per-query metrics, means, training history,
@@ -20,12 +20,9 @@ from typing import Any
 import pandas as pd
 
 from cti_repro.io_utils import atomic_write_json
+from cti_repro.study import METRICS
 
 RESULT_VERSION = 1
-MODELS: tuple[str, ...] = ("BM25", "CLIP", "MPNet", "CLIP-I", "CLIP-IA", "CLIP-ITA")
-TRAINED: tuple[str, ...] = ("CLIP-I", "CLIP-IA", "CLIP-ITA")
-METRICS: tuple[str, ...] = ("P@1", "P@5", "P@10", "MAP@5", "MAP@10", "R-precision")
-PUBLISHED_CSV = Path(__file__).resolve().parent / "resources" / "published_results.csv"
 
 
 def result_path(results_dir: str | Path, setting: str, model: str, seed: int) -> Path:
@@ -77,11 +74,6 @@ def results_frame(records: list[dict[str, Any]], key: str = "means") -> pd.DataF
         row.update({m: (r.get(key) or {}).get(m) for m in METRICS})
         rows.append(row)
     return pd.DataFrame(rows, columns=["setting", "model", "seed", "status", *METRICS])
-
-
-def published_table(path: str | Path | None = None) -> pd.DataFrame:
-    """The paper's Table 1 (percent), one row per (setting, model)."""
-    return pd.read_csv(path or PUBLISHED_CSV)
 
 
 # ---- provenance ------------------------------------------------------------------------------

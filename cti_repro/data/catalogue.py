@@ -102,6 +102,8 @@ class Catalogue:
     frame: pd.DataFrame
     root: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # (root, frame) the fingerprint was computed for, and the value: computed once per catalogue
+    _fingerprint: tuple[Any, int, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.frame = validate_frame(self.frame, where="catalogue")
@@ -150,6 +152,7 @@ class Catalogue:
         pq.write_table(table, sink)
         atomic_write_bytes(directory / PARQUET_NAME, sink.getvalue().to_pybytes())
         self.root = directory  # before the fingerprint, which includes image file sizes
+        self._fingerprint = None  # images may have been written since it was computed
         atomic_write_json(directory / META_NAME, {**self.meta, "fingerprint": self.fingerprint()})
         return directory
 
@@ -204,8 +207,11 @@ class Catalogue:
         """Content hash of the table and the image files' sizes (the feature-cache key).
 
         Image bytes are not hashed (38k+ files); the relative path and size catch the usual
-        changes (re-download, different resolution) at negligible cost.
+        changes (re-download, different resolution) at negligible cost. Computed once per
+        catalogue object (and again after :meth:`save` or a change of ``root`` / ``frame``).
         """
+        if self._fingerprint is not None and self._fingerprint[:2] == (self.root, id(self.frame)):
+            return self._fingerprint[2]
         h = hashlib.sha256()
         for row in self.frame.itertuples(index=False):
             size = -1
@@ -215,7 +221,8 @@ class Catalogue:
             rec = [row.product_id, row.title, list(row.attributes), list(row.category_path), row.image, size]
             h.update(json.dumps(rec, ensure_ascii=False).encode("utf-8"))
             h.update(b"\n")
-        return h.hexdigest()[:16]
+        self._fingerprint = (self.root, id(self.frame), h.hexdigest()[:16])
+        return self._fingerprint[2]
 
     def stats(self) -> dict[str, Any]:
         """The paper's dataset statistics (section 4 "Dataset") for this catalogue.

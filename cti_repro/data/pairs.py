@@ -1,6 +1,6 @@
 """Category-product pairs for the paper's three evaluation settings, the split, seen/unseen marks.
 
-For every product there is exactly one pair per setting (PAPER_NOTES section 2):
+For every product there is exactly one pair per setting (``book/deviations.md``):
 
 - ``all``: a category drawn uniformly from the product's path, once per product, with its own seed
   (drawn for the whole catalogue *before* splitting, so the draw does not depend on the split);
@@ -20,9 +20,10 @@ from functools import cached_property
 
 import numpy as np
 
+from cti_repro.config import SplitConfig
 from cti_repro.data.catalogue import Catalogue
+from cti_repro.study import SETTINGS
 
-SETTINGS: tuple[str, ...] = ("all", "most_general", "most_specific")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
@@ -31,7 +32,7 @@ def category_labels(paths: list[list[str]], setting: str, draw_seed: int = 0) ->
 
     Args:
         paths: category paths, root first.
-        setting: one of :data:`SETTINGS`.
+        setting: one of :data:`cti_repro.study.SETTINGS`.
         draw_seed: seed of the once-per-product draw of the ``all`` setting.
 
     Returns:
@@ -133,20 +134,24 @@ class SettingData:
         }
 
 
-def build_setting(
-    catalogue: Catalogue,
-    setting: str,
-    split_seed: int = 0,
-    draw_seed: int = 0,
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-) -> SettingData:
+def build_setting(catalogue: Catalogue, setting: str, split: SplitConfig | None = None) -> SettingData:
     """Labels, split and evaluation sets for one setting of a catalogue.
 
+    Args:
+        catalogue: the products.
+        setting: one of :data:`cti_repro.study.SETTINGS`.
+        split: the config's ``split`` section (fractions, split seed, the ``all`` draw seed);
+            default: 80/10/10 with seeds 0.
+
+    Returns:
+        The setting's :class:`SettingData`.
+
     Example:
-        >>> data = build_setting(cat, "most_specific")
+        >>> data = build_setting(cat, "most_specific", cfg.split)
         >>> data.queries[:3], data.seen[:3]
     """
+    split = split or SplitConfig()
     paths = catalogue.paths
-    labels = np.asarray(category_labels(paths, setting, draw_seed), dtype=object)
-    split = split_products(len(catalogue), split_seed, fractions)
-    return SettingData(setting, labels, split, paths)
+    labels = np.asarray(category_labels(paths, setting, split.all_draw_seed), dtype=object)
+    parts = split_products(len(catalogue), split.seed, split.fractions)
+    return SettingData(setting, labels, parts, paths)

@@ -34,8 +34,9 @@ from urllib.parse import urlparse
 
 from cti_repro.data.catalogue import IMAGES_DIR, Catalogue, Product
 from cti_repro.data.download import DownloadError, download_file
+from cti_repro.study import XMARKET_URL
 
-XMARKET_BASE_URL = "https://ciir.cs.umass.edu/downloads/XMarket/FULL"
+XMARKET_BASE_URL = XMARKET_URL  # kept as the importer's public name
 XMARKET_CATEGORIES: tuple[str, ...] = (
     "Arts_Crafts_and_Sewing", "Automotive", "Books", "CDs_and_Vinyl", "Cell_Phones_and_Accessories",
     "Digital_Music", "Electronics", "Grocery_and_Gourmet_Food", "Home_and_Kitchen",

@@ -1,0 +1,53 @@
+"""Where tensors go and in what precision: device choice and bf16 autocast, one rule for all stages.
+
+The feature extractor and the training loop both take these, so "bf16 on CUDA by default" is
+decided once (PAPER_NOTES ambiguity 14; see ``book/deviations.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pick_device(preference: str = "auto") -> str:
+    """The device to run on.
+
+    Args:
+        preference: ``auto`` (CUDA when visible, else CPU), ``cpu`` or ``cuda``.
+
+    Returns:
+        ``"cuda"`` or ``"cpu"``.
+
+    Raises:
+        RuntimeError: ``cuda`` was asked for and no CUDA device is visible.
+    """
+    import torch
+
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is visible")
+    if preference == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return preference
+
+
+def device_type(device: str) -> str:
+    """``"cuda"`` for ``cuda`` / ``cuda:N``, else ``"cpu"`` (what ``torch.autocast`` takes)."""
+    return "cuda" if str(device).startswith("cuda") else "cpu"
+
+
+def amp_enabled(device: str, amp: bool | str | None) -> bool:
+    """Whether bf16 autocast is on: ``None`` / ``"auto"`` = on CUDA only; ``True`` / ``"on"`` forces it
+    (the CPU too: how the tests cover the path); ``False`` / ``"off"`` disables it."""
+    if amp is None or amp == "auto":
+        return device_type(device) == "cuda"
+    return amp is True or amp == "on"
+
+
+def amp_context(device: str, amp: bool | str | None = None) -> Any:
+    """A ``torch.autocast`` context in bf16 on ``device``'s type, enabled by :func:`amp_enabled`."""
+    import torch
+
+    return torch.autocast(device_type(device), dtype=torch.bfloat16, enabled=amp_enabled(device, amp))
+
+
+__all__ = ["pick_device", "device_type", "amp_enabled", "amp_context"]

@@ -1,0 +1,193 @@
+"""Fused evaluation: exact rankings and the paper's metrics in one pass, from embeddings or scores.
+
+Speed, still exact. When float32 products are plain IEEE float32 (matmul precision "highest",
+no TF32) the fixed-point vectors are first scored in float32, off by at most
+``eps = 2 (2u + u^2 + gamma_d (1 + u)^2) ||q|| ||c||`` (u = 2**-24, any summation order). Only
+candidates within ``2 eps`` of a selection boundary can be misordered, so only those are rescored
+exactly; a row whose band of near-ties does not fit is redone exactly. :func:`evaluate_embeddings`
+and :func:`evaluate_scores` fuse ranking and metrics: the top 10 gives P@k and AP@k, R-precision
+counts the relevant candidates beating the R-th, so no row is ranked to depth R. The results are
+bit-identical to ``evaluate_ranking(rank(..., k=required_depth(n_rel)))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from cti_repro.evaluation.metrics import _safe_div, compute_metrics
+from cti_repro.evaluation.ranking import (
+    _MARGIN, _Scorer, _as_scores, _check_chunk, _score_chunks, _tie_order, _tie_rank, _topk_core, label_codes,
+)
+from cti_repro.study import AP_NORMS
+
+
+def _numpy_select(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype not in (torch.bfloat16, torch.float16)
+
+
+def _rp_counts(s, eps, n_rel, rel_of, exact_pairs, key=None) -> torch.Tensor:
+    """Relevant columns among each row's exact top R (R = n_rel in [1, N]), without ranking to R.
+
+    Columns more than 2 eps above the R-th (approximate) score are in, the others at least 2 eps
+    below it are out; only the columns ``>= R-th - 2 eps`` (about R per row) are listed, and the
+    band between is ordered exactly; its first ``R - #in`` members are in. ``rel_of(rows, cols)``
+    tells relevance. The R-th score: ``np.partition`` on the CPU, else ``topk`` by R (powers of 2).
+    """
+    counts = torch.zeros(len(n_rel), dtype=torch.int64, device=s.device)
+    if _numpy_select(s):  # numpy's introselect: much faster than a deep topk on the CPU
+        at = s.shape[1] - n_rel.numpy()
+        v = torch.from_numpy(np.partition(s.numpy(), np.unique(at), axis=1)[np.arange(len(at)), at])[:, None]
+        groups = [(torch.arange(len(s)), v)]
+    else:
+        bucket = torch.ceil(torch.log2(n_rel.double())).long()
+        groups = []
+        for bk in torch.unique(bucket).tolist():
+            rows = (bucket == bk).nonzero()[:, 0]
+            top = torch.topk(s[rows], int(n_rel[rows].max()), dim=1).values
+            groups.append((rows, top.gather(1, (n_rel[rows] - 1)[:, None])))
+    for rows, v in groups:
+        sb, m = (s if len(rows) == len(s) else s[rows]), len(rows)
+        hi, lo = (v, v) if eps is None else (v + 2 * eps[rows], v - 2 * eps[rows])
+        r, p = (sb >= lo).nonzero(as_tuple=True)  # row-major: p ascends within a row
+        e = sb[r, p]
+        sure, rel = e > hi[r, 0], rel_of(rows[r], p)
+        n_in, rel_in = torch.bincount(r[sure], minlength=m), torch.bincount(r[sure & rel], minlength=m)
+        band = (~sure).nonzero()[:, 0]
+        r, p, e, rel = r[band], p[band], e[band], rel[band]
+        e = e if eps is None else exact_pairs(rows[r], p)
+        # order the band by (row, score desc, tie rank asc): stable sorts, least significant first
+        o = torch.arange(len(r), device=s.device) if key is None else torch.sort(key[p], stable=True).indices
+        o = o[torch.sort(e[o], descending=True, stable=True).indices]
+        o = o[torch.sort(r[o], stable=True).indices]
+        r, rel = r[o], rel[o]
+        per_row = torch.bincount(r, minlength=m)
+        take = (torch.arange(len(r), device=s.device) - (torch.cumsum(per_row, 0) - per_row)[r] < (n_rel[rows] - n_in)[r])
+        counts[rows] = rel_in + torch.bincount(r[take & rel], minlength=m)
+    return counts
+
+
+def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_norms, chunk_size, pairs=None,
+                cand_index=None, key=None, order=None):
+    """Body of :func:`evaluate_embeddings` / :func:`evaluate_scores`. ``chunks`` yields ``(start,
+    end, scores, eps, exact_pairs, exact_rows)``; ``pairs(rows, pos)`` scores pairs exactly by
+    global query row; column j is candidate ``cand_index[j]``."""
+    bad_norms = [n for n in ap_norms if n not in AP_NORMS]
+    if bad_norms:
+        raise ValueError(f"unknown AP normalisation {bad_norms[0]!r}; expected one of {AP_NORMS}")
+    q_codes, c_codes, n_rel = label_codes(query_labels, candidate_labels)
+    if len(c_codes) != n_c or len(q_codes) != n_q:
+        raise ValueError(f"need {n_q} query and {n_c} candidate labels, got {len(q_codes)} and {len(c_codes)}")
+    kk = min(max(int(k), 10), n_c)
+    c_pos = torch.from_numpy(c_codes).to(device)
+    c_pos = c_pos if cand_index is None else c_pos[cand_index]  # label code of each column
+    qc, nr, ar = torch.from_numpy(q_codes).to(device), torch.from_numpy(n_rel).to(device), torch.arange(kk, device=device)
+    tops, rels, counts = [torch.zeros((0, kk), dtype=torch.int64)], [np.zeros((0, kk), bool)], torch.zeros(n_q, dtype=torch.int64, device=device)
+    deep_rows: list = []  # rows with R > depth, across chunks: one R-precision pass per chunk_size of them
+
+    def flush():
+        rows, sc = torch.cat([r for r, _, _ in deep_rows]), torch.cat([x for _, x, _ in deep_rows])
+        eps = None if deep_rows[0][2] is None else torch.cat([e for _, _, e in deep_rows])
+        ep = None if eps is None else (lambda r, p: pairs(rows[r], p))
+        counts[rows] = _rp_counts(sc, eps, nr[rows], lambda r, p: c_pos[p] == qc[rows[r]], ep, key)
+        deep_rows.clear()
+
+    for start, end, s, eps, exact_pairs, exact_rows in chunks:
+        pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
+        rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
+        counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
+        deep = (big > kk).nonzero()[:, 0]
+        if len(deep):  # R > depth: count the relevant columns that beat the R-th
+            deep_rows.append((deep + start, s[deep], None if eps is None else eps[deep]))
+            if sum(len(r) for r, _, _ in deep_rows) >= chunk_size:
+                flush()
+        tops.append((pos if cand_index is None else cand_index[pos]).cpu())
+        rels.append(rel_top.cpu().numpy())
+    if deep_rows:
+        flush()
+    rel_np = np.concatenate(rels)
+    rp = _safe_div(counts.cpu().numpy().astype(np.float64), n_rel.astype(np.float64)) * 100.0
+    out = {norm: {**compute_metrics(rel_np, n_rel, norm), "R-precision": rp} for norm in ap_norms}
+    return torch.cat(tops), out
+
+
+def evaluate_embeddings(
+    queries: Any, candidates: Any, query_labels: Any, candidate_labels: Any, tie_key: Any | None = None,
+    k: int = 10, chunk_size: int = 1024, device: str | torch.device | None = None, normalize: bool = True,
+    ap_norms: tuple[str, ...] = ("hits",), prefilter: bool | None = None,
+) -> tuple[torch.Tensor, dict[str, dict[str, np.ndarray]]]:
+    """Rank all candidates for all queries and compute the paper's metrics, fused and exact.
+
+    Bit-identical to ``evaluate_ranking(rank(queries, candidates, required_depth(n_rel), ...)[0],
+    query_labels, candidate_labels, norm)`` per AP normalisation, but no row is ranked deeper than
+    ``max(k, 10)``. ``tie_key``, ``chunk_size``, ``device``, ``normalize``, ``prefilter``: as for
+    :func:`rank`; labels: relevant iff equal; ``ap_norms``: see :mod:`cti_repro.evaluation.metrics`.
+
+    Returns:
+        ``(indices [Q, min(max(k, 10), N)] int64 on the CPU, {ap_norm: {metric: [Q] percent}})``.
+    """
+    _check_chunk(chunk_size)
+    queries, candidates = torch.as_tensor(queries), torch.as_tensor(candidates)
+    device = torch.device(device) if device is not None else queries.device
+    n_q, n_c = queries.shape[0], candidates.shape[0]
+    order = torch.from_numpy(_tie_order(tie_key, n_c))
+    scorer = _Scorer(queries, candidates, order, normalize, device, prefilter, min(max(k, 10), n_c) + _MARGIN)
+    if n_c == 0:
+        raise ValueError("no candidates")
+    chunks = ((a, min(a + chunk_size, n_q), *scorer.chunk(a, min(a + chunk_size, n_q)))
+              for a in range(0, n_q, chunk_size))
+    return _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_norms, chunk_size,
+                       pairs=scorer.pairs, cand_index=order.to(device))
+
+
+def evaluate_scores(
+    scores: Any, query_labels: Any, candidate_labels: Any, tie_key: Any | None = None, k: int = 10,
+    chunk_size: int = 1024, device: str | torch.device | None = None, ap_norms: tuple[str, ...] = ("hits",),
+) -> tuple[torch.Tensor, dict[str, dict[str, np.ndarray]]]:
+    """:func:`evaluate_embeddings` for a ``[Q, N]`` score matrix (e.g. BM25; no NaN): bit-identical to
+    ``evaluate_ranking(rank_scores(scores, required_depth(n_rel), ...)[0], ...)``."""
+    _check_chunk(chunk_size)
+    scores, device = _as_scores(scores, device)
+    if scores.shape[1] == 0:
+        raise ValueError("no candidates")
+    order = torch.from_numpy(_tie_order(tie_key, scores.shape[1])).to(device)
+    chunks = ((a, b, s, None, None, lambda rows, s=s: s[rows]) for a, b, s in _score_chunks(scores, chunk_size, device))
+    return _fused_eval(chunks, scores.shape[0], scores.shape[1], device, query_labels, candidate_labels, k, ap_norms,
+                       chunk_size, key=_tie_rank(order), order=order)
+
+
+def evaluate_ranking(
+    indices: Any, query_labels: Any, candidate_labels: Any, ap_norm: str = "hits"
+) -> dict[str, np.ndarray]:
+    """Per-query metrics of a ranking where a candidate is relevant iff its label equals the query's.
+
+    Args:
+        indices: ``[Q, depth]`` candidate indices, best first (from :func:`rank`).
+        query_labels: ``[Q]`` the label of each query (its category name).
+        candidate_labels: ``[N]`` the label of each candidate.
+        ap_norm: AP@k normaliser, see :func:`cti_repro.evaluation.metrics.average_precision_at_k`.
+
+    Returns:
+        ``{metric: [Q] float64}`` in percent (see :func:`cti_repro.evaluation.metrics.compute_metrics`).
+        A query with no relevant candidate scores 0 everywhere; the caller decides whether to
+        average over it.
+
+    Raises:
+        ValueError: if the ranking is shallower than ``min(N, max R)``, which would make
+            R-precision silently wrong (rank with ``k=required_depth(n_rel)``).
+    """
+    idx = indices.detach().cpu().numpy() if isinstance(indices, torch.Tensor) else np.asarray(indices)
+    q_codes, c_codes, n_rel = label_codes(query_labels, candidate_labels)
+    if idx.ndim != 2 or idx.shape[0] != len(q_codes):
+        raise ValueError(f"indices must have shape [{len(q_codes)}, depth], got {idx.shape}")
+    need = min(len(c_codes), int(n_rel.max(initial=0)))
+    if idx.shape[1] < need:
+        raise ValueError(f"ranking depth {idx.shape[1]} < {need} relevant items of some query: "
+                         "R-precision would be wrong; rank with k=required_depth(n_rel)")
+    rel = c_codes[idx] == q_codes[:, None]
+    return compute_metrics(rel, n_rel, ap_norm)
+
+
+__all__ = ["evaluate_embeddings", "evaluate_scores", "evaluate_ranking"]

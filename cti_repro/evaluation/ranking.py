@@ -1,0 +1,336 @@
+"""Exact, deterministic top-k retrieval over all candidates, and its evaluation.
+
+Ranking order: score descending, then ``tie_key`` ascending (then candidate index ascending).
+``tie_key`` is meant to be the rank of each candidate's product id in ascending id order, so the
+in-memory ranking breaks ties exactly like :func:`cti_repro.evaluation.metrics.evaluate_trec` does on a run
+file whose docids are those product ids. Two things could make a ranking depend on more than that:
+
+* ``torch.topk`` promises nothing about ties. So candidates are put in tie-key order (or each
+  score column carries its tie rank); the k + 6 best columns of a row are sorted by (score desc,
+  tie rank asc) with stable sorts, and a row whose tie at the k-th score reaches past them is
+  redone by counting: every column scoring ``> t`` (the k-th score) is in, and of the columns
+  scoring ``== t`` the leftmost fill the remaining slots (a cumulative count picks them).
+* Floating-point matrix products are not reproducible bit for bit (kernels and summation orders
+  change with shapes), so two identical candidate vectors can score 1e-16 apart. Scores are
+  therefore in *fixed point*: both sides are L2-normalised (or, with ``normalize=False``, scaled by
+  one power of two so every row norm is <= 1) in float64 on the CPU and rounded to integer
+  multiples of 2**-26. Products and partial sums of such integers are integers below 2**53, so
+  float64 products are exact in any order, on any device: chunked and unchunked, CPU and CUDA
+  rankings are identical and duplicate vectors tie exactly. Scores are the integer dot products
+  times 2**-52; the rounding moves a cosine by at most ``sqrt(d) * 2**-26`` (7e-7 for d = 2048).
+
+Speed, still exact: see :class:`_Scorer` (float32 prefilter, exact rescoring at the boundary);
+fused ranking + metrics are in :mod:`cti_repro.evaluation.evaluate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _tie_order(tie_key: Any | None, n: int) -> np.ndarray:
+    """Candidate indices sorted by ``tie_key`` ascending (stable: equal keys keep index order)."""
+    if tie_key is None:
+        return np.arange(n, dtype=np.int64)
+    key = tie_key.detach().cpu().numpy() if isinstance(tie_key, torch.Tensor) else np.asarray(tie_key)
+    if key.shape != (n,):
+        raise ValueError(f"tie_key must have shape [{n}], got {key.shape}")
+    return np.argsort(key, kind="stable").astype(np.int64)
+
+
+def _topk_exact(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k columns of each row of ``scores`` [B, N] (no NaN, ``1 <= k <= N``) by score
+    descending, then column position ascending: ``(positions [B, k] int64, values [B, k])``."""
+    b = scores.shape[0]
+    kth = torch.topk(scores, k, dim=1, largest=True, sorted=False).values.min(dim=1, keepdim=True).values
+    above = scores > kth
+    at = scores == kth
+    # Slots left for the boundary value; fill them with the leftmost (= smallest tie key) columns.
+    free = k - above.sum(dim=1, keepdim=True)
+    take = above | (at & (at.cumsum(dim=1, dtype=torch.int32) <= free))
+    pos = take.nonzero()[:, 1].view(b, k)  # nonzero is row-major, so positions ascend per row
+    vals = scores.gather(1, pos)
+    vals, order = torch.sort(vals, dim=1, descending=True, stable=True)
+    return pos.gather(1, order), vals
+
+
+def _check_k(k: int) -> None:
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+
+
+def _check_chunk(chunk_size: int) -> None:
+    if int(chunk_size) != chunk_size or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+
+
+FIXED_POINT_BITS = 26  # coordinates become integer multiples of 2**-26; see the module docstring
+_MARGIN = 6  # columns fetched beyond k, so a boundary band of near-ties usually fits
+_PAIR_BLOCK = 1 << 23  # elements per block when rescoring (row, column) pairs exactly
+
+
+def _fixed_point(x: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """Rows of ``x`` as float64 integers ``round(x_hat * 2**26)`` with ``||x_hat|| <= 1``.
+
+    ``x_hat`` is the L2-normalised row (``normalize=True``) or ``x`` times one power of two that
+    brings the largest row norm to <= 1 (a global scale: it cannot change any ranking).
+    Computed on the CPU in float64 so the integers do not depend on the compute device.
+    """
+    x = x.detach().to(device="cpu", dtype=torch.float64)
+    if not torch.isfinite(x).all():
+        raise ValueError("embeddings contain NaN or inf")
+    if normalize:
+        x = F.normalize(x, dim=1)
+    else:
+        top = float(x.norm(dim=1).max()) if len(x) else 0.0
+        if top > 0:
+            x = x * 2.0 ** -np.ceil(np.log2(top))  # exact: a power of two
+    return torch.round(x * 2.0**FIXED_POINT_BITS)
+
+
+def prefilter_available(device: str | torch.device = "cpu") -> bool:
+    """Whether float32 products on ``device`` are IEEE float32 (no TF32 / bf16), as the bound needs."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    return not (torch.device(device).type == "cuda" and torch.backends.cuda.matmul.allow_tf32)
+
+
+def _eps_factor(d: int) -> float:
+    """Twice the float32 error bound of a d-term dot product, per unit of ||q|| ||c||."""
+    u = 2.0**-24
+    return 2.0 * (2.0 * u + u * u + d * u / (1.0 - d * u) * (1.0 + u) ** 2)
+
+
+class _Scorer:
+    """Fixed-point scores of query chunks against tie-ordered candidates (module docstring)."""
+
+    def __init__(self, queries, candidates, order, normalize: bool, device, prefilter: bool | None, width: int):
+        if queries.ndim != 2 or candidates.ndim != 2 or queries.shape[1] != candidates.shape[1]:
+            raise ValueError(f"need [Q, d] queries and [N, d] candidates, got {tuple(queries.shape)} "
+                             f"and {tuple(candidates.shape)}")
+        qry, cand = _fixed_point(queries, normalize), _fixed_point(candidates, normalize)[order]
+        # Exactness needs every |partial sum| < 2**53; by Cauchy-Schwarz it is <= ||q|| * ||c||.
+        q_norm, c_max = qry.norm(dim=1), float(cand.norm(dim=1).max()) if len(cand) else 0.0
+        if (float(q_norm.max()) if len(q_norm) else 0.0) * c_max >= 2.0**53:  # pragma: no cover - needs d in the billions
+            raise ValueError("embedding dimension too large for exact fixed-point scores")
+        if prefilter is None:  # auto: when the bound holds and few columns need rescoring
+            prefilter = prefilter_available(device) and 16 * width <= len(cand)
+        elif prefilter and not prefilter_available(device):
+            raise ValueError("prefilter=True needs IEEE float32 products: float32 matmul precision 'highest', no TF32")
+        self.q, self.c, self.prefilter = qry.to(device), cand.to(device), bool(prefilter)
+        if self.prefilter:
+            unit = 2.0**-FIXED_POINT_BITS
+            self.q32, self.c32t = (qry * unit).float().to(device), (cand * unit).float().T.contiguous().to(device)
+            self.eps = (_eps_factor(qry.shape[1]) * q_norm * c_max * unit**2).float()[:, None].to(device)
+        else:
+            self.ct = self.c.T.contiguous()
+
+    def pairs(self, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Exact scores of (query ``rows[i]``, candidate position ``pos[i]``) pairs: integer sums."""
+        step = max(1, _PAIR_BLOCK // max(1, self.q.shape[1]))
+        return torch.cat([(self.q[rows[i : i + step]] * self.c[pos[i : i + step]]).sum(1)
+                          for i in range(0, len(rows), step)] or [self.q.new_zeros(0)])
+
+    def chunk(self, start: int, end: int):
+        """``(scores [B, N], eps [B, 1] or None if exact, exact_pairs, exact_rows)`` of queries start:end
+        (the two functions take row indices local to the chunk)."""
+        q = self.q[start:end]
+
+        def exact_pairs(rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+            return self.pairs(rows + start, pos)
+
+        def exact_rows(rows: torch.Tensor) -> torch.Tensor:
+            return q[rows] @ self.c.T
+
+        if self.prefilter:
+            return self.q32[start:end] @ self.c32t, self.eps[start:end], exact_pairs, exact_rows
+        return q @ self.ct, None, exact_pairs, exact_rows
+
+
+def _order_rows(e: torch.Tensor, pos: torch.Tensor, key=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sort each row of ``(e, pos)`` by ``e`` descending, then tie rank (default ``pos``) ascending."""
+    o = torch.sort(pos if key is None else key[pos], dim=1).indices
+    e, o2 = torch.sort(e.gather(1, o), dim=1, descending=True, stable=True)
+    return pos.gather(1, o).gather(1, o2), e
+
+
+def _topk_core(s, k: int, eps, exact_pairs, exact_rows, values: bool = True, key=None, order=None):
+    """Exact top-k (score desc, then tie rank asc) of each row of ``s`` [B, N] -> (positions, scores).
+
+    ``eps`` None: ``s`` is exact. Else ``|s - exact| <= eps`` [B, 1]: rows whose k + 1 best scores
+    are > 2 eps apart are in exact order already; others are rescored over the k + margin best.
+    Rows with more than the margin within 2 eps of the k-th score are redone from exact full rows.
+    ``key``: tie rank of each column (None: column order); ``order = argsort(key)``.
+    """
+    b, n = s.shape
+    big = min(n, k + _MARGIN)
+    tv, ti = torch.topk(s, big, dim=1)
+    if eps is None and s.is_floating_point() and torch.isnan(tv[:, 0]).any():  # topk ranks NaN first
+        raise ValueError("NaN in the score matrix")
+    lo = tv[:, k - 1 : k] if eps is None else tv[:, k - 1 : k] - 2 * eps
+    ok = (tv[:, -1:] < lo).squeeze(1) if big < n else torch.ones(b, dtype=torch.bool, device=s.device)
+    if eps is None:
+        pos, vals = _order_rows(tv, ti, key)
+    else:
+        fuzzy = ((tv[:, :-1] - tv[:, 1:])[:, :k] <= 2 * eps).any(1)
+        pos, vals = ti.clone(), tv.double()
+        if fuzzy.any():
+            f = fuzzy.nonzero()[:, 0]
+            e = exact_pairs(f[:, None].expand(len(f), big).reshape(-1), ti[f].reshape(-1)).view(len(f), big)
+            pos[f], vals[f] = _order_rows(e, ti[f], key)
+        if values and not fuzzy.all():  # exact scores of the clean rows' top k
+            c = (~fuzzy).nonzero()[:, 0]
+            vals[c, :k] = exact_pairs(c[:, None].expand(len(c), k).reshape(-1), pos[c, :k].reshape(-1)).view(len(c), k)
+    pos, vals = pos[:, :k].contiguous(), vals[:, :k].contiguous()
+    bad = (~ok).nonzero()[:, 0]
+    if len(bad):
+        full = exact_rows(bad)
+        bp, bv = _topk_exact(full if order is None else full[:, order], k)
+        pos[bad], vals[bad] = (bp if order is None else order[bp]), bv.to(vals.dtype)
+    return pos, vals
+
+
+def rank(
+    queries: torch.Tensor,
+    candidates: torch.Tensor,
+    k: int,
+    tie_key: Any | None = None,
+    chunk_size: int = 1024,
+    device: str | torch.device | None = None,
+    normalize: bool = True,
+    prefilter: bool | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k candidates of each query by cosine similarity (or dot product).
+
+    Scores are built ``chunk_size`` query rows at a time (memory ``chunk_size x N``), in fixed
+    point, so the result does not depend on ``chunk_size``, the device or ``prefilter``.
+
+    Args:
+        queries, candidates: ``[Q, d]`` / ``[N, d]`` embeddings (numpy arrays are accepted too).
+        k: ranking depth; clipped to N.
+        tie_key: ``[N]`` sortable keys (e.g. the rank of each product id in ascending id order);
+            default: the candidate index.
+        chunk_size: query rows per matrix product.
+        device: where to multiply (e.g. ``"cuda"``); default: the queries' device.
+        normalize: L2-normalise both sides (cosine similarity); otherwise raw dot products up to
+            one global positive factor (``scores`` are then ``q . c`` times a power of two).
+        prefilter: score in float32 and rescore near-ties exactly (True) or score all in float64
+            (False); default: float32 when its error bound holds and ``16 (k + 6) <= N``.
+
+    Returns:
+        ``(indices [Q, min(k, N)] int64, scores [Q, min(k, N)] float64)`` on the CPU; indices
+        point into ``candidates``; scores are the (quantised) cosines.
+
+    Raises:
+        ValueError: bad shapes, ``k < 1``, or non-finite embeddings.
+    """
+    _check_k(k)
+    _check_chunk(chunk_size)
+    queries, candidates = torch.as_tensor(queries), torch.as_tensor(candidates)
+    device = torch.device(device) if device is not None else queries.device
+    n_q, n_c = queries.shape[0], candidates.shape[0]
+    k = min(int(k), n_c)
+    order = torch.from_numpy(_tie_order(tie_key, n_c))
+    scorer = _Scorer(queries, candidates, order, normalize, device, prefilter, k + _MARGIN)
+    if n_q == 0 or k == 0:
+        return torch.zeros((n_q, k), dtype=torch.int64), torch.zeros((n_q, k), dtype=torch.float64)
+    order_dev, unit = order.to(device), 2.0 ** (-2 * FIXED_POINT_BITS)
+    idx_out, val_out = [], []
+    for start in range(0, n_q, chunk_size):
+        s, eps, exact_pairs, exact_rows = scorer.chunk(start, min(start + chunk_size, n_q))
+        pos, vals = _topk_core(s, k, eps, exact_pairs, exact_rows)
+        idx_out.append(order_dev[pos].cpu())
+        val_out.append(vals.cpu() * unit)  # exact: a power of two
+    return torch.cat(idx_out), torch.cat(val_out)
+
+
+def _score_chunks(scores: Any, chunk_size: int, device: torch.device):
+    """Yield ``(start, end, chunk on device)`` of a (dense or scipy sparse) score matrix."""
+    for start in range(0, scores.shape[0], chunk_size):
+        s = scores[start : start + chunk_size]
+        yield start, start + s.shape[0], (torch.from_numpy(s.toarray()) if hasattr(s, "toarray") else s).to(device)
+
+
+def _tie_rank(order: torch.Tensor) -> torch.Tensor | None:
+    """Tie rank of each column (the inverse of ``order``); None for the identity."""
+    if bool((order == torch.arange(len(order), device=order.device)).all()):
+        return None
+    key = torch.empty_like(order)
+    key[order] = torch.arange(len(order), device=order.device)
+    return key
+
+
+def _as_scores(scores: Any, device) -> tuple[Any, torch.device]:
+    """Dense scores as a tensor; scipy sparse ones (e.g. BM25's) stay sparse, densified per chunk."""
+    scores = scores.tocsr() if hasattr(scores, "tocsr") else torch.as_tensor(scores)
+    if len(scores.shape) != 2:
+        raise ValueError(f"scores must have shape [Q, N], got {tuple(scores.shape)}")
+    return scores, torch.device(device) if device is not None else getattr(scores, "device", torch.device("cpu"))
+
+
+def rank_scores(
+    scores: torch.Tensor,
+    k: int,
+    tie_key: Any | None = None,
+    chunk_size: int = 1024,
+    device: str | torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k of a precomputed score matrix (e.g. BM25), with the same tie rule as :func:`rank`.
+
+    ``scores``: ``[Q, N]``, higher is better (numpy or scipy sparse accepted), no NaN; ``k`` is clipped to N;
+    ``tie_key`` defaults to the column index; ``chunk_size`` rows at a time on ``device`` (default:
+    the scores' device). Returns ``(indices [Q, min(k, N)] int64, scores [Q, min(k, N)])`` on the
+    CPU, in the input dtype.
+    """
+    _check_k(k)
+    _check_chunk(chunk_size)
+    scores, device = _as_scores(scores, device)
+    n_q, n_c = scores.shape
+    k = min(int(k), n_c)
+    if n_q == 0 or k == 0:
+        dtype = scores.dtype if isinstance(scores, torch.Tensor) else torch.float64
+        return torch.zeros((n_q, k), dtype=torch.int64), torch.zeros((n_q, k), dtype=dtype)
+    order = torch.from_numpy(_tie_order(tie_key, n_c)).to(device)
+    key = _tie_rank(order)
+    out = [_topk_core(s, k, None, None, lambda rows, s=s: s[rows], key=key, order=order)
+           for _, _, s in _score_chunks(scores, chunk_size, device)]
+    return torch.cat([p.cpu() for p, _ in out]), torch.cat([v.cpu() for _, v in out])
+
+
+def label_codes(query_labels: Any, candidate_labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer codes of string labels over one shared vocabulary.
+
+    Args:
+        query_labels: ``[Q]`` labels.
+        candidate_labels: ``[N]`` labels.
+
+    Returns:
+        ``(query_codes [Q], candidate_codes [N], n_rel [Q])`` where ``n_rel[q]`` counts the
+        candidates whose label equals query ``q``'s label.
+    """
+    q = np.asarray(query_labels, dtype=object).astype(str)
+    c = np.asarray(candidate_labels, dtype=object).astype(str)
+    vocab, codes = np.unique(np.concatenate([c, q]), return_inverse=True)
+    c_codes, q_codes = codes[: len(c)], codes[len(c) :]
+    n_rel = np.bincount(c_codes, minlength=len(vocab))[q_codes]
+    return q_codes, c_codes, n_rel.astype(np.int64)
+
+
+def required_depth(n_rel: Any) -> int:
+    """Ranking depth needed for P@10 and exact R-precision: ``max(10, max R)``.
+
+    Args:
+        n_rel: ``[Q]`` number of relevant candidates per query.
+
+    Returns:
+        The depth as an int (pass it as ``k`` to :func:`rank`, which clips it to N).
+    """
+    n = n_rel.detach().cpu().numpy() if isinstance(n_rel, torch.Tensor) else np.asarray(n_rel)
+    return max(10, int(n.max(initial=0)))
+
+
+__all__ = ["rank", "rank_scores", "label_codes", "required_depth", "prefilter_available", "FIXED_POINT_BITS"]

@@ -1,0 +1,225 @@
+"""Projection heads and the category-to-image (CtI) model.
+
+The encoders (CLIP image, MPNet text) are frozen and their features precomputed elsewhere
+(``features.py``); only the two heads here train (PAPER_NOTES ambiguity 13):
+
+    c = g_c(h_c)                                   (eq. 2)
+    p = g_p(concat(h_i, h_t, h_a))                 (eq. 6)
+
+CLIP-I, CLIP-IA and CLIP-ITA are one class, :class:`CtIModel`, configured by the product
+modalities it concatenates. Outputs are not normalised: the loss and retrieval do that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from cti_repro.study import MODALITIES
+
+# Eq. 6 fixes the concatenation order; every model uses this order whatever it was given.
+PRODUCT_ORDER: tuple[str, ...] = ("image", "title", "attributes")
+
+
+HEADS: tuple[str, ...] = ("paper", "batchnorm")
+
+
+class ProjectionHead(nn.Module):
+    """The paper's head: a residual GELU MLP with LayerNorm (the OpenAI-CLIP tutorial's head).
+
+    ::
+
+        z = W1 x + b1                      (projection, d_in -> d_out)
+        y = LayerNorm( z + Dropout( W2 GELU(z) + b2 ) )
+
+    Args:
+        d_in: Input feature size.
+        d_out: Output size d (256 in the tutorial; the paper does not state it).
+        dropout: Dropout on the second Linear's output.
+    """
+
+    def __init__(self, d_in: int, d_out: int = 256, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.projection = nn.Linear(d_in, d_out)
+        self.gelu = nn.GELU()
+        self.fc = nn.Linear(d_out, d_out)
+        self.dropout = nn.Dropout(dropout)
+        self.layer_norm = nn.LayerNorm(d_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        projected = self.projection(x)
+        x = self.fc(self.gelu(projected))
+        x = self.dropout(x)
+        return self.layer_norm(x + projected)
+
+
+class BatchNormHead(nn.Module):
+    """The public code's head: ``Linear -> BatchNorm1d -> ReLU -> Linear(bias=False)``.
+
+    ::
+
+        y = W2 ReLU( BN( W1 x + b1 ) )
+
+    The public code L2-normalises the output inside the head; here the loss does it. BatchNorm
+    needs batches of at least 2 in training mode.
+
+    Args:
+        d_in: Input feature size.
+        d_out: Output size d.
+        hidden: Hidden width (default ``d_out``; the public code uses 2048 throughout).
+    """
+
+    def __init__(self, d_in: int, d_out: int = 256, hidden: int | None = None) -> None:
+        super().__init__()
+        hidden = d_out if hidden is None else hidden
+        self.net = nn.Sequential(
+            nn.Linear(d_in, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, d_out, bias=False),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def build_head(kind: str, d_in: int, d_out: int = 256, dropout: float = 0.1) -> nn.Module:
+    """Build a projection head by name.
+
+    Args:
+        kind: ``"paper"`` (:class:`ProjectionHead`) or ``"batchnorm"`` (:class:`BatchNormHead`,
+            which has no dropout, so ``dropout`` is ignored).
+        d_in: Input feature size.
+        d_out: Output size d.
+        dropout: Dropout of the paper head.
+
+    Returns:
+        The head module.
+    """
+    if kind == "paper":
+        return ProjectionHead(d_in, d_out, dropout)
+    if kind == "batchnorm":
+        return BatchNormHead(d_in, d_out)
+    raise ValueError(f"unknown head kind {kind!r}; choose one of {list(HEADS)}")
+
+
+class CtIModel(nn.Module):
+    """Category head g_c and product head g_p over precomputed, frozen encoder features.
+
+    Args:
+        modalities: Product modalities to concatenate, a subset of ("image", "title",
+            "attributes"); they are always concatenated in that order (eq. 6).
+        dims: Feature size of each modality, e.g. ``{"image": 512, "title": 768,
+            "attributes": 768}``; extra entries are ignored.
+        category_dim: Feature size of the category encoder output h_c.
+        head: ``"paper"`` or ``"batchnorm"``, used for both heads.
+        d: Shared output size of both heads.
+        dropout: Dropout of the paper head.
+
+    Example::
+
+        >>> dims = {"image": 512, "title": 768, "attributes": 768}
+        >>> model = CtIModel.from_name("CLIP-ITA", dims, category_dim=768)
+        >>> feats = {k: torch.randn(4, n) for k, n in dims.items()}
+        >>> c, p = model(torch.randn(4, 768), feats)   # both [4, 256]
+    """
+
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        dims: Mapping[str, int],
+        category_dim: int,
+        head: str = "paper",
+        d: int = 256,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if isinstance(modalities, str):
+            modalities = (modalities,)  # a bare string would otherwise iterate by character
+        unknown = [m for m in modalities if m not in PRODUCT_ORDER]
+        if unknown:
+            raise ValueError(f"unknown modalities {unknown}; choose from {list(PRODUCT_ORDER)}")
+        if not modalities or len(set(modalities)) != len(modalities):
+            raise ValueError(f"modalities must be non-empty and distinct, got {list(modalities)}")
+        missing = [m for m in modalities if m not in dims]
+        if missing:
+            raise KeyError(f"no feature size in `dims` for modalities {missing}; got {sorted(dims)}")
+        self.modalities: tuple[str, ...] = tuple(m for m in PRODUCT_ORDER if m in modalities)
+        self.dims: dict[str, int] = {m: int(dims[m]) for m in self.modalities}
+        self.product_dim = sum(self.dims.values())
+        self.category_dim = int(category_dim)
+        self.head_kind, self.d, self.dropout = head, int(d), float(dropout)
+        self.category_head = build_head(head, self.category_dim, self.d, dropout)  # g_c
+        self.product_head = build_head(head, self.product_dim, self.d, dropout)  # g_p
+
+    @classmethod
+    def from_name(
+        cls, name: str, dims: Mapping[str, int], category_dim: int, **kwargs: Any
+    ) -> CtIModel:
+        """Build CLIP-I, CLIP-IA or CLIP-ITA (see :data:`MODALITIES`); ``kwargs`` go to the init."""
+        if name not in MODALITIES:
+            raise KeyError(f"unknown model {name!r}; choose one of {list(MODALITIES)}")
+        return cls(MODALITIES[name], dims, category_dim, **kwargs)
+
+    @property
+    def name(self) -> str:
+        """The paper's name for this modality set, or ``"custom"`` (e.g. image + title)."""
+        for name, mods in MODALITIES.items():
+            if mods == self.modalities:
+                return name
+        return "custom"
+
+    def encode_category(self, h_c: Tensor) -> Tensor:
+        """c = g_c(h_c): [B, category_dim] -> [B, d] (not normalised)."""
+        if h_c.shape[-1] != self.category_dim:
+            raise ValueError(f"category features have size {h_c.shape[-1]}, expected {self.category_dim}")
+        return self.category_head(h_c.to(self._dtype))
+
+    def encode_product(self, feats: Mapping[str, Tensor]) -> Tensor:
+        """p = g_p(concat(h_i, h_t, h_a)) over this model's modalities: -> [B, d] (not normalised).
+
+        Args:
+            feats: Modality name -> features [B, dims[name]]; extra modalities are ignored.
+
+        Raises:
+            KeyError: A modality this model needs is missing from ``feats``.
+        """
+        parts = []
+        for m in self.modalities:
+            if m not in feats:
+                raise KeyError(
+                    f"missing product modality {m!r}: {self.name} needs {list(self.modalities)}, "
+                    f"got {sorted(feats)}"
+                )
+            x = feats[m]
+            if x.shape[-1] != self.dims[m]:
+                raise ValueError(f"{m!r} features have size {x.shape[-1]}, expected {self.dims[m]}")
+            parts.append(x.to(self._dtype))  # cached features may be float16
+        return self.product_head(torch.cat(parts, dim=-1))
+
+    def forward(self, category_feats: Tensor, product_feats: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Return ``(c, p)`` for aligned batches of category and product features."""
+        return self.encode_category(category_feats), self.encode_product(product_feats)
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready summary for result records: modalities, sizes, head and parameter counts."""
+        return {
+            "name": self.name,
+            "modalities": list(self.modalities),
+            "input_dims": dict(self.dims),
+            "product_input_dim": self.product_dim,
+            "category_input_dim": self.category_dim,
+            "head": self.head_kind,
+            "dim": self.d,
+            "dropout": self.dropout,
+            "params": sum(p.numel() for p in self.parameters()),
+            "params_category_head": sum(p.numel() for p in self.category_head.parameters()),
+            "params_product_head": sum(p.numel() for p in self.product_head.parameters()),
+        }

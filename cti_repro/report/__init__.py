@@ -1,0 +1,24 @@
+"""The report: Tables 1-3 beside the paper's, provenance, statistics and figures for the book.
+
+The notebooks use this package as ``from cti_repro import report`` and call the functions below;
+each lives in one module: :mod:`~cti_repro.report.tables` (DataFrames and styled tables),
+:mod:`~cti_repro.report.figures`, :mod:`~cti_repro.report.stats` (significance tests),
+:mod:`~cti_repro.report.provenance`, :mod:`~cti_repro.report.paper` (published numbers),
+:mod:`~cti_repro.report.styles` (boxes and table styles).
+"""
+
+from cti_repro.report import data_page, paper, row_page
+from cti_repro.report.figures import default_gallery_queries, gallery, published_vs_reproduced_figure, training_curves
+from cti_repro.report.provenance import DEMO_WARNING, provenance, provenance_html
+from cti_repro.report.stats import holm, paired_tests, per_query_scores, significance, significance_summary
+from cti_repro.report.styles import admonition, styled
+from cti_repro.report.tables import (
+    TOL_ABS, TOL_REL, TOLERANCE_RULE, ap_norm_table, load_study, ranking_differences, table1, table1_block, table1_wide,
+    table2, table3, verdict,
+)
+
+__all__ = ["data_page", "paper", "row_page", "TOLERANCE_RULE", "TOL_ABS", "TOL_REL", "DEMO_WARNING", "load_study", "verdict", "table1", "table1_wide",
+           "table1_block", "styled", "admonition", "ranking_differences", "provenance", "provenance_html", "table2",
+           "table3", "ap_norm_table", "significance", "significance_summary", "holm", "paired_tests",
+           "per_query_scores", "training_curves", "gallery", "published_vs_reproduced_figure",
+           "default_gallery_queries"]

@@ -1,0 +1,119 @@
+"""The data page: a catalogue's statistics beside the paper's, its shape, samples, pairs per setting.
+
+Every catalogue string shown here (titles, paths, attributes) is escaped by the caller's Styler or
+shown in a plain DataFrame, whose HTML pandas escapes: catalogue text never becomes markup.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cti_repro.config import SplitConfig
+from cti_repro.data.catalogue import Catalogue
+from cti_repro.data.pairs import build_setting
+from cti_repro.report import paper
+from cti_repro.study import SETTINGS
+
+STAT_LABELS = {
+    "products": "products", "unique_categories": "unique categories", "root_categories": "root (most general) categories",
+    "leaf_categories": "leaf (most specific) categories", "category_product_pairs": "category-product pairs",
+    "depth_mean": "path depth, mean", "depth_min": "path depth, min", "depth_max": "path depth, max",
+    "attributes_mean": "attributes per product, mean", "attributes_min": "attributes per product, min",
+    "attributes_max": "attributes per product, max", "attributes_total": "attributes, total",
+    "attributes_unique": "attributes, unique", "images_missing": "products without a readable image",
+}
+
+
+def _count(v: Any) -> str:
+    if v is None:
+        return "–"
+    return f"{v:,.2f}" if isinstance(v, float) and not float(v).is_integer() else f"{int(v):,}"
+
+
+def statistics_table(catalogue: Catalogue) -> pd.DataFrame:
+    """The paper's data-set statistics (section 4) beside this catalogue's, as formatted strings.
+
+    Returns:
+        Index: the statistic; columns ``paper (XMarket US)`` and ``this catalogue``.
+    """
+    ours, theirs = catalogue.stats(), paper.dataset()
+    return pd.DataFrame({"paper (XMarket US)": [_count(theirs.get(k)) for k in STAT_LABELS],
+                         "this catalogue": [_count(ours.get(k)) for k in STAT_LABELS]}, index=list(STAT_LABELS.values()))
+
+
+def shape_figure(catalogue: Catalogue) -> Figure:
+    """Histograms of the category-path depth and of the attributes per product, with both means."""
+    theirs = paper.dataset()
+    depths = np.array([len(p) for p in catalogue.paths])
+    n_attr = np.array([len(a) for a in catalogue.attributes])
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, values, label, paper_mean in ((axes[0], depths, "category path depth", theirs["depth_mean"]),
+                                          (axes[1], n_attr, "attributes per product", theirs["attributes_mean"])):
+        if len(values):
+            bins = np.arange(values.min(), values.max() + 2) - 0.5
+            ax.hist(values, bins=bins, color="#0072B2", alpha=0.8)
+            ax.axvline(values.mean(), color="#0072B2", ls="--", label=f"this catalogue: mean {values.mean():.2f}")
+        ax.axvline(paper_mean, color="#D55E00", ls=":", lw=2, label=f"paper: mean {paper_mean}")
+        ax.set_xlabel(label), ax.set_ylabel("products")
+        ax.legend(fontsize="small")
+    return fig
+
+
+def roots_figure(catalogue: Catalogue, top: int = 15) -> Figure:
+    """The ``top`` largest root categories by number of products (a horizontal bar chart)."""
+    roots = pd.Series([p[0] for p in catalogue.paths]).value_counts()
+    shown = roots.head(top)[::-1]
+    fig = Figure(figsize=(8, 0.3 * len(shown) + 1), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(shown.index, shown.values, color="#0072B2")
+    ax.set_xlabel("products")
+    ax.set_title(f"all {len(roots)} root categories" if len(shown) == len(roots)
+                 else f"{len(shown)} largest of {len(roots)} root categories")
+    return fig
+
+
+def sample_products(catalogue: Catalogue, n: int = 6, seed: int = 0) -> tuple[Figure, pd.DataFrame]:
+    """``n`` products drawn with ``seed``: their images, and a table of title, path and attributes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    sample = sorted(rng.choice(len(catalogue), size=min(n, len(catalogue)), replace=False).tolist())
+    fig = Figure(figsize=(1.6 * max(1, len(sample)), 1.9), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(sample)), squeeze=False).ravel())
+    for ax, i in zip(axes, sample):
+        p = catalogue.image_path(i)
+        if p is not None and p.is_file():
+            try:
+                with Image.open(p) as im:
+                    ax.imshow(im.convert("RGB"))
+            except OSError:
+                ax.text(0.5, 0.5, "unreadable", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(catalogue.product_ids[i], fontsize=9)
+        ax.axis("off")
+    attrs = catalogue.attributes
+    table = pd.DataFrame({
+        "title": [catalogue.titles[i] for i in sample],
+        "category path (root → leaf)": [" › ".join(catalogue.paths[i]) for i in sample],
+        "attributes": ["; ".join(attrs[i][:4]) + (" …" if len(attrs[i]) > 4 else "") for i in sample],
+    }, index=[catalogue.product_ids[i] for i in sample])
+    return fig, table
+
+
+def pairs_table(catalogue: Catalogue, split: SplitConfig) -> pd.DataFrame:
+    """Pairs, queries and seen / unseen queries per setting beside the paper's category counts."""
+    published = paper.setting_categories()
+    rows = []
+    for setting in SETTINGS:
+        s = build_setting(catalogue, setting, split).summary()
+        rows.append({"categories (paper)": published[setting], "categories": s["categories"],
+                     "training pairs": s["train_pairs"], "validation pairs": s["val_pairs"], "test pairs": s["test_pairs"],
+                     "test queries": s["test_queries"], "seen": s["test_queries_seen"], "unseen": s["test_queries_unseen"]})
+    return pd.DataFrame(rows, index=list(SETTINGS))
+
+
+__all__ = ["statistics_table", "shape_figure", "roots_figure", "sample_products", "pairs_table", "STAT_LABELS"]

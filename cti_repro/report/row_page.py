@@ -1,0 +1,107 @@
+"""The row page: one result record as the tables and the training curve of its notebook."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cti_repro.report import paper
+from cti_repro.report.styles import admonition
+from cti_repro.study import METRICS
+
+
+def demonstration_box(record: dict[str, Any]) -> str | None:
+    """The "demonstration, not a reproduction" box for a record (HTML), or None for a real run."""
+    random_encoders = [f"{role} encoder {e.get('name')} ({e.get('weights')})"
+                       for role, e in (record.get("encoders") or {}).items() if not e.get("pretrained", True)]
+    if not (record.get("demonstration") or random_encoders):
+        return None
+    why = "; ".join(random_encoders) + " has random weights. " if random_encoders else ""
+    data = record.get("data") or {}
+    body = (f"<p>Profile <code>{html.escape(str(record.get('profile')))}</code> on a "
+            f"{html.escape(str(data.get('source')))} catalogue of {int(data.get('products', 0)):,} products. "
+            f"{html.escape(why)}These numbers show that the pipeline runs end to end; they cannot be compared "
+            "with the paper's.</p>")
+    return admonition("warning", "Demonstration, not a reproduction", body)
+
+
+def data_table(record: dict[str, Any]) -> pd.DataFrame:
+    """Pairs, categories and queries of the record's setting (from its ``data`` summary)."""
+    s = record.get("data") or {}
+    names = {"train_pairs": "training pairs", "val_pairs": "validation pairs",
+             "test_pairs": "test pairs (= candidate products)", "categories": "categories in this setting",
+             "train_categories": "categories among training pairs", "test_queries": "test queries",
+             "test_queries_seen": "  seen in training", "test_queries_unseen": "  unseen in training"}
+    return pd.DataFrame({"count": [s.get(k) for k in names]}, index=list(names.values()))
+
+
+def metrics_table(record: dict[str, Any]) -> pd.DataFrame:
+    """The paper's row of Table 1, this run's means, and the seen / unseen subsets (percent)."""
+    pub = paper.table1()
+    pub = pub[(pub.setting == record["setting"]) & (pub.model == record["model"])]
+    sub = record.get("subsets") or {}
+    return pd.DataFrame(
+        [pub[list(METRICS)].iloc[0].to_dict() if len(pub) else {}, record.get("means") or {},
+         sub.get("seen") or {}, sub.get("unseen") or {}],
+        index=["paper (Table 1)", f"this run ({len(record.get('queries', []))} queries)",
+               f"this run, seen ({sub.get('n_seen', 0)})", f"this run, unseen ({sub.get('n_unseen', 0)})"],
+    ).reindex(columns=list(METRICS))
+
+
+def training_figure(record: dict[str, Any]) -> Figure | None:
+    """Training and validation loss per epoch with the learning rate; None for an untrained model."""
+    from matplotlib.ticker import MaxNLocator
+
+    tr = record.get("training")
+    if not tr:
+        return None
+    hist = pd.DataFrame(tr["history"])
+    fig = Figure(figsize=(7.5, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(hist.epoch, hist.train_loss, marker="o", color="#0072B2", label="training loss")
+    ax.plot(hist.epoch, hist.val_loss, marker="s", color="#D55E00", label="validation loss")
+    ax.axvline(tr["best_epoch"], color="grey", ls=":", label=f"kept: epoch {tr['best_epoch']}")
+    ax.set_xlabel("epoch"), ax.set_ylabel("loss (eq. 9)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2 = ax.twinx()
+    ax2.step(hist.epoch, hist.lr, where="mid", color="#009E73", alpha=0.6, label="learning rate")
+    ax2.set_ylim(0, 1.15 * hist.lr.max()), ax2.set_ylabel("learning rate")
+    ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.18),
+              ncol=4, fontsize="small", frameon=False)
+    ax.set_title(f"{record['model']}, {record['setting']}, seed {record.get('seed')}")
+    return fig
+
+
+def training_summary(record: dict[str, Any]) -> str:
+    """One line: the epoch kept, its validation loss, steps, seconds, device, AMP."""
+    tr = record.get("training") or {}
+    if not tr:
+        return f"{record.get('model')} is not trained (a zero-shot or lexical baseline)."
+    return (f"kept epoch {tr['best_epoch']} of {len(tr['history'])} (validation loss {tr['best_val_loss']:.4f})\n"
+            f"{tr['steps']} optimiser steps in {tr['seconds']:.1f} s on {tr['device']}, AMP {tr['amp']}")
+
+
+def provenance_table(record: dict[str, Any], path: str) -> pd.DataFrame:
+    """What produced the record: file, profile, hashes, encoders, model, commit, key versions."""
+    enc = record.get("encoders") or {}
+    prov = {
+        "result file": str(path),
+        "profile": record.get("profile"),
+        "config hash": record.get("config_hash"),
+        "data fingerprint": record.get("data_fingerprint"),
+        **{f"{role} encoder": f"{e.get('name')} ({e.get('weights')}, pretrained: {e.get('pretrained')})"
+           for role, e in enc.items()},
+        "model": ", ".join(f"{k}={v}" for k, v in (record.get("model_info") or {}).items()),
+        "git commit": record.get("git_commit"),
+        **{k: v for k, v in (record.get("versions") or {}).items()
+           if k in ("torch", "open_clip_torch", "sentence-transformers")},
+    }
+    return pd.DataFrame({"value": prov}).rename_axis(None)
+
+
+__all__ = ["demonstration_box", "data_table", "metrics_table", "training_figure", "training_summary", "provenance_table"]

@@ -1,0 +1,299 @@
+"""The batch runner: every row of Table 1 through its notebook, then the report and the book.
+
+:func:`reproduce` is ``cti-repro reproduce``; :func:`build_report` is ``cti-repro report``.
+Where the notebooks go is :mod:`cti_repro.run.book`; how one is executed,
+:mod:`cti_repro.run.notebooks`.
+
+A row is skipped when its result JSON is current (same config hash and data fingerprint) and its
+executed notebook exists with the same stamp, so a killed batch resumes where it stopped.
+A row that raises gets a ``status: "failed"`` record (unless a successful one exists) and the
+batch goes on.
+
+Example:
+    >>> from cti_repro.run.batch import reproduce
+    >>> ok = reproduce("smoke")          # rows, report, book/_build/html/index.html
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from cti_repro.config import DEFAULT_CONFIG, StudyConfig, load_config
+from cti_repro.results import is_current, read_result, result_path, write_result
+from cti_repro.run.book import REPORTS, BookLayout, book_layout, build_book
+from cti_repro.run.notebooks import error_text, execute, notebook_is_current, stamp
+from cti_repro.study import BASELINES, SETTING_LABELS, SETTINGS, TRAINED
+
+@dataclass(frozen=True)
+class RowTask:
+    """One (setting, model, seed) of the batch; ``skip`` is true when it is already done."""
+
+    setting: str
+    model: str
+    seed: int
+    result: Path
+    notebook: Path
+    skip: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.setting} {self.model} seed {self.seed}"
+
+
+def plan_rows(
+    cfg: StudyConfig, fingerprint: str, layout: BookLayout, seeds: list[int] | None = None, force: bool = False,
+) -> list[RowTask]:
+    """Every row of Table 1 for ``seeds`` in execution order (baselines first), ``skip`` if done.
+
+    Baselines are deterministic and run for the first seed only.
+
+    Done: the result JSON is current and the executed notebook exists with the same stamp
+    (config hash, data fingerprint, row template). With ``force`` nothing is done.
+    """
+    results_dir = cfg.path(cfg.results_dir).resolve()
+    config_hash, tasks, expected = cfg.hash(), [], stamp(cfg, fingerprint, layout.templates / "row.ipynb")
+    seed_list = list(cfg.seeds if seeds is None else seeds)
+    for group in (BASELINES, TRAINED):
+        # The baselines have no seed (frozen features; random CLIP weights use a fixed seed), so
+        # they run once, for the first seed; only the trained models vary across seeds.
+        for seed in seed_list if group is TRAINED else seed_list[:1]:
+            for model in group:
+                for setting in SETTINGS:
+                    res, nb = result_path(results_dir, setting, model, seed), layout.row_notebook(setting, model, seed)
+                    done = (not force and is_current(res, config_hash, fingerprint)
+                            and notebook_is_current(nb, expected))
+                    tasks.append(RowTask(setting, model, seed, res, nb, done))
+    return tasks
+
+
+def record_failure(task: RowTask, error: str, cfg: StudyConfig, fingerprint: str, notebook: Path) -> bool:
+    """Write a ``failed`` record for ``task`` unless a successful record is there; True if written."""
+    old = read_result(task.result)
+    if old is not None and old.get("status", "ok") == "ok":
+        return False
+    write_result(task.result, {
+        "status": "failed", "setting": task.setting, "model": task.model, "seed": task.seed,
+        "profile": cfg.profile, "error": error[:4000], "notebook": str(notebook),
+        "config_hash": cfg.hash(), "data_fingerprint": fingerprint, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    return True
+
+
+def _fmt(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str | None, float]:
+    """``fn(*args, **kwargs)`` -> (error text or None, seconds); runs in a worker process too."""
+    t0 = time.perf_counter()
+    try:
+        fn(*args, **kwargs)
+        return None, time.perf_counter() - t0
+    except Exception as exc:  # one row must not stop the batch
+        return error_text(exc), time.perf_counter() - t0
+
+
+def default_workers() -> int:
+    """Row notebooks run at once: ``$CTI_REPRO_WORKERS``, else one per core up to 4 (kernels are
+    single-threaded, see :data:`KERNEL_ENV`; rows are independent, so results do not depend on it)."""
+    return max(1, int(os.environ.get("CTI_REPRO_WORKERS") or min(4, os.cpu_count() or 1)))
+
+
+def run_rows(
+    tasks: list[RowTask], cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path,
+    force: bool = False, executor: Callable[[RowTask], Any] | None = None, workers: int = 1,
+) -> list[RowTask]:
+    """Execute the row notebook of every task not marked ``skip``; return the tasks that failed.
+
+    Prints one line per row as it finishes: ``[7/54] most_general CLIP-I seed 1: ok in 12.3 s
+    (elapsed 3m10s, ~6m20s left)``; the estimate is the mean time so far of each remaining row's
+    (setting, model), else of its model, else of all rows, over ``workers`` worker processes. A
+    row that raises is recorded (:func:`record_failure`) and the others go on. ``executor(task)``
+    replaces the notebook execution (tests; then in this process).
+    """
+    template, cwd = layout.templates / "row.ipynb", Path(cfg.root).resolve()
+    meta = stamp(cfg, fingerprint, template)
+
+    def job(task: RowTask) -> tuple[Callable[..., Any], tuple, dict]:
+        params = {"setting": task.setting, "model": task.model, "profile": cfg.profile, "seed": task.seed,
+                  "results_dir": str(task.result.parent.parent), "config_path": str(config_path), "force": force}
+        return execute, (template, task.notebook, params, meta, cwd), {
+            "title": f"{task.model}, {SETTING_LABELS.get(task.setting, task.setting).lower()}, seed {task.seed}",
+            "drop_tag": None if task.model in TRAINED else "trained-only",
+            "log": layout.runs / "logs" / f"{task.setting}_{task.model}_seed{task.seed}.log"}
+
+    for i, task in enumerate(tasks, 1):
+        if task.skip:
+            print(f"[{i}/{len(tasks)}] {task.label}: current, skipped", flush=True)
+    todo = [t for t in tasks if not t.skip]
+    pending, failed, times, t_start = list(todo), [], {}, time.perf_counter()
+
+    def guess(t: RowTask) -> float:  # mean of the same (setting, model), else model, else all rows
+        same = times.get((t.setting, t.model)) or [x for (_, m), v in times.items() if m == t.model for x in v]
+        return fmean(same or [x for v in times.values() for x in v])
+
+    def finished(task: RowTask, error: str | None, seconds: float) -> None:
+        pending.remove(task)
+        times.setdefault((task.setting, task.model), []).append(seconds)
+        status = "ok"
+        if error is not None:
+            failed.append(task)
+            nb = task.notebook.with_suffix(".failed.ipynb")
+            status = f"FAILED ({error.splitlines()[0][:160] if error else '?'}); notebook: {nb}"
+            try:
+                record_failure(task, error, cfg, fingerprint, nb if nb.is_file() else task.notebook)
+            except OSError as err:  # e.g. the results folder itself is the problem
+                status += f"; no failure record ({err})"
+        left = sum(guess(t) for t in pending) / max(1, min(workers, len(pending)))
+        print(f"[{len(tasks) - len(pending)}/{len(tasks)}] {task.label}: {status} in {seconds:.1f} s "
+              f"(elapsed {_fmt(time.perf_counter() - t_start)}, ~{_fmt(left)} left)", flush=True)
+
+    if executor is not None or workers <= 1:
+        for task in todo:
+            fn, args, kwargs = (executor, (task,), {}) if executor else job(task)
+            finished(task, *_timed(fn, *args, **kwargs))
+        return failed
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    # spawn: this process holds torch's thread pools (features), which a fork would inherit broken
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = {}
+        for task in todo:
+            fn, args, kwargs = job(task)
+            futures[pool.submit(_timed, fn, *args, **kwargs)] = task
+        for fut in as_completed(futures):
+            finished(futures[fut], *fut.result())
+    return failed
+
+
+class _Stages(dict):
+    """Stage name -> seconds; ``with stages(name):`` times and prints a stage."""
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = time.perf_counter() - t0
+            print(f"== {name}: {_fmt(self[name])}", flush=True)
+
+    def summary(self) -> str:
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in self.items()) + f"; total {_fmt(sum(self.values()))}"
+
+
+def execute_pages(
+    cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path, data: bool = True,
+    reports: bool = True, force: bool = False, stages: _Stages | None = None,
+) -> list[str]:
+    """Execute the data notebook (if ``data``, unless current) and the report notebooks (if ``reports``).
+
+    Returns:
+        One line per page that failed (a missing template included).
+    """
+    stages, problems, todo = _Stages() if stages is None else stages, [], {}
+    conf = {"profile": cfg.profile, "config_path": str(config_path)}
+    if data and (force or not notebook_is_current(layout.data_notebook,
+                                                  stamp(cfg, fingerprint, layout.templates / "data.ipynb"))):
+        todo["data notebook"] = [("data", layout.data_notebook, conf)]
+    if reports:
+        params = {**conf, "results_dir": str(cfg.path(cfg.results_dir).resolve())}
+        todo["report notebooks"] = [(r, layout.report_notebook(r), params) for r in REPORTS]
+    for stage, jobs in todo.items():
+        with stages(stage):
+            for name, out, params in jobs:
+                template = layout.templates / f"{name}.ipynb"
+                try:
+                    execute(template, out, params, stamp(cfg, fingerprint, template), Path(cfg.root).resolve(),
+                            log=layout.runs / "logs" / f"{name}.log", hide_parameters=True)
+                except Exception as exc:
+                    problems.append(f"{name}: {error_text(exc)} (see {out.with_suffix('.failed.ipynb')})")
+    return problems
+
+
+def _build(layout: BookLayout, stages: _Stages, seeds: list[int] | None) -> bool:
+    with stages("book"):
+        code = build_book(layout, seeds)
+    print(f"HTML: file://{layout.html_index}" if code == 0 else f"jupyter-book build failed (exit {code})",
+          flush=True)
+    return code == 0
+
+
+def _finish(stages: _Stages, problems: list[str]) -> None:
+    for p in problems:
+        print(f"FAILED: {p}", flush=True)
+    print(f"stages: {stages.summary()}", flush=True)
+
+
+def reproduce(
+    profile: str = "embedded", seeds: list[int] | None = None, force: bool = False,
+    config_path: str | Path | None = None, build_book: bool = True, workers: int | None = None,
+) -> bool:
+    """Run every row of Table 1 through its notebook, then the report notebooks and the book.
+
+    Args:
+        profile: config profile (``embedded``, ``smoke``, ``xmarket``).
+        seeds: model seeds (default: the profile's ``seeds``).
+        force: recompute rows whose result is current.
+        config_path: study config (default ``./_config.yml``).
+        build_book: also execute the report notebooks and build the HTML.
+        workers: row notebooks at once (default :func:`default_workers`).
+
+    Returns:
+        True if every row, every page and the book build succeeded.
+    """
+    from cti_repro.features import load_features
+    from cti_repro.run.row import prepare_catalogue
+
+    config_path = Path(config_path or DEFAULT_CONFIG).resolve()
+    cfg = load_config(profile, config_path)
+    seeds = list(seeds) if seeds else list(cfg.seeds)
+    layout, stages = book_layout(cfg), _Stages()
+    with stages("data"):
+        catalogue = prepare_catalogue(cfg)
+        fingerprint = catalogue.fingerprint()
+    tasks = plan_rows(cfg, fingerprint, layout, seeds, force)
+    if not all(t.skip for t in tasks):
+        with stages("features"):  # every part once, in this process: the row notebooks hit the cache
+            fs = load_features(cfg, catalogue)
+            print(f"features: {len(fs.cache_hits)} of {len(fs.arrays)} parts were cached", flush=True)
+    problems = execute_pages(cfg, fingerprint, layout, config_path, reports=False, force=force, stages=stages)
+    workers = workers or default_workers()
+    with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):
+        failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers)
+    problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
+    built = True
+    if build_book:
+        problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages)
+        built = _build(layout, stages, seeds)
+    _finish(stages, problems)
+    print(f"{len(tasks) - len(failed)} of {len(tasks)} rows ok" + (f", {len(failed)} FAILED" if failed else ""),
+          flush=True)
+    return built and not problems
+
+
+def build_report(profile: str = "embedded", config_path: str | Path | None = None) -> bool:
+    """Execute the report notebooks (and the data notebook if stale) and build the book; no rows."""
+    from cti_repro.run.row import prepare_catalogue
+
+    config_path = Path(config_path or DEFAULT_CONFIG).resolve()
+    cfg = load_config(profile, config_path)
+    layout, stages = book_layout(cfg), _Stages()
+    problems = execute_pages(cfg, prepare_catalogue(cfg).fingerprint(), layout, config_path, stages=stages)
+    ok = _build(layout, stages, None)
+    _finish(stages, problems)
+    return ok and not problems
+
+
+__all__ = ["reproduce", "build_report", "plan_rows", "run_rows", "execute_pages", "record_failure",
+           "default_workers", "RowTask"]

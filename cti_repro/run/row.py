@@ -1,0 +1,241 @@
+"""One row of Table 1: (setting, model, seed) -> scores -> ranking -> metrics -> result JSON.
+
+:func:`run_row` is what ``cti-repro run`` and the row notebook call. Baselines score test
+products directly; trained models (CLIP-I / -IA / -ITA) first train their two heads on the
+training pairs of the setting. Every result also carries the seen/unseen breakdown (the paper's
+Table 3), the top-1 error analysis (Table 2) and the top-10 retrieved products per query (for the
+report's gallery).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cti_repro.config import StudyConfig, load_config
+from cti_repro.data.pairs import SettingData, build_setting
+from cti_repro.data.prepare import prepare_catalogue
+from cti_repro.results import git_commit, hardware, is_current, package_versions, result_path, write_result
+from cti_repro.study import AP_NORMS, FEATURES_BY_MODEL, MODALITIES, MODELS
+
+
+def _evaluate(
+    q_emb: np.ndarray | None, c_emb: np.ndarray | None, scores, data: SettingData, tie_key: np.ndarray,
+    cfg: StudyConfig, device: str,
+) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
+    """Top-10 of every query and its metrics under each AP normalisation, in one fused pass.
+
+    ``scores`` (BM25: scipy sparse, densified one chunk at a time) or the two embedding blocks;
+    bit-identical to ranking to depth max R and evaluating that (``tests/evaluation``).
+    """
+    from cti_repro.evaluation.evaluate import evaluate_embeddings, evaluate_scores
+
+    cand_labels = data.labels[data.candidates]
+    common = dict(tie_key=tie_key, chunk_size=cfg.eval.chunk_size, ap_norms=AP_NORMS)
+    if scores is not None:
+        idx, per_norm = evaluate_scores(scores, data.queries, cand_labels, **common)
+    else:
+        idx, per_norm = evaluate_embeddings(np.asarray(q_emb), np.asarray(c_emb), data.queries, cand_labels,
+                                            device=device, **common)
+    return np.asarray(idx.cpu()), per_norm
+
+
+def _means(per_query: dict[str, np.ndarray], mask: np.ndarray | None = None) -> dict[str, float]:
+    out = {}
+    for m, v in per_query.items():
+        v = np.asarray(v, dtype=float)
+        if mask is not None:
+            v = v[mask]
+        out[m] = float(v.mean()) if v.size else float("nan")
+    return out
+
+
+def error_analysis(top1: np.ndarray, data: SettingData) -> dict[str, Any]:
+    """Table 2: classify each wrong top-1 result as in the same category tree or a different one.
+
+    "Same tree" means the retrieved product's label and the query lie on one root-to-leaf path
+    (one is an ancestor of the other in some product's path); ``d = depth(c_p) - depth(c)``.
+    """
+    depth_pair: dict[tuple[str, str], int] = {}
+    for path in data.paths:
+        for i, a in enumerate(path):
+            for j in range(len(path)):
+                if i != j:
+                    depth_pair.setdefault((a, path[j]), j - i)
+    cand = data.candidates
+    same = diff = 0
+    d_hist: dict[int, int] = {}
+    for q, j in zip(data.queries, top1):
+        pred = data.labels[cand[j]]
+        if pred == q:
+            continue
+        d = depth_pair.get((q, pred))
+        if d is None:
+            diff += 1
+        else:
+            same += 1
+            d_hist[d] = d_hist.get(d, 0) + 1
+    return {"same_tree": same, "different_tree": diff, "same_tree_depth_diff": {str(k): v for k, v in sorted(d_hist.items())}}
+
+
+def _product_tensors(fs, names: tuple[str, ...], rows: np.ndarray, device: str):
+    import torch
+
+    return {m: torch.as_tensor(np.asarray(fs[m][rows]), device=device) for m in names}
+
+
+def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, seed: int, device: str, progress: bool):
+    """Train the heads of a CLIP-I/-IA/-ITA model; return query/candidate embeddings and training info."""
+    import torch
+
+    from cti_repro.models.heads import CtIModel
+    from cti_repro.models.loss import build_loss
+    from cti_repro.models.train import PairTensors, train
+
+    mods = MODALITIES[model_name]
+    cat_index = fs.category_index()
+    cat_feat = np.asarray(fs["category"])
+    label_ids = {c: i for i, c in enumerate(sorted(set(data.labels.tolist())))}
+
+    def pairs(split: str) -> PairTensors:
+        rows, labels = data.pairs(split)
+        return PairTensors(
+            category=torch.as_tensor(cat_feat[[cat_index[c] for c in labels]], device=device),
+            product=_product_tensors(fs, mods, rows, device),
+            labels=torch.as_tensor([label_ids[c] for c in labels], device=device),
+        )
+
+    torch.manual_seed(seed)
+    dims = {m: int(fs[m].shape[1]) for m in mods}
+    model = CtIModel(mods, dims, category_dim=cat_feat.shape[1], head=cfg.model.head, d=cfg.model.dim,
+                     dropout=cfg.model.dropout)
+    loss_fn = build_loss(cfg.loss.kind, tau=cfg.loss.tau, lam=cfg.loss.lambda_, mask_same_label=cfg.loss.mask_same_label)
+    batch = cfg.train.batch_size[data.setting]
+    result = train(model, pairs("train"), pairs("val"), loss_fn, cfg.train, batch, seed=seed, device=device,
+                   progress=progress)
+    with torch.no_grad():
+        q = model.encode_category(torch.as_tensor(cat_feat[[cat_index[c] for c in data.queries]], device=device))
+        c = model.encode_product(_product_tensors(fs, mods, data.candidates, device))
+    return q.float().cpu().numpy(), c.float().cpu().numpy(), result, model
+
+
+def run_row(
+    setting: str,
+    model: str,
+    profile: str = "embedded",
+    seed: int | None = None,
+    out_dir: Path | None = None,
+    force: bool = False,
+    config_path: str | Path | None = None,
+    cfg: StudyConfig | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run one row of Table 1 and write its result JSON (atomically).
+
+    Args:
+        setting: ``all``, ``most_general`` or ``most_specific``.
+        model: one of :data:`cti_repro.study.MODELS`.
+        profile: config profile (``embedded``, ``smoke``, ``xmarket``).
+        seed: model seed (default: the profile's first seed).
+        out_dir: results folder (default: the profile's ``results_dir``).
+        force: recompute even if a current result exists.
+        config_path: study config file (default ``./_config.yml``).
+        cfg: an already loaded config (overrides ``profile`` / ``config_path``).
+        progress: show progress bars.
+
+    Returns:
+        Path of the result JSON.
+    """
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {MODELS}")
+    cfg = cfg or load_config(profile, config_path)
+    seed = cfg.seeds[0] if seed is None else seed
+    results_dir = Path(out_dir) if out_dir else cfg.path(cfg.results_dir)
+    path = result_path(results_dir, setting, model, seed)
+    catalogue = prepare_catalogue(cfg)
+    fingerprint = catalogue.fingerprint()
+    config_hash = cfg.hash()
+    if not force and is_current(path, config_hash, fingerprint):
+        print(f"{path}: current result exists, skipped (use --force to recompute)", file=sys.stderr)
+        return path
+
+    from cti_repro.device import pick_device
+    from cti_repro.features import load_features
+
+    t0 = time.perf_counter()
+    device = pick_device(cfg.train.device)
+    data = build_setting(catalogue, setting, cfg.split)
+    ids = np.asarray(catalogue.product_ids, dtype=object)[data.candidates]
+    tie_key = np.argsort(np.argsort(ids, kind="stable"), kind="stable")  # rank of each id, ascending
+    fs = load_features(cfg, catalogue, FEATURES_BY_MODEL[model], device=device)
+    training: dict[str, Any] | None = None
+    model_info: dict[str, Any] = {}
+    q_emb = c_emb = scores = None
+    if model == "BM25":
+        from cti_repro.models.baselines import bm25_scores
+
+        titles = [catalogue.titles[i] for i in data.candidates]
+        scores = bm25_scores(data.queries, titles, cfg.bm25.k1, cfg.bm25.b, cfg.bm25.epsilon, sparse=True)
+        model_info = {"k1": cfg.bm25.k1, "b": cfg.bm25.b, "epsilon": cfg.bm25.epsilon, "field": "title"}
+    elif model in ("MPNet", "CLIP"):
+        cat_index = fs.category_index()
+        q_part, c_part = ("category", "title") if model == "MPNet" else ("clip_category", "image")
+        q_emb = np.asarray(fs[q_part])[[cat_index[c] for c in data.queries]]
+        c_emb = np.asarray(fs[c_part])[data.candidates]
+        model_info = {"query": q_part, "candidate": c_part, "similarity": "cosine"}
+        if model == "CLIP":
+            model_info["prompt"] = cfg.encoders.clip_prompt
+    else:
+        q_emb, c_emb, tr, net = _train_and_embed(model, fs, data, cfg, seed, device, progress)
+        training = tr.to_dict()
+        model_info = net.describe()
+        _save_checkpoint(cfg, setting, model, seed, net)
+    idx, per_norm = _evaluate(q_emb, c_emb, scores, data, tie_key, cfg, device)
+    per_query = per_norm[cfg.eval.ap_norm]
+    seen = data.seen
+    cand_ids = ids
+    record = {
+        "status": "ok",
+        "setting": setting, "model": model, "seed": seed, "profile": cfg.profile,
+        "config": cfg.to_dict(), "config_hash": config_hash, "data_fingerprint": fingerprint,
+        "data": {"source": cfg.data.source, "products": len(catalogue), **data.summary()},
+        "demonstration": cfg.labels.demonstration,
+        "encoders": fs.identities, "feature_stats": fs.stats, "model_info": model_info,
+        "ap_norm": cfg.eval.ap_norm,
+        "queries": list(data.queries),
+        "seen": seen.tolist(),
+        "per_query": {m: np.round(np.asarray(v, float), 6).tolist() for m, v in per_query.items()},
+        "means": _means(per_query),
+        "means_by_ap_norm": {n: _means(pq) for n, pq in per_norm.items()},
+        "subsets": {"seen": _means(per_query, seen), "unseen": _means(per_query, ~seen),
+                    "n_seen": int(seen.sum()), "n_unseen": int((~seen).sum())},
+        "error_analysis": error_analysis(idx[:, 0], data) if len(idx) else {},
+        "top10": {q: cand_ids[idx[i, :10]].tolist() for i, q in enumerate(data.queries)},
+        "training": training,
+        "wall_time_s": round(time.perf_counter() - t0, 3),
+        "device": hardware(device),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_result(path, record)
+    return path
+
+
+def _save_checkpoint(cfg: StudyConfig, setting: str, model: str, seed: int, net) -> Path:
+    import io
+
+    import torch
+
+    from cti_repro.io_utils import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save({"state_dict": net.state_dict(), "describe": net.describe()}, buf)
+    return atomic_write_bytes(cfg.path(cfg.cache_dir) / "checkpoints" / setting / f"{model}_seed{seed}.pt", buf.getvalue())
+
+
+__all__ = ["run_row", "error_analysis"]

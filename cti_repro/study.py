@@ -1,0 +1,53 @@
+"""The study's vocabulary, defined once: settings, models, metrics, AP normalisations, features.
+
+Every other module, the command line's ``choices``, the notebooks and the report take these
+names from here (the paper's Table 1 order: BM25, CLIP, MPNet, then the trained models), so a
+new model or setting is added in one place.
+
+Example:
+    >>> from cti_repro import study
+    >>> study.SETTINGS, study.MODELS[:3]
+    (('all', 'most_general', 'most_specific'), ('BM25', 'CLIP', 'MPNet'))
+"""
+
+from __future__ import annotations
+
+# ---- settings (PAPER_NOTES section 2; book/deviations.md) -------------------------------------
+SETTINGS: tuple[str, ...] = ("all", "most_general", "most_specific")
+SETTING_LABELS: dict[str, str] = {
+    "all": "All categories",
+    "most_general": "Most general category",
+    "most_specific": "Most specific category",
+}
+
+# ---- models: one order everywhere (Table 1's) ---------------------------------------------------
+BASELINES: tuple[str, ...] = ("BM25", "CLIP", "MPNet")
+TRAINED: tuple[str, ...] = ("CLIP-I", "CLIP-IA", "CLIP-ITA")
+MODELS: tuple[str, ...] = BASELINES + TRAINED
+
+# The product side of each trained model (eq. 4-6): which frozen features are concatenated.
+MODALITIES: dict[str, tuple[str, ...]] = {
+    "CLIP-I": ("image",),
+    "CLIP-IA": ("image", "attributes"),
+    "CLIP-ITA": ("image", "title", "attributes"),
+}
+# The cached feature parts (see cti_repro.features) each model reads.
+FEATURES_BY_MODEL: dict[str, tuple[str, ...]] = {
+    "BM25": (),
+    "CLIP": ("image", "clip_category"),
+    "MPNet": ("title", "category"),
+    **{m: (*mods, "category") for m, mods in MODALITIES.items()},
+}
+
+# ---- metrics ----------------------------------------------------------------------------------
+METRICS: tuple[str, ...] = ("P@1", "P@5", "P@10", "MAP@5", "MAP@10", "R-precision")
+# AP@k normalisations (cti_repro.evaluation.metrics.average_precision_at_k): hits in the top k
+# (the default, the only one consistent with the published numbers), min(k, R), or R.
+AP_NORMS: tuple[str, ...] = ("hits", "min_k_R", "R")
+AP_NORM_LABELS: dict[str, str] = {"hits": "hits", "min_k_R": "min(k,R)", "R": "R"}
+
+# ---- data -------------------------------------------------------------------------------------
+XMARKET_URL = "https://ciir.cs.umass.edu/downloads/XMarket/FULL"
+
+__all__ = ["SETTINGS", "SETTING_LABELS", "BASELINES", "TRAINED", "MODELS", "MODALITIES", "FEATURES_BY_MODEL",
+           "METRICS", "AP_NORMS", "AP_NORM_LABELS", "XMARKET_URL"]

@@ -1,0 +1,254 @@
+"""The batch runner, the notebooks and the book (``cti_repro.run.batch``).
+
+Unit tests (fast): the row plan and its resume rule, failure isolation in :func:`run_rows`.
+End to end (``slow``, ~3 min on 2 cores, part of ``make test``): on the smoke profile with every
+output folder in a temporary directory, all 18 rows in-process, one row notebook and one failing
+row notebook with papermill, the data and report notebooks, then ``jupyter-book build -W -n``
+and the Table 1 page checked for every row with published and reproduced values.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from html import unescape
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+import yaml
+
+from cti_repro.run import batch, book
+from cti_repro.run import notebooks as nbrun
+from cti_repro.config import load_config
+from cti_repro.report import paper
+from cti_repro.results import read_result, result_path, write_result
+from cti_repro.study import MODELS, SETTINGS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def smoke_config(base: Path) -> Path:
+    """A copy of the repo's ``_config.yml`` whose smoke profile writes everything under ``base``."""
+    raw = yaml.safe_load((REPO / "_config.yml").read_text())
+    prof = raw["profiles"]["smoke"]
+    prof.update(results_dir=str(base / "runs"), cache_dir=str(base / "cache"), book_dir=str(base / "book"))
+    prof["data"] = {**prof.get("data", {}), "dir": str(base / "data")}
+    path = base / "_config.yml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+# ---- unit: plan, resume, failure isolation ---------------------------------------------------
+@pytest.fixture()
+def small(tmp_path):
+    cfg = load_config("smoke", smoke_config(tmp_path))
+    return SimpleNamespace(cfg=cfg, layout=book.book_layout(cfg), fp="fp0", base=tmp_path)
+
+
+def _ok_record(cfg, task, fp):
+    write_result(task.result, {"status": "ok", "setting": task.setting, "model": task.model, "seed": task.seed,
+                               "config_hash": cfg.hash(), "data_fingerprint": fp, "means": {}})
+
+
+def _stamped_notebook(path: Path, stamp: dict) -> None:
+    nb = nbformat.v4.new_notebook(metadata={"cti_repro": stamp})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+
+
+def test_plan_order_and_paths(small):
+    tasks = batch.plan_rows(small.cfg, small.fp, small.layout, seeds=[0, 1])
+    # baselines are deterministic: once (first seed); trained models once per seed
+    assert len(tasks) == 3 * 3 + 3 * 3 * 2 and not any(t.skip for t in tasks)
+    assert {t.model for t in tasks[:9]} == {"BM25", "MPNet", "CLIP"}  # baselines first
+    assert {t.seed for t in tasks[:9]} == {0} and {t.seed for t in tasks[9:]} == {0, 1}
+    assert [(t.setting, t.model, t.seed) for t in tasks[:4]] == [
+        ("all", "BM25", 0), ("most_general", "BM25", 0), ("most_specific", "BM25", 0), ("all", "CLIP", 0)]
+    t = tasks[0]
+    assert t.result == result_path(small.cfg.path(small.cfg.results_dir).resolve(), "all", "BM25", 0)
+    assert t.notebook == small.base / "book" / "runs" / "smoke" / "rows" / "all" / "BM25_seed0.ipynb"
+
+
+def test_resume_skips_only_current_rows(small):
+    cfg, layout, fp = small.cfg, small.layout, small.fp
+    first = batch.plan_rows(cfg, fp, layout)
+    done, no_nb, stale_nb, failed = first[0], first[1], first[2], first[3]
+    stamp = nbrun.stamp(cfg, fp, layout.templates / "row.ipynb")
+    for t in (done, no_nb, stale_nb):
+        _ok_record(cfg, t, fp)
+    _stamped_notebook(done.notebook, stamp)
+    _stamped_notebook(stale_nb.notebook, {**stamp, "config_hash": "old"})
+    _stamped_notebook(failed.notebook, stamp)
+    write_result(failed.result, {"status": "failed", "config_hash": cfg.hash(), "data_fingerprint": fp})
+
+    skip = {(t.setting, t.model): t.skip for t in batch.plan_rows(cfg, fp, layout)}
+    assert skip[(done.setting, done.model)] is True
+    assert sum(skip.values()) == 1  # result without notebook, stale notebook, failed record: rerun
+    assert not any(t.skip for t in batch.plan_rows(cfg, fp, layout, force=True))
+    assert not any(t.skip for t in batch.plan_rows(cfg, "other-data", layout))
+    _stamped_notebook(done.notebook, {**stamp, "template": "edited"})  # a changed template re-executes
+    assert not any(t.skip for t in batch.plan_rows(cfg, fp, layout))
+
+
+def test_failure_is_recorded_and_others_run(small, capsys):
+    cfg, fp = small.cfg, small.fp
+    tasks = batch.plan_rows(cfg, fp, small.layout)[:4]
+    _ok_record(cfg, tasks[2], fp)  # a successful record that a later failure must not replace
+    ran = []
+
+    def executor(task):
+        if task in (tasks[1], tasks[2]):
+            raise RuntimeError(f"boom {task.model}")
+        ran.append(task)
+
+    failed = batch.run_rows(tasks, cfg, fp, small.layout, small.base / "_config.yml", executor=executor)
+    assert failed == [tasks[1], tasks[2]] and ran == [tasks[0], tasks[3]]
+    rec = read_result(tasks[1].result)
+    assert rec["status"] == "failed" and "boom" in rec["error"] and rec["config_hash"] == cfg.hash()
+    assert {rec["setting"], rec["model"], rec["seed"]} == {tasks[1].setting, tasks[1].model, tasks[1].seed}
+    assert rec["notebook"].endswith(".ipynb")
+    assert read_result(tasks[2].result)["status"] == "ok"
+    out = capsys.readouterr().out
+    assert re.search(r"^\[1/4\] all BM25 seed 0: ok in [\d.]+ s \(elapsed \d+m\d\ds, ~\d+m\d\ds left\)$", out, re.M)
+    assert re.search(r"^\[2/4\] most_general BM25 seed 0: FAILED \(RuntimeError: boom BM25\); notebook: ", out, re.M)
+
+
+def test_toc_lists_existing_pages(small):
+    layout = small.layout
+    stamp = nbrun.stamp(small.cfg, small.fp, layout.templates / "row.ipynb")
+    _stamped_notebook(layout.data_notebook, stamp)
+    _stamped_notebook(layout.row_notebook("all", "CLIP-I", 0), stamp)
+    _stamped_notebook(layout.row_notebook("all", "BM25", 1).with_suffix(".failed.ipynb"), stamp)
+    _stamped_notebook(layout.row_notebook("all", "BM25", 2).with_name(".BM25_seed2.partial.ipynb"), stamp)
+    for page in ("intro", "zebra", "references", "deviations"):
+        (layout.root / f"{page}.md").write_text(f"# {page}\n")
+    assert book.write_toc(layout) is True and book.write_toc(layout) is False  # unchanged the 2nd time
+    toc = yaml.safe_load((layout.root / "_toc.yml").read_text())
+    assert toc["format"] == "jb-book" and toc["root"] == "intro"
+    caps = {p["caption"]: p["chapters"] for p in toc["parts"]}
+    assert caps["Data"] == [{"file": "runs/smoke/data"}]
+    assert caps["Table 1 rows: all categories"] == [
+        {"file": "runs/smoke/rows/all/BM25_seed1.failed", "title": "BM25, seed 1: FAILED"},
+        {"file": "runs/smoke/rows/all/CLIP-I_seed0", "title": "CLIP-I, seed 0"}]
+    assert caps["Notes"] == [{"file": "deviations"}, {"file": "references"}, {"file": "zebra"}]
+
+
+# ---- end to end on the smoke profile --------------------------------------------------------
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    from cti_repro.data.prepare import prepare_catalogue
+
+    base = tmp_path_factory.mktemp("study")
+    config_path = smoke_config(base)
+    cfg = load_config("smoke", config_path)
+    catalogue = prepare_catalogue(cfg)
+    return SimpleNamespace(base=base, config_path=config_path, cfg=cfg, fp=catalogue.fingerprint(),
+                           layout=book.book_layout(cfg))
+
+
+@pytest.fixture(scope="module")
+def rows(study):
+    """All 18 rows in-process (the features are computed once, then cached), single-threaded
+    like the batch's kernels (see ``nbrun.KERNEL_ENV``)."""
+    import torch
+
+    from cti_repro.run.row import run_row
+
+    tasks, threads = batch.plan_rows(study.cfg, study.fp, study.layout), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for t in tasks:
+            run_row(t.setting, t.model, seed=t.seed, cfg=study.cfg, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return tasks
+
+
+@pytest.fixture(scope="module")
+def notebooks(study, rows):
+    """One good row notebook (trained), and a failing one next to a good baseline."""
+    good = next(t for t in rows if (t.setting, t.model) == ("most_specific", "CLIP-I"))
+    baseline = next(t for t in rows if (t.setting, t.model) == ("all", "BM25"))
+    results = study.cfg.path(study.cfg.results_dir).resolve()
+    bad = batch.RowTask("all", "NoSuchModel", 0, result_path(results, "all", "NoSuchModel", 0),
+                        study.layout.row_notebook("all", "NoSuchModel", 0))
+    failed = batch.run_rows([good, bad, baseline], study.cfg, study.fp, study.layout, study.config_path, workers=2)
+    return SimpleNamespace(good=good, bad=bad, baseline=baseline, failed=failed)
+
+
+@pytest.mark.slow
+def test_all_rows_in_process(study, rows):
+    assert len(rows) == 18
+    for t in rows:
+        rec = read_result(t.result)
+        assert rec["status"] == "ok" and set(rec["means"]) >= {"P@1", "MAP@10", "R-precision"}, t.label
+    assert all(t.skip is False for t in rows)
+
+
+@pytest.mark.slow
+def test_row_notebook_executes(study, notebooks):
+    assert notebooks.failed == [notebooks.bad]
+    nb = nbformat.read(notebooks.good.notebook, as_version=4)
+    assert nb.cells[0].source.startswith("# CLIP-I, most specific category, seed 0")
+    assert nb.metadata["cti_repro"]["config_hash"] == study.cfg.hash()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the training curve
+    assert any("Demonstration, not a reproduction" in o.get("data", {}).get("text/html", "") for o in outputs)
+    assert any("paper (Table 1)" in o.get("data", {}).get("text/html", "") for o in outputs)
+    # the baseline page has no training section
+    base = nbformat.read(notebooks.baseline.notebook, as_version=4)
+    assert not any("## Training" in c.source for c in base.cells)
+    # resume: the executed rows are now skipped, the others are not
+    skipped = {t.label for t in batch.plan_rows(study.cfg, study.fp, study.layout) if t.skip}
+    assert skipped == {notebooks.good.label, notebooks.baseline.label}
+    assert not list(study.layout.runs.glob("rows/*/.*.partial.ipynb"))
+
+
+@pytest.mark.slow
+def test_failing_row_notebook_is_recorded(study, notebooks):
+    bad = notebooks.bad
+    failed_nb = bad.notebook.with_suffix(".failed.ipynb")
+    assert failed_nb.is_file() and not bad.notebook.exists()
+    nb = nbformat.read(failed_nb, as_version=4)
+    assert any(c.source.startswith("# FAILED: NoSuchModel") for c in nb.cells if c.cell_type == "markdown")
+    rec = read_result(bad.result)
+    assert rec["status"] == "failed" and "unknown model" in rec["error"]
+    assert rec["notebook"] == str(failed_nb) and rec["config_hash"] == study.cfg.hash()
+
+
+@pytest.mark.slow
+def test_pages_and_book_build(study, notebooks):
+    layout = study.layout
+    problems = batch.execute_pages(study.cfg, study.fp, layout, study.config_path)
+    assert problems == []
+    for nb_path in [layout.data_notebook] + [layout.report_notebook(r) for r in book.REPORTS]:
+        nb = nbformat.read(nb_path, as_version=4)
+        assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                    if o.output_type == "error"], nb_path
+    # a failed row page (with its traceback) must build too
+    shutil.copy(notebooks.bad.notebook.with_suffix(".failed.ipynb"),
+                layout.row_notebook("all", "MPNet", 7).with_suffix(".failed.ipynb"))
+
+    assert book.build_book(layout, strict=True) == 0  # jupyter-book build -W -n --keep-going
+    html = layout.root / "_build" / "html"
+    assert (html / "index.html").is_file()
+    static = [p.stem for p in layout.source.glob("*.md")]
+    assert {"intro", "deviations", "real_data"} <= set(static)
+    for page in ["runs/smoke/data", "runs/smoke/rows/most_specific/CLIP-I_seed0",
+                 "runs/smoke/rows/all/MPNet_seed7.failed", *static]:
+        assert (html / f"{page}.html").is_file(), page
+
+    text = unescape(re.sub(r"<[^>]+>", " ", (html / "runs/smoke/report/report_table1.html").read_text()))
+    pub = paper.table1().set_index(["setting", "model"])
+    assert f"{pub.loc[('most_general', 'CLIP-ITA'), 'P@1']:.2f}" == "35.71" and "35.71" in text
+    for title in ("All categories", "Most general category", "Most specific category", *MODELS):
+        assert title in text, title
+    for setting in SETTINGS:
+        for model in MODELS:
+            rec = read_result(result_path(study.cfg.path(study.cfg.results_dir), setting, model, 0))
+            for metric in ("P@1", "R-precision"):
+                assert f"{pub.loc[(setting, model), metric]:.2f}" in text, (setting, model, metric)
+                assert f"{rec['means'][metric]:.2f}" in text, (setting, model, metric)
