@@ -54,7 +54,6 @@ def image_rates(model: str, paths: list[Path], batch: int, workers: int, repeats
     import torch
     from torch.utils.data import DataLoader
 
-    from cti_repro import features as F
     from cti_repro.device import amp_context
     from cti_repro.features import _ImageDataset, encode_images, load_clip
 

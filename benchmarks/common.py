@@ -34,8 +34,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# The paper's XMarket numbers (PAPER_NOTES): products, test candidates, category queries, pairs.
-PAPER = {"products": 38_921, "candidates": 3_892, "queries": 5_471, "pairs": 180_094}
+# The paper's XMarket numbers (cti_repro/resources/published.yml): products, category queries,
+# pairs; the test candidates are the 10% test split of the products.
+from cti_repro.report.paper import dataset as _published_dataset  # noqa: E402
+
+_D = _published_dataset()
+PAPER = {"products": _D["products"], "candidates": round(0.1 * _D["products"]), "queries": _D["unique_categories"],
+         "pairs": _D["category_product_pairs"]}
 QUERY_RATIO = PAPER["queries"] / PAPER["candidates"]  # queries per candidate, kept at every scale
 
 

@@ -105,6 +105,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``cti-repro`` argument parser (subcommands and their options)."""
     from cti_repro.study import MODELS, SETTINGS
 
     p = argparse.ArgumentParser(prog="cti-repro", description=__doc__.split("\n")[0])
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``cti-repro`` with ``argv``; returns the exit code (2 for bad input)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

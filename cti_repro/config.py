@@ -30,6 +30,14 @@ class ConfigError(ValueError):
 
 @dataclass
 class XMarketSource:
+    """``data.xmarket``: where and what to import (``book/real_data.md``; ``book/deviations.md`` row 1).
+
+    Attributes:
+        source: the XMarket base URL or a local folder with ``metadata_<market>_<Category>.json.gz``.
+        market: the market code (the paper: ``us``).
+        categories: XMarket file categories to import; empty = all 16.
+        workers: parallel image downloads.
+    """
     source: str = XMARKET_URL
     market: str = "us"
     categories: list[str] = field(default_factory=list)
@@ -38,12 +46,25 @@ class XMarketSource:
 
 @dataclass
 class SyntheticSource:
+    """``data.synthetic``: the embedded catalogue's size and seed (byte-identical per seed).
+
+    Attributes:
+        products: number of products.
+        seed: generator seed.
+    """
     products: int = 3000
     seed: int = 0
 
 
 @dataclass
 class DataConfig:
+    """``data``: which catalogue the study runs on.
+
+    Attributes:
+        source: ``synthetic`` (generated), ``xmarket`` (imported) or ``dir`` (an existing catalogue folder).
+        dir: the catalogue folder, relative to the config file.
+        synthetic, xmarket: the source's own settings.
+    """
     source: str = "synthetic"
     dir: str = "data/embedded"
     synthetic: SyntheticSource = field(default_factory=SyntheticSource)
@@ -52,6 +73,13 @@ class DataConfig:
 
 @dataclass
 class SplitConfig:
+    """``split``: the product-level split shared by the three settings (``book/deviations.md`` row 5).
+
+    Attributes:
+        train, val, test: shares of the products (sum 1).
+        seed: seed of the split permutation.
+        all_draw_seed: seed of the once-per-product category draw of the ``all`` setting.
+    """
     train: float = 0.8
     val: float = 0.1
     test: float = 0.1
@@ -60,11 +88,22 @@ class SplitConfig:
 
     @property
     def fractions(self) -> tuple[float, float, float]:
+        """``(train, val, test)``."""
         return (self.train, self.val, self.test)
 
 
 @dataclass
 class ImageEncoderConfig:
+    """``encoders.image``: the open_clip image tower, also the zero-shot CLIP baseline (``book/deviations.md`` row 9).
+
+    Attributes:
+        model: open_clip architecture (``ViT-B-32``; ``Tiny-ViT-32`` ships with the package).
+        pretrained: open_clip pretrained tag, a checkpoint path, or ``none``.
+        allow_random: use random weights (recorded, and labelled a demonstration) when the
+            pretrained ones cannot be loaded.
+        batch_size: images per forward pass.
+        num_workers: DataLoader workers decoding images.
+    """
     model: str = "ViT-B-32"
     pretrained: str = "openai"
     allow_random: bool = False
@@ -74,12 +113,24 @@ class ImageEncoderConfig:
 
 @dataclass
 class TextEncoderConfig:
+    """``encoders.text``: the sentence-transformers model for categories, titles, attributes (``book/deviations.md`` row 10).
+
+    Attributes:
+        model: a model id or folder; ``mpnet-offline`` / ``minilm-offline`` are the PyPI-shipped copies.
+        batch_size: sentences per forward pass.
+    """
     model: str = "sentence-transformers/all-mpnet-base-v2"
     batch_size: int = 128
 
 
 @dataclass
 class EncodersConfig:
+    """``encoders``: the frozen encoders (``book/deviations.md`` row 13).
+
+    Attributes:
+        image, text: the two towers.
+        clip_prompt: zero-shot CLIP query template with one ``{}`` for the category name (``book/deviations.md`` row 11).
+    """
     image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     clip_prompt: str = "{}"
@@ -87,6 +138,11 @@ class EncodersConfig:
 
 @dataclass
 class BM25Config:
+    """``bm25``: rank_bm25 ``BM25Okapi`` parameters over product titles (``book/deviations.md`` row 12).
+
+    Attributes:
+        k1: term-frequency saturation; b: length normalisation; epsilon: floor of negative idf.
+    """
     k1: float = 1.5
     b: float = 0.75
     epsilon: float = 0.25
@@ -94,6 +150,13 @@ class BM25Config:
 
 @dataclass
 class ModelConfig:
+    """``model``: the two projection heads (``book/deviations.md`` rows 14-15).
+
+    Attributes:
+        head: ``paper`` (GELU + residual + LayerNorm) or ``batchnorm`` (the public code's head).
+        dim: output dimension of both heads.
+        dropout: dropout inside the head.
+    """
     head: str = "paper"
     dim: int = 256
     dropout: float = 0.1
@@ -101,6 +164,14 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
+    """``loss``: the training objective (``book/deviations.md`` rows 16-17).
+
+    Attributes:
+        kind: ``infonce`` (eqs. 7-9) or ``soft`` (the public code's soft targets).
+        tau: softmax temperature (the paper: 1, fixed).
+        lambda_: weight of the category-to-product direction (``lambda`` in the file).
+        mask_same_label: drop in-batch negatives that share the query's category.
+    """
     kind: str = "infonce"
     tau: float = 1.0
     lambda_: float = 0.5
@@ -109,6 +180,16 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
+    """``train``: optimiser, schedule and batches (``book/deviations.md`` rows 18-19).
+
+    Attributes:
+        epochs: training epochs; the weights with the lowest validation loss are kept.
+        lr, weight_decay: AdamW.
+        plateau_patience, plateau_factor: ReduceLROnPlateau on the validation loss.
+        batch_size: per setting (the paper: 8 most general, 128 otherwise).
+        device: ``auto`` | ``cpu`` | ``cuda``.
+        amp: ``auto`` (bf16 autocast on CUDA only) | ``on`` | ``off``.
+    """
     epochs: int = 30
     lr: float = 1e-3
     weight_decay: float = 1e-3
@@ -123,12 +204,24 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
+    """``eval``: metrics (``book/deviations.md`` row 7).
+
+    Attributes:
+        ap_norm: the AP@k normaliser the headline numbers use (``hits`` | ``min_k_R`` | ``R``);
+            all three are stored in every result.
+        chunk_size: query rows scored at once (memory ``chunk_size x candidates``).
+    """
     ap_norm: str = "hits"
     chunk_size: int = 1024
 
 
 @dataclass
 class LabelsConfig:
+    """``labels``: how the report labels the numbers.
+
+    Attributes:
+        demonstration: the numbers are a pipeline demonstration, not a reproduction.
+    """
     demonstration: bool = True
 
 
@@ -164,9 +257,11 @@ class StudyConfig:
 
     @property
     def data_dir(self) -> Path:
+        """The catalogue folder, resolved."""
         return self.path(self.data.dir)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain data, with the file's key names (``lambda``, not ``lambda_``)."""
         d = dataclasses.asdict(self)
         d["loss"]["lambda"] = d["loss"].pop("lambda_")
         return d
@@ -318,5 +413,6 @@ def _default_path() -> Path:
 
 
 def available_profiles(path: str | Path | None = None) -> list[str]:
+    """The profile names of a config file (default: the repository's ``_config.yml``)."""
     path = Path(path) if path else _default_path()
     return list((yaml.safe_load(path.read_text()) or {}).get("profiles", {}))

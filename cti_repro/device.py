@@ -1,7 +1,7 @@
 """Where tensors go and in what precision: device choice and bf16 autocast, one rule for all stages.
 
 The feature extractor and the training loop both take these, so "bf16 on CUDA by default" is
-decided once (PAPER_NOTES ambiguity 14; see ``book/deviations.md``).
+decided once.
 """
 
 from __future__ import annotations

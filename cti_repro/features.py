@@ -1,6 +1,6 @@
 """Frozen encoders and the on-disk feature cache.
 
-Every model in the study works on features of frozen encoders (PAPER_NOTES ambiguity 13), so
+Every model in the study works on features of frozen encoders (``book/deviations.md`` row 13), so
 each feature is computed once per (encoder, preprocessing, catalogue) and cached as ``.npy``
 files that load memory-mapped:
 
@@ -241,6 +241,7 @@ class FeatureSet:
         return self.arrays[part]
 
     def category_index(self) -> dict[str, int]:
+        """Row of each category name in the ``category`` / ``clip_category`` parts."""
         return {c: i for i, c in enumerate(self.categories)}
 
 
@@ -256,6 +257,7 @@ def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str) -> str:
 
 
 def feature_cache_dir(cfg: StudyConfig) -> Path:
+    """``<cache_dir>/features``: one ``.npy`` + ``.json`` per part and key."""
     return cfg.path(cfg.cache_dir) / "features"
 
 

@@ -38,6 +38,7 @@ def models_dir() -> Path:
 
 
 def default_mpnet_dir() -> Path:
+    """Where ``cti-repro models mpnet`` puts all-mpnet-base-v2 (``models/`` or ``$CTI_REPRO_MODELS``)."""
     return models_dir() / "all-mpnet-base-v2"
 
 
@@ -108,6 +109,7 @@ def build_mpnet(out: Path | None = None, parts_dir: str | Path | None = None) ->
 
 
 def mpnet_available(path: Path | None = None) -> bool:
+    """True if a rebuilt, sha256-verified all-mpnet-base-v2 is at ``path`` (default: :func:`default_mpnet_dir`)."""
     path = path or default_mpnet_dir()
     marker = path / ".verified"
     return marker.is_file() and marker.read_text().strip() == MPNET_SHA256

@@ -26,6 +26,7 @@ RESULT_VERSION = 1
 
 
 def result_path(results_dir: str | Path, setting: str, model: str, seed: int) -> Path:
+    """``<results_dir>/<setting>/<model>_seed<seed>.json``."""
     return Path(results_dir) / setting / f"{model}_seed{seed}.json"
 
 
@@ -78,6 +79,7 @@ def results_frame(records: list[dict[str, Any]], key: str = "means") -> pd.DataF
 
 # ---- provenance ------------------------------------------------------------------------------
 def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that change results (``not installed`` if absent)."""
     names = ("cti_repro", "torch", "torchvision", "open_clip_torch", "sentence-transformers", "transformers",
              "numpy", "scipy", "pandas", "rank-bm25")
     out = {}
@@ -104,6 +106,7 @@ def git_commit(cwd: str | Path | None = None) -> str:
 
 
 def hardware(device: str) -> dict[str, Any]:
+    """The device a run used, the CPU count, platform and processor (and the GPU name on CUDA)."""
     info: dict[str, Any] = {"device": device, "cpu_count": os.cpu_count(), "platform": platform.platform(),
                             "processor": platform.processor() or platform.machine()}
     if device == "cuda":

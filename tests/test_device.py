@@ -4,9 +4,10 @@ Covered here: device selection (``pick_device`` with CUDA present / absent), bf1
 feature extraction (``amp=True``) and training (``amp: on``), DataLoader workers with
 ``pin_memory`` requested and ``non_blocking`` copies, features kept on the device until one final
 copy, the float32 prefilter of exact ranking and its guard against TF32 / reduced-precision
-matmuls, the exact fallback for wide bands of near-ties, the fused evaluation on the device path,
+matmuls, the exact fallback for wide bands of near-ties (the fused evaluation against the unfused
+path is in tests/evaluation/test_evaluate.py),
 and the on-device loss accumulation. What only CUDA can exercise: real page-locked memory and
-asynchronous copies, bf16 on tensor cores, CUDA float64 products (see test_retrieval's
+asynchronous copies, bf16 on tensor cores, CUDA float64 products (see tests/evaluation/test_ranking.py
 ``test_cuda_equals_cpu``, skipped without a GPU).
 """
 
@@ -22,8 +23,7 @@ from PIL import Image
 from cti_repro import device as D
 from cti_repro import features as F
 
-from cti_repro.evaluation.evaluate import evaluate_embeddings, evaluate_ranking, evaluate_scores
-from cti_repro.evaluation.ranking import label_codes, prefilter_available, rank, rank_scores, required_depth
+from cti_repro.evaluation.ranking import prefilter_available, rank
 
 
 # ---- device selection ---------------------------------------------------------------------------
@@ -88,9 +88,6 @@ def test_encode_images_workers_pinned_memory_and_amp(images, tiny_clip):
 
 
 # ---- exact ranking: float32 prefilter, exact fallback, device argument ---------------------------
-def _brute(scores: np.ndarray, k: int, tie_key: np.ndarray) -> np.ndarray:
-    idx = np.arange(scores.shape[1])
-    return np.stack([np.lexsort((idx, tie_key, -row))[:k] for row in scores])
 
 
 def test_prefilter_guard():
@@ -117,72 +114,10 @@ def test_prefilter_guard():
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
-@pytest.mark.parametrize("chunk", [5, 64, 1000])
-def test_prefilter_equals_exact_with_duplicates_and_near_ties(chunk):
-    rng = np.random.default_rng(chunk)
-    base = rng.normal(size=(40, 16))
-    c = base[rng.integers(0, 40, 600)]  # ~15 exact copies of each vector: bands wider than the margin
-    c[::7] += 1e-9 * rng.normal(size=c[::7].shape)  # and near-ties closer than float32 can tell apart
-    q = torch.from_numpy(rng.normal(size=(90, 16)))
-    c = torch.from_numpy(c)
-    tie_key = rng.permutation(600)
-    for k in (1, 10, 37):
-        a = rank(q, c, k, tie_key=tie_key, chunk_size=chunk, device="cpu", prefilter=True)
-        b = rank(q, c, k, tie_key=tie_key, chunk_size=chunk, device="cpu", prefilter=False)
-        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    labels = rng.integers(0, 8, 600)
-    q_lab = rng.integers(0, 9, 90)
-    _, _, n_rel = label_codes(q_lab, labels)
-    idx, _ = rank(q, c, required_depth(n_rel), tie_key=tie_key, prefilter=False)
-    for pf in (True, False):
-        top, got = evaluate_embeddings(q, c, q_lab, labels, tie_key=tie_key, chunk_size=chunk, device="cpu",
-                                       ap_norms=("hits", "R"), prefilter=pf)
-        assert torch.equal(top, idx[:, :10])
-        for norm in ("hits", "R"):
-            want = evaluate_ranking(idx, q_lab, labels, norm)
-            for m in want:
-                np.testing.assert_array_equal(got[norm][m], want[m])
 
 
-def test_r_precision_selection_gpu_branch(monkeypatch):
-    # On CUDA the R-th score of deep rows comes from topk on rows grouped by R, on the CPU from
-    # np.partition: force the CUDA branch and compare.
-    import cti_repro.evaluation.evaluate as R
-
-    rng = np.random.default_rng(11)
-    q, c = torch.from_numpy(rng.normal(size=(70, 12))), torch.from_numpy(rng.normal(size=(900, 12)))
-    labels = rng.integers(0, 4, 900)  # R ~ 225: every row needs the deep path
-    q_lab = rng.integers(0, 5, 70)
-    want = evaluate_embeddings(q, c, q_lab, labels, prefilter=True, chunk_size=16)
-    monkeypatch.setattr(R, "_numpy_select", lambda t: False)
-    got = evaluate_embeddings(q, c, q_lab, labels, prefilter=True, chunk_size=16)
-    assert torch.equal(want[0], got[0])
-    np.testing.assert_array_equal(want[1]["hits"]["R-precision"], got[1]["hits"]["R-precision"])
-    s = rng.integers(0, 3, size=(40, 500)).astype(np.float32)  # heavy ties at the R-th score
-    a = evaluate_scores(s, q_lab[:40], labels[:500], chunk_size=9)
-    monkeypatch.undo()
-    b = evaluate_scores(s, q_lab[:40], labels[:500], chunk_size=9)
-    np.testing.assert_array_equal(a[1]["hits"]["R-precision"], b[1]["hits"]["R-precision"])
 
 
-def test_scores_path_dense_sparse_and_ties():
-    import scipy.sparse as sp
-
-    rng = np.random.default_rng(3)
-    s = rng.integers(0, 4, size=(60, 300)).astype(np.float64) * (rng.random((60, 300)) < 0.2)  # BM25-like zeros
-    tie_key = rng.permutation(300)
-    labels, q_lab = rng.integers(0, 5, 300), rng.integers(0, 6, 60)
-    _, _, n_rel = label_codes(q_lab, labels)
-    depth = required_depth(n_rel)
-    want_idx = _brute(s, depth, tie_key)
-    for scores in (s, torch.from_numpy(s).float(), sp.csr_matrix(s)):
-        idx, _ = rank_scores(scores, depth, tie_key=tie_key, chunk_size=7, device="cpu")
-        np.testing.assert_array_equal(idx.numpy(), want_idx)
-        top, got = evaluate_scores(scores, q_lab, labels, tie_key=tie_key, chunk_size=11, device="cpu")
-        np.testing.assert_array_equal(top.numpy(), want_idx[:, :10])
-        want = evaluate_ranking(want_idx, q_lab, labels)
-        for m in want:
-            np.testing.assert_array_equal(got["hits"][m], want[m])
 
 
 # ---- training -----------------------------------------------------------------------------------

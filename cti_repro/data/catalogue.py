@@ -20,7 +20,7 @@ column             type            meaning
 ``source``         str             "xmarket:us", "synthetic", ...
 =================  ==============  ===============================================================
 
-Categories are identified by their *name* (PAPER_NOTES ambiguity 4): the query is the name.
+Categories are identified by their *name* (``book/deviations.md`` row 4): the query is the name.
 """
 
 from __future__ import annotations

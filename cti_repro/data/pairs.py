@@ -93,6 +93,7 @@ class SettingData:
 
     @cached_property
     def train_categories(self) -> set[str]:
+        """Category labels of the training pairs."""
         return set(self.labels[self.split["train"]].tolist())
 
     @cached_property
@@ -123,6 +124,7 @@ class SettingData:
         return idx, self.labels[idx]
 
     def summary(self) -> dict[str, int]:
+        """Counts of pairs per split, categories, queries and seen / unseen queries (stored in results)."""
         return {
             "setting": self.setting,
             **{f"{s}_pairs": int(len(self.split[s])) for s in SPLITS},

@@ -1,12 +1,12 @@
 """Import XMarket product metadata (Bonab et al., CIKM 2021) into the catalogue format.
 
-Input: the gzipped ``metadata_{market}_{Category}.json.gz`` files (PAPER_NOTES section 1.2),
+Input: the gzipped ``metadata_{market}_{Category}.json.gz`` files (``book/real_data.md``),
 either from a local directory or downloaded from the XMarket site. One product per line; a line
 is a JSON object, a Python-literal dict (the official snippet uses ``eval``) or a list of such
 dicts. We parse with ``json.loads`` and fall back to ``ast.literal_eval``, which only accepts
 literals, so a hostile line is reported, never executed.
 
-Mapping (PAPER_NOTES ambiguities 1-3, 20): ``asin`` -> product_id (first occurrence wins),
+Mapping (``book/deviations.md`` rows 1-3, 20): ``asin`` -> product_id (first occurrence wins),
 ``title``, ``categories`` -> category_path (root first), ``features`` -> attributes (fallback
 ``productDetails`` as "key: value"), the largest image of ``imgUrl`` -> image_url. A product is
 kept with a title, an image URL, >= 1 attribute and a path of depth >= 2; with image download,

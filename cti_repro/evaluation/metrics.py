@@ -7,7 +7,7 @@ functions are vectorised over queries and accept numpy arrays or torch tensors (
 stays on the tensor's device, so it can run on a GPU); they return fractions in ``[0, 1]`` with the
 same array type. :func:`compute_metrics` bundles the paper's six metrics in percent.
 
-AP@k normalisation (PAPER_NOTES section 3, ambiguity row 7): the default ``norm="hits"`` divides by
+AP@k normalisation (``book/deviations.md`` row 7): the default ``norm="hits"`` divides by
 the number of relevant items in the top k, the only definition consistent with the published
 tables. ``"min_k_R"`` and ``"R"`` (trec_eval ``map_cut``) are available for comparison.
 
@@ -25,7 +25,7 @@ try:  # torch is optional here: the numpy path must work without it.
 except ImportError:  # pragma: no cover - torch is a hard dependency of the package
     torch = None  # type: ignore[assignment]
 
-from cti_repro.study import AP_NORMS, METRICS
+from cti_repro.study import AP_NORMS
 
 Array = Any  # np.ndarray | torch.Tensor
 

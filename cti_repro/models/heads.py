@@ -1,7 +1,7 @@
 """Projection heads and the category-to-image (CtI) model.
 
 The encoders (CLIP image, MPNet text) are frozen and their features precomputed elsewhere
-(``features.py``); only the two heads here train (PAPER_NOTES ambiguity 13):
+(``features.py``); only the two heads here train (``book/deviations.md`` row 13):
 
     c = g_c(h_c)                                   (eq. 2)
     p = g_p(concat(h_i, h_t, h_a))                 (eq. 6)

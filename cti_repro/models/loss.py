@@ -3,7 +3,7 @@
 Two losses, both over a batch of B aligned pairs (c_j, p_j) of head outputs:
 
 - :func:`contrastive_loss` -- the paper's bidirectional hard-label InfoNCE (ConVIRT), eqs. 7-9,
-  with cosine similarity. This is the default (PAPER_NOTES ambiguity 16). An optional ``labels``
+  with cosine similarity. This is the default (``book/deviations.md`` row 16). An optional ``labels``
   argument removes same-category in-batch pairs from the negatives (ambiguity 17).
 - :func:`soft_target_loss` -- the soft-target symmetric cross-entropy of the public code
   (copied from the ``moein-shariatnia/OpenAI-CLIP`` tutorial), kept for comparison.
@@ -59,7 +59,7 @@ def contrastive_loss(
     With ``labels`` (the category of each pair), every off-diagonal k with labels[k] == labels[j]
     is dropped from both denominators: a product of the same category is not a negative. This is
     *not* the paper's loss (the paper keeps them as negatives); it is the optional variant of
-    PAPER_NOTES ambiguity 17. With all labels distinct it equals the unmasked loss.
+    ``book/deviations.md`` row 17. With all labels distinct it equals the unmasked loss.
 
     Args:
         c: Category embeddings g_c(h_c), shape [B, d]; normalised here.

@@ -1,6 +1,6 @@
 """Paired significance tests over per-query scores, with Holm's correction (report, analysis page).
 
-The paper claims significance without naming a test (PAPER_NOTES ambiguity 22); the report uses a
+The paper claims significance without naming a test (``book/deviations.md`` row 22); the report uses a
 two-sided paired t-test over the per-query scores of the test queries (and, as a check that does
 not assume normality, the Wilcoxon signed-rank test), each model's score of a query averaged over
 its seeds first. The family for Holm's correction is the set of comparisons of the target with

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import html
 import math
 import warnings
 from collections.abc import Sequence

@@ -137,6 +137,7 @@ def execute(
 
 
 def error_text(exc: BaseException) -> str:
+    """``Type: message`` of an exception (papermill's ``PapermillExecutionError`` carries the kernel's)."""
     ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)  # papermill's errors
     return f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}"
 

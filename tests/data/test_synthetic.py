@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cti_repro.config import load_config
 from cti_repro.data.catalogue import Catalogue
 from cti_repro.data.synthetic import DEFAULT_PRODUCTS, category_tree, generate_synthetic
 from cti_repro.data.synthetic_vocab import singular
@@ -27,7 +28,8 @@ def cat600(tmp_path_factory: pytest.TempPathFactory) -> Catalogue:
 
 
 def test_default_size_is_the_embedded_profile() -> None:
-    assert 1000 <= DEFAULT_PRODUCTS <= 10000
+    # `cti-repro data synthetic` without --products builds the embedded profile's catalogue
+    assert DEFAULT_PRODUCTS == load_config("embedded").data.synthetic.products
 
 
 def test_byte_identical_for_same_seed_and_different_for_another(tmp_path: Path) -> None:

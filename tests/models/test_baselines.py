@@ -20,7 +20,9 @@ def test_sparse_bm25_equals_rank_bm25(k1, b, eps):
     ref = BM25Okapi(corpus, k1=k1, b=b, epsilon=eps)
     expected = np.stack([ref.get_scores(q) for q in queries])
     got = SparseBM25(corpus, k1=k1, b=b, epsilon=eps).score_matrix(queries)
-    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got, expected)  # bit-identical, as SparseBM25 claims
+    np.testing.assert_array_equal(bm25_scores([" ".join(q) for q in queries], [" ".join(d) for d in corpus],
+                                              k1, b, eps, sparse=True).toarray(), got)
 
 
 def test_bm25_ranks_exact_title_match_first():

@@ -1,0 +1,89 @@
+"""Fused evaluation (ranking + metrics in one pass) against the unfused path: bit-identical.
+
+``evaluate_embeddings`` / ``evaluate_scores`` must give exactly what ranking to depth max R and
+``evaluate_ranking`` give, with duplicates, near-ties closer than float32 resolves, heavy score
+ties, dense / sparse / float32 scores, and on the GPU branch of the R-precision selection.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cti_repro.evaluation.evaluate import evaluate_embeddings, evaluate_ranking, evaluate_scores
+from cti_repro.evaluation.ranking import label_codes, rank, rank_scores, required_depth
+
+
+def _brute(scores: np.ndarray, k: int, tie_key: np.ndarray) -> np.ndarray:
+    idx = np.arange(scores.shape[1])
+    return np.stack([np.lexsort((idx, tie_key, -row))[:k] for row in scores])
+
+
+@pytest.mark.parametrize("chunk", [5, 64, 1000])
+def test_prefilter_equals_exact_with_duplicates_and_near_ties(chunk):
+    rng = np.random.default_rng(chunk)
+    base = rng.normal(size=(40, 16))
+    c = base[rng.integers(0, 40, 600)]  # ~15 exact copies of each vector: bands wider than the margin
+    c[::7] += 1e-9 * rng.normal(size=c[::7].shape)  # and near-ties closer than float32 can tell apart
+    q = torch.from_numpy(rng.normal(size=(90, 16)))
+    c = torch.from_numpy(c)
+    tie_key = rng.permutation(600)
+    for k in (1, 10, 37):
+        a = rank(q, c, k, tie_key=tie_key, chunk_size=chunk, device="cpu", prefilter=True)
+        b = rank(q, c, k, tie_key=tie_key, chunk_size=chunk, device="cpu", prefilter=False)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    labels = rng.integers(0, 8, 600)
+    q_lab = rng.integers(0, 9, 90)
+    _, _, n_rel = label_codes(q_lab, labels)
+    idx, _ = rank(q, c, required_depth(n_rel), tie_key=tie_key, prefilter=False)
+    for pf in (True, False):
+        top, got = evaluate_embeddings(q, c, q_lab, labels, tie_key=tie_key, chunk_size=chunk, device="cpu",
+                                       ap_norms=("hits", "R"), prefilter=pf)
+        assert torch.equal(top, idx[:, :10])
+        for norm in ("hits", "R"):
+            want = evaluate_ranking(idx, q_lab, labels, norm)
+            for m in want:
+                np.testing.assert_array_equal(got[norm][m], want[m])
+
+
+def test_r_precision_selection_gpu_branch(monkeypatch):
+    # On CUDA the R-th score of deep rows comes from topk on rows grouped by R, on the CPU from
+    # np.partition: force the CUDA branch and compare.
+    import cti_repro.evaluation.evaluate as R
+
+    rng = np.random.default_rng(11)
+    q, c = torch.from_numpy(rng.normal(size=(70, 12))), torch.from_numpy(rng.normal(size=(900, 12)))
+    labels = rng.integers(0, 4, 900)  # R ~ 225: every row needs the deep path
+    q_lab = rng.integers(0, 5, 70)
+    want = evaluate_embeddings(q, c, q_lab, labels, prefilter=True, chunk_size=16)
+    monkeypatch.setattr(R, "_numpy_select", lambda t: False)
+    got = evaluate_embeddings(q, c, q_lab, labels, prefilter=True, chunk_size=16)
+    assert torch.equal(want[0], got[0])
+    np.testing.assert_array_equal(want[1]["hits"]["R-precision"], got[1]["hits"]["R-precision"])
+    s = rng.integers(0, 3, size=(40, 500)).astype(np.float32)  # heavy ties at the R-th score
+    a = evaluate_scores(s, q_lab[:40], labels[:500], chunk_size=9)
+    monkeypatch.undo()
+    b = evaluate_scores(s, q_lab[:40], labels[:500], chunk_size=9)
+    np.testing.assert_array_equal(a[1]["hits"]["R-precision"], b[1]["hits"]["R-precision"])
+
+
+def test_scores_path_dense_sparse_and_ties():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(3)
+    s = rng.integers(0, 4, size=(60, 300)).astype(np.float64) * (rng.random((60, 300)) < 0.2)  # BM25-like zeros
+    tie_key = rng.permutation(300)
+    labels, q_lab = rng.integers(0, 5, 300), rng.integers(0, 6, 60)
+    _, _, n_rel = label_codes(q_lab, labels)
+    depth = required_depth(n_rel)
+    want_idx = _brute(s, depth, tie_key)
+    for scores in (s, torch.from_numpy(s).float(), sp.csr_matrix(s)):
+        idx, _ = rank_scores(scores, depth, tie_key=tie_key, chunk_size=7, device="cpu")
+        np.testing.assert_array_equal(idx.numpy(), want_idx)
+        top, got = evaluate_scores(scores, q_lab, labels, tie_key=tie_key, chunk_size=11, device="cpu")
+        np.testing.assert_array_equal(top.numpy(), want_idx[:, :10])
+        want = evaluate_ranking(want_idx, q_lab, labels)
+        for m in want:
+            np.testing.assert_array_equal(got["hits"][m], want[m])
+
