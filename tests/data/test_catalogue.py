@@ -74,3 +74,16 @@ def test_cli_stats_prints_json(tmp_path, capsys):
     assert main(["data", "stats", str(tmp_path)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["products"] == 3 and out["category_product_pairs"] == 8
+
+
+def test_fingerprint_is_computed_once_per_catalogue(tmp_path, monkeypatch) -> None:
+    cat = Catalogue.from_products([Product(f"p{i}", f"t{i}", ("a",), ("R", "L")) for i in range(5)])
+    cat.save(tmp_path)
+    first = cat.fingerprint()
+    calls = []
+    real = cat.frame.itertuples
+    monkeypatch.setattr(cat.frame, "itertuples", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert cat.fingerprint() == first and calls == []  # cached: the table is not walked again
+    cat.save(tmp_path)  # a save may have changed image files: computed again, same value
+    assert calls and cat.fingerprint() == first
+    assert Catalogue.load(tmp_path).fingerprint() == first
