@@ -20,7 +20,7 @@ import numpy as np
 GiB = float(1 << 30)
 
 
-class KCCAMemoryError(MemoryError):
+class KCCAMemoryError(ValueError, MemoryError):
     """Fitting KCCA on this many descriptors would need more memory than allowed; the message says how many fit."""
 
 
@@ -64,11 +64,15 @@ def check_kcca_memory(n: int, d_image: int, d_text: int, m: int, k: int, memory_
     info = {"estimate_gib": round(need / GiB, 4), "limit_gib": round(limit / GiB, 4), "max_descriptors_that_fit": fits}
     if need > limit:
         raise KCCAMemoryError(
-            f"KCCA on {n:,} training descriptors with {m} Nystroem components needs about {need / GiB:.2f} GiB, "
-            f"more than the {limit / GiB:.2f} GiB allowed (xmodal.kcca.memory_gb = {memory_gb}"
+            f"KCCA on {n:,} training descriptors with {m} Nystroem components needs about {_size(need)}, "
+            f"more than the {_size(limit)} allowed (xmodal.kcca.memory_gb = {memory_gb}"
             + (f", {free / GiB:.1f} GiB free" if free is not None else "")
             + f"); set xmodal.kcca.max_descriptors to at most {fits:,} or lower xmodal.kcca.nystroem_components")
     return info
+
+
+def _size(b: float) -> str:
+    return f"{b / GiB:.2f} GiB" if b >= GiB / 10 else f"{b / (1 << 20):.2f} MiB"
 
 
 @dataclass
