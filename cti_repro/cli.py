@@ -8,8 +8,9 @@ Subcommands (heavy imports happen inside each handler so ``--help`` stays fast):
     cti-repro models mpnet [--out DIR]
     cti-repro eval --qrels QRELS --run RUN [--ap-norm hits|min_k_R|R]
     cti-repro run --setting S --model M [--profile P] [--seed N] [--out DIR]
-    cti-repro reproduce [--profile P] [--seeds ...] [--force]
+    cti-repro reproduce [--profile P] [--seeds ...] [--force] [--study cti|xmodal|both]
     cti-repro report [--profile P]
+    cti-repro xmodal run --model NAME [--profile P] [--seed S] [--set K=V ...] [--out DIR] [--force]
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     ok = reproduce(
         profile=args.profile, seeds=args.seeds, force=args.force, config_path=args.config,
-        build_book=not args.no_book,
+        build_book=not args.no_book, study=args.study,
     )
     return 0 if ok else 1
 
@@ -102,6 +103,36 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from cti_repro.run.batch import build_report
 
     return 0 if build_report(profile=args.profile, config_path=args.config) else 1
+
+
+def _cmd_xmodal_run(args: argparse.Namespace) -> int:
+    from cti_repro.run.xmodal import run_xmodal
+
+    path = run_xmodal(
+        model=args.model, profile=args.profile, seed=args.seed, out_dir=Path(args.out) if args.out else None,
+        force=args.force, config_path=args.config, sets=args.set or (),
+    )
+    result = json.loads(Path(path).read_text())
+    _print_json({"result": str(path), "n_candidates": result["n_candidates"], "means": result["means"],
+                 "aux_accuracy": result.get("aux_accuracy"), "wall_time_s": result["wall_time_s"]})
+    return 0
+
+
+def _add_xmodal(sub) -> None:
+    from cti_repro.study import XMODAL_MODELS
+
+    xm = sub.add_parser("xmodal", help="the second study: product text <-> image retrieval (Rubio et al. 2017)")
+    xsub = xm.add_subparsers(dest="xmodal_command", required=True)
+    s = xsub.add_parser("run", help="run one (model, seed) and write <results_dir>/xmodal/<model>_seed<seed>.json")
+    s.add_argument("--model", required=True, choices=XMODAL_MODELS)
+    s.add_argument("--profile", default="embedded")
+    s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                   help="config override, dotted key and YAML value, e.g. xmodal.epochs=5 (repeatable)")
+    s.add_argument("--out", default=None, help="results directory (default: from the profile)")
+    s.add_argument("--force", action="store_true", help="recompute even if the result exists")
+    s.set_defaults(func=_cmd_xmodal_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,7 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--seeds", type=int, nargs="*", default=None)
             s.add_argument("--force", action="store_true")
             s.add_argument("--no-book", action="store_true", help="stop after the notebooks")
+            s.add_argument("--study", default="both", choices=("cti", "xmodal", "both"),
+                           help="which study's rows to run: category-to-image (Table 1), text-image, or both")
         s.set_defaults(func=fn)
+    _add_xmodal(sub)
     return p
 
 

@@ -20,6 +20,7 @@ import yaml
 
 from cti_repro.io_utils import stable_hash
 from cti_repro.study import SETTINGS, XMARKET_URL
+from cti_repro.xmodal_config import XModalConfig, validate_xmodal
 
 DEFAULT_CONFIG = "_config.yml"
 
@@ -247,6 +248,7 @@ class StudyConfig:
     results_dir: str = "runs"
     book_dir: str = "book"
     labels: LabelsConfig = field(default_factory=LabelsConfig)
+    xmodal: XModalConfig = field(default_factory=XModalConfig)
     profile: str = "embedded"
     root: str = "."
 
@@ -269,10 +271,17 @@ class StudyConfig:
     def hash(self) -> str:
         """Hash of everything that changes results (not the output folders or the root)."""
         d = self.to_dict()
-        for k in ("root", "results_dir", "cache_dir", "book_dir", "seeds", "profile", "labels"):
+        for k in ("root", "results_dir", "cache_dir", "book_dir", "seeds", "profile", "labels", "xmodal"):
             d.pop(k, None)
         d["data"].pop("dir", None)
         return stable_hash(d)
+
+    def xmodal_hash(self) -> str:
+        """Hash of what changes a text <-> image result: the CtI hash's inputs plus ``xmodal``."""
+        x = self.to_dict()["xmodal"]
+        x.pop("seeds", None)
+        x.pop("gallery_queries", None)
+        return stable_hash({"study": self.hash(), "xmodal": x})
 
 
 # ---- loading and validation ------------------------------------------------------------------
@@ -367,6 +376,7 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(cfg.eval.ap_norm in ("hits", "min_k_R", "R"), "eval.ap_norm", "hits, min_k_R or R")
     need(len(cfg.seeds) >= 1, "seeds", "needs at least one seed")
     need("{}" in cfg.encoders.clip_prompt, "encoders.clip_prompt", "must contain {} for the category")
+    validate_xmodal(cfg.xmodal, need)
 
 
 def load_config(profile: str = "embedded", path: str | Path | None = None) -> StudyConfig:

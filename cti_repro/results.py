@@ -59,6 +59,19 @@ def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
     """Every readable record under ``results_dir`` (failed rows included, marked by ``status``)."""
     out = []
     for p in sorted(Path(results_dir).glob("*/*_seed*.json")):
+        if p.parent.name == "xmodal":  # the text <-> image study's records (cti_repro.run.xmodal)
+            continue
+        rec = read_result(p)
+        if rec is not None:
+            rec["_path"] = str(p)
+            out.append(rec)
+    return out
+
+
+def load_xmodal_results(results_dir: str | Path) -> list[dict[str, Any]]:
+    """Every readable record of the text <-> image study (``<results_dir>/xmodal/*_seed*.json``)."""
+    out = []
+    for p in sorted((Path(results_dir) / "xmodal").glob("*_seed*.json")):
         rec = read_result(p)
         if rec is not None:
             rec["_path"] = str(p)

@@ -46,8 +46,23 @@ METRICS: tuple[str, ...] = ("P@1", "P@5", "P@10", "MAP@5", "MAP@10", "R-precisio
 AP_NORMS: tuple[str, ...] = ("hits", "min_k_R", "R")
 AP_NORM_LABELS: dict[str, str] = {"hits": "hits", "min_k_R": "min(k,R)", "R": "R"}
 
+# ---- the second study: product text <-> image retrieval (Rubio et al. 2017; cti_repro.run.xmodal) ----
+XMODAL_MODELS: tuple[str, ...] = ("KCCA", "TwoBranch-BoW", "TwoBranch-w2v", "TwoBranch-w2v-noaux", "CLIP", "CLIP-heads")
+XMODAL_TRAINED: tuple[str, ...] = ("KCCA", "TwoBranch-BoW", "TwoBranch-w2v", "TwoBranch-w2v-noaux", "CLIP-heads")
+XMODAL_DIRECTIONS: tuple[str, ...] = ("t2i", "i2t")  # text query -> images, image query -> texts
+# Keys of a result's ``means`` (percent, except MRR in [0, 1]); the first ten are the ones other tools rely on.
+XMODAL_METRICS: tuple[str, ...] = (
+    "MedR%_t2i", "MedR%_i2t", "R@1_t2i", "R@5_t2i", "R@10_t2i", "R@1_i2t", "R@5_i2t", "R@10_i2t", "R@5%_t2i",
+    "R@5%_i2t", "R@1%_t2i", "R@1%_i2t", "R@10%_t2i", "R@10%_i2t", "MRR_t2i", "MRR_i2t",
+)
+XMODAL_RECALL_PERCENTS: tuple[int, ...] = (1, 5, 10)  # Recall@K% of the test set
+XMODAL_RECALL_KS: tuple[int, ...] = (1, 5, 10)
+# Our model -> the row of Rubio et al.'s Table 1 it corresponds to (cti_repro.report.paper.rubio2017()).
+XMODAL_PUBLISHED_ROW: dict[str, str] = {"KCCA": "KCCA", "TwoBranch-BoW": "Bag of Words", "TwoBranch-w2v": "word2vec"}
+
 # ---- data -------------------------------------------------------------------------------------
 XMARKET_URL = "https://ciir.cs.umass.edu/downloads/XMarket/FULL"
 
 __all__ = ["SETTINGS", "SETTING_LABELS", "BASELINES", "TRAINED", "MODELS", "MODALITIES", "FEATURES_BY_MODEL",
-           "METRICS", "AP_NORMS", "AP_NORM_LABELS", "XMARKET_URL"]
+           "METRICS", "AP_NORMS", "AP_NORM_LABELS", "XMARKET_URL", "XMODAL_MODELS", "XMODAL_TRAINED",
+           "XMODAL_DIRECTIONS", "XMODAL_METRICS", "XMODAL_RECALL_PERCENTS", "XMODAL_RECALL_KS", "XMODAL_PUBLISHED_ROW"]

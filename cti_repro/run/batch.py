@@ -27,7 +27,7 @@ from typing import Any
 
 from cti_repro.config import DEFAULT_CONFIG, StudyConfig, load_config
 from cti_repro.results import is_current, read_result, result_path, write_result
-from cti_repro.run.book import REPORTS, BookLayout, book_layout, build_book
+from cti_repro.run.book import REPORTS, XMODAL_REPORTS, BookLayout, book_layout, build_book
 from cti_repro.run.notebooks import error_text, execute, notebook_is_current, stamp
 from cti_repro.study import BASELINES, SETTING_LABELS, SETTINGS, TRAINED
 
@@ -194,9 +194,11 @@ class _Stages(dict):
 
 def execute_pages(
     cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path, data: bool = True,
-    reports: bool = True, force: bool = False, stages: _Stages | None = None,
+    reports: bool = True, force: bool = False, stages: _Stages | None = None, study: str = "both",
 ) -> list[str]:
     """Execute the data notebook (if ``data``, unless current) and the report notebooks (if ``reports``).
+
+    ``study`` (``cti``, ``xmodal`` or ``both``) picks the report pages: Table 1's, the text-image chapter's, or all.
 
     Returns:
         One line per page that failed (a missing template included).
@@ -208,7 +210,8 @@ def execute_pages(
         todo["data notebook"] = [("data", layout.data_notebook, conf)]
     if reports:
         params = {**conf, "results_dir": str(cfg.path(cfg.results_dir).resolve())}
-        todo["report notebooks"] = [(r, layout.report_notebook(r), params) for r in REPORTS]
+        names = (REPORTS if study != "xmodal" else ()) + (XMODAL_REPORTS if study != "cti" else ())
+        todo["report notebooks"] = [(r, layout.report_notebook(r), params) for r in names]
     for stage, jobs in todo.items():
         with stages(stage):
             for name, out, params in jobs:
@@ -237,7 +240,7 @@ def _finish(stages: _Stages, problems: list[str]) -> None:
 
 def reproduce(
     profile: str = "embedded", seeds: list[int] | None = None, force: bool = False,
-    config_path: str | Path | None = None, build_book: bool = True, workers: int | None = None,
+    config_path: str | Path | None = None, build_book: bool = True, workers: int | None = None, study: str = "both",
 ) -> bool:
     """Run every row of Table 1 through its notebook, then the report notebooks and the book.
 
@@ -248,6 +251,7 @@ def reproduce(
         config_path: study config (default ``./_config.yml``).
         build_book: also execute the report notebooks and build the HTML.
         workers: row notebooks at once (default :func:`default_workers`).
+        study: ``cti`` (Table 1), ``xmodal`` (the text-image study, :mod:`cti_repro.run.xmodal_batch`) or ``both``.
 
     Returns:
         True if every row, every page and the book build succeeded.
@@ -262,8 +266,13 @@ def reproduce(
     with stages("data"):
         catalogue = prepare_catalogue(cfg)
         fingerprint = catalogue.fingerprint()
-    tasks = plan_rows(cfg, fingerprint, layout, seeds, force)
-    if not all(t.skip for t in tasks):
+    from cti_repro.run.xmodal_batch import plan_xmodal, run_xmodal_rows
+
+    if study not in ("cti", "xmodal", "both"):
+        raise ValueError(f"study must be cti, xmodal or both, got {study!r}")
+    tasks = plan_rows(cfg, fingerprint, layout, seeds, force) if study != "xmodal" else []
+    xtasks = plan_xmodal(cfg, fingerprint, layout, seeds, force, RowTask) if study != "cti" else []
+    if not all(t.skip for t in tasks + xtasks):
         with stages("features"):  # every part once, in this process: the row notebooks hit the cache
             fs = load_features(cfg, catalogue)
             print(f"features: {len(fs.cache_hits)} of {len(fs.arrays)} parts were cached", flush=True)
@@ -271,10 +280,14 @@ def reproduce(
     workers = workers or default_workers()
     with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):
         failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers)
+    if xtasks:
+        with stages(f"text-image rows ({sum(not t.skip for t in xtasks)} of {len(xtasks)} to run)"):
+            failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows)
+        tasks = tasks + xtasks
     problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
     built = True
     if build_book:
-        problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages)
+        problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages, study=study)
         built = _build(layout, stages, seeds)
     _finish(stages, problems)
     print(f"{len(tasks) - len(failed)} of {len(tasks)} rows ok" + (f", {len(failed)} FAILED" if failed else ""),

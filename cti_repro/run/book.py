@@ -21,6 +21,7 @@ from cti_repro.config import StudyConfig
 from cti_repro.study import MODELS, SETTING_LABELS, SETTINGS
 
 REPORTS: tuple[str, ...] = ("report_table1", "report_training", "report_analysis")
+XMODAL_REPORTS: tuple[str, ...] = ("report_xmodal",)  # the text <-> image study's chapter
 NOTES: tuple[str, ...] = ("deviations", "real_data", "performance", "references")  # then other top-level pages
 
 
@@ -55,6 +56,9 @@ class BookLayout:
 
     def report_notebook(self, name: str) -> Path:
         return self.runs / "report" / f"{name}.ipynb"
+
+    def xmodal_row_notebook(self, model: str, seed: int) -> Path:
+        return self.runs / "rows" / "xmodal" / f"{model}_seed{seed}.ipynb"
 
 
 def book_layout(cfg: StudyConfig, source: str | Path | None = None) -> BookLayout:
@@ -110,6 +114,7 @@ def write_toc(layout: BookLayout, seeds: list[int] | None = None) -> bool:
                     rows.append(entry(p, f"{model}, seed {_seed_of(p)}" + ("" if p == ok else ": FAILED")))
         if rows:
             parts.append({"caption": f"Table 1 rows: {SETTING_LABELS[setting].lower()}", "chapters": rows})
+    parts += _xmodal_parts(layout, seeds, entry)
     pages = {p.stem for p in layout.root.glob("*") if p.suffix in (".md", ".ipynb")} - {"intro"}
     notes = [{"file": n} for n in sorted(pages, key=lambda n: (NOTES.index(n) if n in NOTES else len(NOTES), n))]
     if notes:
@@ -120,6 +125,19 @@ def write_toc(layout: BookLayout, seeds: list[int] | None = None) -> bool:
     changed = not path.is_file() or path.read_text() != text
     path.write_text(text)
     return changed
+
+
+def _xmodal_parts(layout: BookLayout, seeds: list[int] | None, entry) -> list[dict]:
+    """The text <-> image study's part: its chapter, then its row notebooks (a failed one when no success)."""
+    from cti_repro.study import XMODAL_MODELS
+
+    chapters = [entry(layout.report_notebook(r)) for r in XMODAL_REPORTS if layout.report_notebook(r).is_file()]
+    for model in XMODAL_MODELS:
+        for p in sorted((layout.runs / "rows" / "xmodal").glob(f"{model}_seed*.ipynb"), key=_seed_of):
+            ok = p.with_name(f"{model}_seed{_seed_of(p)}.ipynb")
+            if (seeds is None or _seed_of(p) in seeds) and (p == ok or not ok.is_file()):
+                chapters.append(entry(p, f"{model}, seed {_seed_of(p)}" + ("" if p == ok else ": FAILED")))
+    return [{"caption": "Text-image retrieval (Rubio et al. 2017)", "chapters": chapters}] if chapters else []
 
 
 def build_book(layout: BookLayout, seeds: list[int] | None = None, strict: bool = False) -> int:
@@ -142,4 +160,5 @@ def build_book(layout: BookLayout, seeds: list[int] | None = None, strict: bool 
     return subprocess.run([*cmd, str(layout.root)], check=False).returncode
 
 
-__all__ = ["BookLayout", "book_layout", "stage_book", "write_toc", "build_book", "REPORTS", "NOTES", "SOURCE_BOOK"]
+__all__ = ["BookLayout", "book_layout", "stage_book", "write_toc", "build_book", "REPORTS", "XMODAL_REPORTS", "NOTES",
+           "SOURCE_BOOK"]

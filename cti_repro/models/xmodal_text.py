@@ -1,0 +1,111 @@
+"""Text representations of the two-branch network's text side: word2vec (gensim) and bag of words (sklearn).
+
+Both are fitted on the *training* texts only. word2vec: a gensim ``Word2Vec`` trained on the
+tokenised training texts (pretrained vectors cannot be downloaded here; ``xmodal.word2vec.path``
+loads the user's own KeyedVectors instead), and a text is the mean of the vectors of its
+in-vocabulary tokens (zero when it has none; counted). Bag of words: scikit-learn's
+``TfidfVectorizer`` or ``CountVectorizer``, kept sparse.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens (gensim's ``simple_preprocess``, single letters kept)."""
+    from gensim.utils import simple_preprocess
+
+    return simple_preprocess(text, min_len=1, max_len=40)
+
+
+def _stable_hash(s: str) -> int:
+    # gensim seeds each word vector with hashfxn(word + seed); Python's hash() changes per process.
+    return zlib.crc32(s.encode("utf-8"))
+
+
+class Word2VecText:
+    """Mean word2vec vector of a text.
+
+    Args:
+        dim: vector size (ignored when ``path`` is given).
+        epochs, window, min_count: gensim training parameters.
+        path: pretrained vectors: gensim ``KeyedVectors`` (``.kv``) or word2vec format (``.bin``
+            binary, anything else text).
+        seed: gensim's seed (with one worker and a fixed hash the vectors are reproducible).
+    """
+
+    def __init__(self, dim: int = 100, epochs: int = 20, window: int = 5, min_count: int = 1, path: str = "",
+                 seed: int = 0) -> None:
+        self.dim, self.epochs, self.window, self.min_count, self.path, self.seed = dim, epochs, window, min_count, path, seed
+        self.wv = None
+        self.stats: dict[str, int] = {}
+
+    def fit(self, texts: list[str]) -> Word2VecText:
+        from gensim.models import KeyedVectors, Word2Vec
+
+        if self.path:
+            p = Path(self.path)
+            if not p.is_file():
+                raise FileNotFoundError(f"xmodal.word2vec.path: {p}: no such file")
+            self.wv = (KeyedVectors.load(str(p)) if p.suffix == ".kv"
+                       else KeyedVectors.load_word2vec_format(str(p), binary=p.suffix == ".bin"))
+        else:
+            sentences = [tokenize(t) for t in texts]
+            model = Word2Vec(sentences=sentences, vector_size=self.dim, window=self.window, min_count=self.min_count,
+                             workers=1, seed=self.seed, epochs=self.epochs, hashfxn=_stable_hash, sg=0)
+            self.wv = model.wv
+        self.dim = int(self.wv.vector_size)
+        self.stats["vocabulary"] = len(self.wv.key_to_index)
+        return self
+
+    def transform(self, texts: list[str]) -> np.ndarray:
+        """[n, dim] float32 mean vectors; a text with no known token is a zero row (counted in ``stats``)."""
+        if self.wv is None:
+            raise RuntimeError("fit() first")
+        out = np.zeros((len(texts), self.dim), np.float32)
+        empty = 0
+        for i, t in enumerate(texts):
+            toks = [w for w in tokenize(t) if w in self.wv.key_to_index]
+            if toks:
+                out[i] = self.wv[toks].mean(0)
+            else:
+                empty += 1
+        self.stats["texts_without_known_word"] = self.stats.get("texts_without_known_word", 0) + empty
+        return out
+
+    def describe(self) -> dict:
+        return {"text": "word2vec", "dim": self.dim, "pretrained": bool(self.path), "path": self.path,
+                "epochs": None if self.path else self.epochs, **self.stats}
+
+
+class BagOfWordsText:
+    """TF-IDF (``kind="tfidf"``) or raw counts (``"count"``) over the training vocabulary, sparse."""
+
+    def __init__(self, kind: str = "tfidf", max_features: int = 5000) -> None:
+        from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+        if kind not in ("tfidf", "count"):
+            raise ValueError(f"bag-of-words kind must be tfidf or count, got {kind!r}")
+        cls = TfidfVectorizer if kind == "tfidf" else CountVectorizer
+        self.kind = kind
+        self.vectorizer = cls(tokenizer=tokenize, lowercase=False, token_pattern=None, max_features=max_features,
+                              dtype=np.float32)
+
+    def fit(self, texts: list[str]) -> BagOfWordsText:
+        self.vectorizer.fit(texts)
+        self.dim = len(self.vectorizer.vocabulary_)
+        return self
+
+    def transform(self, texts: list[str]) -> sp.csr_matrix:
+        return sp.csr_matrix(self.vectorizer.transform(texts), dtype=np.float32)
+
+    def describe(self) -> dict:
+        return {"text": f"bag of words ({self.kind})", "dim": self.dim}
+
+
+__all__ = ["tokenize", "Word2VecText", "BagOfWordsText"]

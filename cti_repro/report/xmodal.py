@@ -1,0 +1,180 @@
+"""The text <-> image chapter (Rubio et al. 2017): our table beside theirs, recall curves, gallery, per category.
+
+The notebooks ``book/templates/report_xmodal.ipynb`` and ``xmodal_row.ipynb`` call these functions
+on the result records of :mod:`cti_repro.run.xmodal` (``cti_repro.results.load_xmodal_results``).
+Every number comes from the records (their stored ranks), every published one from
+:func:`cti_repro.report.paper.rubio2017`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cti_repro.evaluation.xmodal_metrics import median_rank_percent, recall_curve
+from cti_repro.report import paper
+from cti_repro.report.common import empty_figure, fmt, ok_records
+from cti_repro.study import XMODAL_MODELS, XMODAL_PUBLISHED_ROW
+
+TABLE_METRICS: tuple[str, ...] = ("MedR%_i2t", "MedR%_t2i", "R@5%_i2t", "R@5%_t2i", "R@1_t2i", "R@10_t2i", "MRR_t2i")
+
+NOT_A_REPRODUCTION = (
+    "Rubio et al.'s data set (431,841 fashion images, 32 categories) is not public, and their image branch is an "
+    "AlexNet trained on it; these rows run the same kind of models on this profile's catalogue. The numbers sit "
+    "side by side for orientation: they are not a reproduction of that table and cannot confirm or refute it."
+)
+
+
+def _order(records: list[dict]) -> list[dict]:
+    rank = {m: i for i, m in enumerate(XMODAL_MODELS)}
+    return sorted(ok_records(records), key=lambda r: (rank.get(r.get("model"), 99), r.get("seed", 0)))
+
+
+def summary_frame(records: list[dict]) -> pd.DataFrame:
+    """Per model: mean and standard deviation over seeds of :data:`TABLE_METRICS`, seeds, test size."""
+    rows = []
+    recs = _order(records)
+    for model in dict.fromkeys(r["model"] for r in recs):
+        mine = [r for r in recs if r["model"] == model]
+        row: dict = {"model": model, "seeds": len(mine), "test products": mine[0].get("n_candidates")}
+        for m in TABLE_METRICS:
+            v = np.array([r["means"].get(m, np.nan) for r in mine], float)
+            row[m], row[f"{m} sd"] = float(np.nanmean(v)), float(np.nanstd(v)) if len(v) > 1 else float("nan")
+        acc = [r.get("aux_accuracy") for r in mine if r.get("aux_accuracy")]
+        row["aux acc. image"] = float(np.mean([a["image"] for a in acc])) if acc else float("nan")
+        row["aux acc. text"] = float(np.mean([a["text"] for a in acc])) if acc else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table_beside_rubio(records: list[dict]) -> pd.DataFrame:
+    """Median rank (percent of the test set, lower is better), ours (mean ± sd over seeds) beside Rubio et al.'s Table 1."""
+    pub = paper.rubio2017().set_index("model")
+    ours = summary_frame(records).set_index("model") if records else pd.DataFrame()
+    rows = []
+    for model in XMODAL_MODELS:
+        row = {"model": model, "Rubio et al. row": XMODAL_PUBLISHED_ROW.get(model, "—")}
+        for d, label in (("i2t", "img→txt"), ("t2i", "txt→img")):
+            key = f"MedR%_{d}"
+            if model in ours.index:
+                sd = ours.loc[model, f"{key} sd"]
+                row[f"ours {label}"] = fmt(ours.loc[model, key]) + (f" ± {fmt(sd)}" if np.isfinite(sd) else "")
+            else:
+                row[f"ours {label}"] = "not run"
+            pub_row = XMODAL_PUBLISHED_ROW.get(model)
+            row[f"Rubio {label}"] = fmt(pub.loc[pub_row, key]) if pub_row in pub.index else "—"
+        row["ours R@5% txt→img"] = fmt(ours.loc[model, "R@5%_t2i"]) if model in ours.index else "—"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def published_notes() -> str:
+    """Rubio et al.'s other reported numbers (recall in the top 5 %, auxiliary accuracies), as a sentence."""
+    pub = paper.published()["rubio2017"]
+    acc = pub["aux_accuracy"]
+    return (f"Rubio et al. also report about {pub['recall_top5pct']:.0f}% of the true matches within the top 5% of the "
+            f"ranking and auxiliary classification accuracies of {acc['image']:.0f}% (images) and {acc['text']:.0f}% "
+            f"(texts). Source: {pub['source']}.")
+
+
+def recall_curve_figure(records: list[dict], points: int = 201) -> Figure:
+    """Recall (percent of queries whose match is within the cut-off) against the cut-off in percent
+    of the test set, both directions, one line per model (seeds pooled)."""
+    recs = _order(records)
+    if not recs:
+        return empty_figure("No text-image results yet (cti-repro xmodal run --model ...).")
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, (d, title) in zip(axes, (("t2i", "text → image"), ("i2t", "image → text"))):
+        for model in dict.fromkeys(r["model"] for r in recs):
+            mine = [r for r in recs if r["model"] == model]
+            ys = [recall_curve(r["ranks"][d], r["n_candidates"], points) for r in mine]
+            ax.plot(ys[0][0], np.mean([y for _, y in ys], axis=0), label=model, lw=1.6)
+        ax.plot([0, 100], [0, 100], color="grey", ls=":", lw=1, label="random")
+        ax.set_title(title)
+        ax.set_xlabel("rank cut-off (% of the test set)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("recall (%)")
+    axes[1].legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def per_category_table(records: list[dict], direction: str = "t2i") -> pd.DataFrame:
+    """Median rank (% of the whole test set) per root category of the query product, one column per model
+    (first seed), the number of queries per category in the first column."""
+    recs = _order(records)
+    cols: dict[str, dict] = {}
+    counts: dict[str, int] = {}
+    for r in recs:
+        if r["model"] in cols:
+            continue
+        per = (r.get("per_root_category") or {}).get(direction) or {}
+        cols[r["model"]] = {c: v["MedR%"] for c, v in per.items()}
+        counts.update({c: v["queries"] for c, v in per.items()})
+    if not cols:
+        return pd.DataFrame()
+    df = pd.DataFrame(cols)
+    df.insert(0, "queries", pd.Series(counts))
+    return df.sort_index().rename_axis("root category").round(2)
+
+
+def row_metrics_table(record: dict) -> pd.DataFrame:
+    """One record's metrics as a two-column (text → image, image → text) table."""
+    means = record["means"]
+    names = ["MedR%", "R@1", "R@5", "R@10", "R@1%", "R@5%", "R@10%", "MRR"]
+    return pd.DataFrame({"text → image": [means.get(f"{n}_t2i") for n in names],
+                         "image → text": [means.get(f"{n}_i2t") for n in names]}, index=names).round(3)
+
+
+def _thumb(ax, path: Path | None) -> None:
+    from PIL import Image
+
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if path is not None and Path(path).is_file():
+        with Image.open(path) as im:
+            ax.imshow(np.asarray(im.convert("RGB")))
+    else:
+        ax.text(0.5, 0.5, "no image", ha="center", va="center", fontsize=7)
+
+
+def gallery_figure(record: dict, catalogue, queries: int = 4, top: int = 5) -> Figure:
+    """Text queries of one record (its ``gallery``) with their top images; the true match framed green.
+
+    Args:
+        record: a result record of :func:`cti_repro.run.xmodal.run_xmodal`.
+        catalogue: the profile's catalogue (for the image files).
+        queries, top: rows and images per row shown.
+    """
+    items = (record.get("gallery") or [])[:queries]
+    if not items:
+        return empty_figure("No gallery in this result.")
+    pos = {pid: i for i, pid in enumerate(catalogue.product_ids)}
+    fig = Figure(figsize=(2.0 * (top + 1.6), 2.1 * len(items)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(items), top + 1, squeeze=False,
+                                      gridspec_kw={"width_ratios": [2.6] + [1] * top}))
+    for row, item in zip(axes, items):
+        row[0].set_axis_off()
+        text = item["text"] if len(item["text"]) < 160 else item["text"][:157] + "..."
+        row[0].text(0, 0.5, "\n".join(text[i : i + 34] for i in range(0, len(text), 34)), va="center", fontsize=7)
+        for ax, pid in zip(row[1:], item["top"][:top]):
+            _thumb(ax, catalogue.image_path(pos[pid]) if pid in pos else None)
+            if pid == item["query"]:
+                for s in ax.spines.values():
+                    s.set_edgecolor("#2a9d3f")
+                    s.set_linewidth(3)
+    fig.suptitle(f"{record['model']}, seed {record['seed']}: text query → top {top} test images "
+                 f"(green frame: the product's own image)", fontsize=9)
+    return fig
+
+
+def median_rank_check(record: dict) -> float:
+    """The stored ``MedR%_t2i`` recomputed from the stored ranks (the notebooks show both agree)."""
+    return median_rank_percent(record["ranks"]["t2i"], record["n_candidates"])
+
+
+__all__ = ["TABLE_METRICS", "NOT_A_REPRODUCTION", "summary_frame", "table_beside_rubio", "published_notes",
+           "recall_curve_figure", "per_category_table", "row_metrics_table", "gallery_figure", "median_rank_check"]

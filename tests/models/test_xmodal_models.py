@@ -1,0 +1,94 @@
+"""The two-branch network, its loss, the text featurisers and KCCA on tiny inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from cti_repro.models.kcca import KCCA, KCCAMemoryError, check_kcca_memory, kcca_memory_bytes
+from cti_repro.models.xmodal import AlexNetBranch, MLPBranch, TwoBranchNet, dense_input, embed_rows, train_two_branch
+from cti_repro.models.xmodal_loss import hadsell_contrastive_loss, two_branch_loss
+from cti_repro.models.xmodal_text import BagOfWordsText, Word2VecText
+
+
+def test_hadsell_loss_hand_computed():
+    v_i = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    v_t = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    # positives: D00 = 0, D11 = |(-0.6, 0.2)| -> D^2 = 0.4; mean 1/2 D^2 = 0.1
+    # negatives: D01 = |(0.4, -0.8)| = sqrt(0.8); D10 = |(-1, 1)| = sqrt 2 > m=1.5? no: 1.414 < 1.5
+    d01, d10 = np.sqrt(0.8), np.sqrt(2.0)
+    neg = 0.5 * np.mean([(1.5 - d01) ** 2, (1.5 - d10) ** 2])
+    assert float(hadsell_contrastive_loss(v_i, v_t, margin=1.5)) == pytest.approx(0.1 + neg, rel=1e-5)
+    total, parts = two_branch_loss(v_i, v_t, torch.tensor([0, 1]), torch.tensor([[9.0, 0.0], [0.0, 9.0]]), None,
+                                   margin=1.5, aux_weight=2.0)
+    assert set(parts) == {"contrastive", "aux_image"}
+    assert float(total) == pytest.approx(float(parts["contrastive"]) + 2 * float(parts["aux_image"]), rel=1e-6)
+
+
+def test_text_featurisers():
+    texts = ["red steel mug", "blue cotton shirt", "red cotton dress"] * 5
+    w = Word2VecText(dim=6, epochs=2, seed=3).fit(texts)
+    a = w.transform(["red mug", "unknownword"])
+    assert a.shape == (2, 6) and np.abs(a[0]).sum() > 0 and not a[1].any()
+    assert w.stats["texts_without_known_word"] == 1
+    assert (Word2VecText(dim=6, epochs=2, seed=3).fit(texts).transform(["red mug"]) == a[:1]).all()
+    b = BagOfWordsText("count").fit(texts)
+    x = b.transform(["red red mug"]).toarray()[0]
+    assert b.dim == 7 and x[b.vectorizer.vocabulary_["red"]] == 2
+
+
+def test_word2vec_pretrained_path(tmp_path):
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(vector_size=3)
+    kv.add_vectors(["red", "mug"], np.array([[1, 0, 0], [0, 1, 0]], np.float32))
+    kv.save(str(tmp_path / "v.kv"))
+    w = Word2VecText(path=str(tmp_path / "v.kv")).fit([])
+    assert w.dim == 3 and w.transform(["red mug"])[0].tolist() == [0.5, 0.5, 0.0]
+
+
+def test_two_branch_training_lowers_the_loss_and_aligns():
+    rng = np.random.default_rng(0)
+    n, rows = 64, np.arange(64)
+    img = rng.normal(size=(n, 10)).astype(np.float32)
+    txt = (img @ rng.normal(size=(10, 12))).astype(np.float32)  # text is a linear view of the image
+    labels = torch.as_tensor(rng.integers(0, 3, n))
+    torch.manual_seed(0)
+    net = TwoBranchNet(MLPBranch(10, 16, 32, 0.0), MLPBranch(12, 16, 32, 0.0), 16, n_classes=3)
+    out = train_two_branch(net, dense_input(img), dense_input(txt), labels, rows[:48], rows[48:], epochs=15, lr=1e-2,
+                           weight_decay=0.0, batch_size=16, margin=1.0, aux_weight=0.5, seed=0)
+    h = out["history"]
+    assert len(h) == 15 and h[-1]["train_loss"] < h[0]["train_loss"] and 1 <= out["best_epoch"] <= 15
+    e_i = embed_rows(net.embed_image, dense_input(img), rows[:48])
+    e_t = embed_rows(net.embed_text, dense_input(txt), rows[:48])
+    assert np.allclose(np.linalg.norm(e_i, axis=1), 1, atol=1e-5)
+    from cti_repro.evaluation.xmodal_metrics import median_rank_percent, true_match_ranks
+
+    assert median_rank_percent(true_match_ranks(e_t, e_i), 48) < 25  # far better than chance (50%)
+
+
+def test_alexnet_branch_a_few_steps_on_tiny_images():
+    torch.manual_seed(0)
+    net = TwoBranchNet(AlexNetBranch(8), MLPBranch(5, 8, 16), 8, n_classes=2)
+    imgs = torch.randn(6, 3, 64, 64)
+    txt = torch.randn(6, 5)
+    out = train_two_branch(net, lambda r: imgs[torch.as_tensor(r)], lambda r: txt[torch.as_tensor(r)],
+                           torch.tensor([0, 1, 0, 1, 0, 1]), np.arange(4), np.arange(4, 6), epochs=2, lr=1e-3,
+                           weight_decay=0.0, batch_size=4, margin=1.0, aux_weight=1.0)
+    assert out["steps"] == 2 and np.isfinite(out["history"][-1]["train_loss"])
+    assert net.embed_image(imgs[:2]).shape == (2, 8)
+
+
+def test_kcca_fits_states_descriptors_and_refuses_what_does_not_fit():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(120, 3))
+    img, txt = z @ rng.normal(size=(3, 6)), z @ rng.normal(size=(3, 5))
+    m = KCCA(n_components=3, nystroem_components=20, max_descriptors=80, seed=0).fit(img, txt)
+    assert m.info["training_descriptors"] == 80 and m.info["training_products"] == 120
+    assert m.transform_image(img[:4]).shape == (4, 3) and m.transform_text(txt[:4]).shape == (4, 3)
+    assert kcca_memory_bytes(10, 2, 3, 4, 1) == 8 * (6 * 40 + 50 + 64 + 40)
+    with pytest.raises(KCCAMemoryError, match=r"max_descriptors to at most [\d,]+"):
+        KCCA(n_components=3, nystroem_components=20, memory_gb=1e-6).fit(img, txt)
+    with pytest.raises(KCCAMemoryError):  # 431,841 descriptors x 4096 components do not fit in 8 GiB
+        check_kcca_memory(431_841, 4096, 300, 4096, 128, 8.0)
+    info = check_kcca_memory(10_000, 512, 100, 256, 32, 8.0)
+    assert info["max_descriptors_that_fit"] >= 10_000
