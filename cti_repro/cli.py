@@ -50,6 +50,8 @@ def _cmd_data_xmarket(args: argparse.Namespace) -> int:
         categories=args.categories or None,
         skip_images=args.skip_images,
         workers=args.workers,
+        force=args.force,
+        **({} if args.max_image_mb is None else {"max_image_bytes": int(args.max_image_mb * (1 << 20))}),
     )
     _print_json(summary)
     return 0 if summary.get("kept", 0) > 0 else 1
@@ -127,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--categories", nargs="*", default=None, help="XMarket file categories (default: all)")
     s.add_argument("--skip-images", action="store_true")
     s.add_argument("--workers", type=int, default=8)
+    s.add_argument("--force", action="store_true",
+                   help="replace a complete catalogue in --out even with an empty or smaller one")
+    s.add_argument("--max-image-mb", type=float, default=None, help="largest image download in MiB (default 8)")
     s.set_defaults(func=_cmd_data_xmarket)
 
     mdl = sub.add_parser("models", help="offline model weights")

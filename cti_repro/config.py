@@ -34,6 +34,10 @@ class XMarketSource:
     market: str = "us"
     categories: list[str] = field(default_factory=list)
     workers: int = 16
+    max_image_bytes: int = 8 << 20            # larger images are refused (hostile / endless bodies)
+    max_metadata_bytes: int = 4 << 30         # per metadata_*.json.gz download
+    image_deadline_s: float = 120.0           # one image download, all attempts (a drip never ends)
+    metadata_deadline_s: float = 4 * 3600.0   # one metadata file download, all attempts
 
 
 @dataclass
@@ -177,6 +181,8 @@ class StudyConfig:
         for k in ("root", "results_dir", "cache_dir", "book_dir", "seeds", "profile", "labels"):
             d.pop(k, None)
         d["data"].pop("dir", None)
+        for k in ("max_image_bytes", "max_metadata_bytes", "image_deadline_s", "metadata_deadline_s"):
+            d["data"]["xmarket"].pop(k, None)  # download limits: they decide what is fetched, not results
         return stable_hash(d)
 
 

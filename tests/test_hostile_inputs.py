@@ -1,0 +1,252 @@
+"""Hostile input, broken caches and interrupted batches (issue 9): each test fails without its fix.
+
+Network tests use a loopback ``ThreadingHTTPServer`` on 127.0.0.1 that drips, never ends, loops
+redirects, sends HTML or redirects to ``file:``; every wait is bounded (seconds).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cti_repro.data.catalogue import Catalogue, Product
+from cti_repro.data.download import DownloadError, download_file
+
+FAST = {"retries": 2, "timeout": 5.0, "backoff": 0.01}
+
+
+def png_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 6), (200, 10, 10)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Hostile(BaseHTTPRequestHandler):
+    """Routes: /ok.png, /drip (1 byte per 0.3 s), /endless, /huge (announces 1 TB), /html,
+    /to-file (302 to file:///etc/passwd), /to-ftp, /loop (redirects to itself), /to-ok."""
+
+    hits: dict[str, int] = {}
+
+    def log_message(self, *args) -> None:  # keep the test output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        Hostile.hits[self.path] = Hostile.hits.get(self.path, 0) + 1
+        try:
+            self._route()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if "Content-Length" not in (headers or {}):
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _route(self) -> None:
+        p = self.path
+        if p == "/ok.png":
+            self._send(200, png_bytes())
+        elif p == "/drip":
+            self.send_response(200)
+            self.end_headers()  # no length: the body ends when the connection closes
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.3)
+        elif p == "/endless":
+            self.send_response(200)
+            self.end_headers()
+            block = b"\0" * 65536
+            for _ in range(2000):  # 128 MB at most, so a broken cap still ends the test
+                self.wfile.write(block)
+        elif p == "/huge":
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 ** 12))
+            self.end_headers()
+            self.wfile.write(b"\0" * 1000)
+        elif p == "/html":
+            self._send(200, b"<html><body>Not an image <script>alert(1)</script></body></html>",
+                       {"Content-Type": "text/html"})
+        elif p == "/to-file":
+            self._send(302, headers={"Location": "file:///etc/passwd"})
+        elif p == "/to-ftp":
+            self._send(302, headers={"Location": "ftp://127.0.0.1/x"})
+        elif p == "/loop":
+            self._send(302, headers={"Location": "/loop"})
+        elif p == "/to-ok":
+            self._send(302, headers={"Location": "/ok.png"})
+        else:
+            self._send(404, b"no")
+
+
+@pytest.fixture(scope="module")
+def hostile():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    srv.daemon_threads = True
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+# ---- item 2 (and 10): http(s) only, caps, deadline, no .part left -----------------------------
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "file:///dev/zero", "ftp://127.0.0.1/x", "/etc/passwd",
+                                 "data:text/plain,hello"])
+def test_download_refuses_non_http_urls(tmp_path, url):
+    with pytest.raises(DownloadError, match="only http"):
+        download_file(url, tmp_path / "x.jpg", **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("route", ["/to-file", "/to-ftp"])
+def test_redirect_to_other_scheme_is_final_and_not_retried(tmp_path, hostile, route):
+    Hostile.hits.pop(route, None)
+    with pytest.raises(DownloadError, match="redirect refused"):
+        download_file(hostile + route, tmp_path / "x.jpg", retries=3, timeout=5, backoff=0.01)
+    assert Hostile.hits[route] == 1  # not retried
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_redirect_to_http_still_works_and_loops_end(tmp_path, hostile):
+    assert download_file(hostile + "/to-ok", tmp_path / "a.png", **FAST) == "downloaded"
+    assert (tmp_path / "a.png").read_bytes() == png_bytes()
+    with pytest.raises(DownloadError):
+        download_file(hostile + "/loop", tmp_path / "b.png", retries=0, timeout=5)
+    assert not (tmp_path / "b.png.part").exists()
+
+
+def test_endless_body_stops_at_the_cap_and_removes_the_part(tmp_path, hostile):
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match="cap of 1000000 bytes"):
+        download_file(hostile + "/endless", tmp_path / "z.jpg", max_bytes=1_000_000, **FAST)
+    assert time.monotonic() - t0 < 10
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_announced_size_over_the_cap_is_refused_before_reading(tmp_path, hostile):
+    with pytest.raises(DownloadError, match="announces 1000000000000 bytes"):
+        download_file(hostile + "/huge", tmp_path / "h.jpg", max_bytes=8 << 20, **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dripping_server_hits_the_overall_deadline(tmp_path, hostile):
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match="deadline"):
+        download_file(hostile + "/drip", tmp_path / "d.jpg", retries=3, timeout=5, backoff=0.01, deadline=1.5)
+    assert time.monotonic() - t0 < 4  # the per-read timeout (5 s) never fires on a drip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_html_instead_of_an_image_is_rejected_and_removed(tmp_path, hostile):
+    from cti_repro.data.xmarket import verify_image
+
+    with pytest.raises(DownloadError, match="verification failed"):
+        download_file(hostile + "/html", tmp_path / "p.jpg", verify=verify_image, **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _write_gz(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return path
+
+
+def _rec(asin, img: str, **over) -> dict:
+    rec = {"asin": asin, "title": f"Thing {asin}", "imgUrl": json.dumps({img: [10, 10]}),
+           "features": ["red"], "categories": ["Electronics", "Antennas"]}
+    rec.update(over)
+    return rec
+
+
+def test_import_with_hostile_image_urls_copies_nothing_local(tmp_path, hostile):
+    from cti_repro.data.xmarket import import_xmarket
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    _write_gz(src / "metadata_us_Electronics.json.gz", [json.dumps(_rec(a, u)) for a, u in (
+        ("GOOD", hostile + "/ok.png"), ("LOCAL", "file:///etc/passwd"), ("ZERO", "file:///dev/zero"),
+        ("BOMB", hostile + "/endless"), ("HTML", hostile + "/html"), ("REDIR", hostile + "/to-file"))])
+    s = import_xmarket(str(src), "us", out, workers=4, max_image_bytes=100_000, image_deadline=5, **FAST)
+    assert s["kept"] == 1 and s["images"]["failed"] == 5
+    assert Catalogue.load(out).product_ids == ["GOOD"]
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["GOOD.png"]  # no .part, no passwd
+    log = (out / "import_log.txt").read_text()
+    assert log.count("image_failed") == 5 and "only http(s)" in log and "redirect refused" in log
+
+
+# ---- item 3: never replace a good catalogue with a smaller one; keep the old logs -------------
+def test_failed_reimport_keeps_the_good_catalogue_and_its_log(tmp_path, hostile):
+    from cti_repro.cli import main
+    from cti_repro.data.xmarket import ImportRefusedError, import_xmarket
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    _write_gz(src / "metadata_us_Books.json.gz", [json.dumps(_rec(f"B{i}", hostile + "/ok.png")) for i in range(5)])
+    import_xmarket(str(src), "us", out, skip_images=True)
+    fp, first_log = Catalogue.load(out).fingerprint(), (out / "import_log.txt").read_text()
+    # An unreachable source: no file downloads, zero products.
+    with pytest.raises(ImportRefusedError, match="kept 0 product.*has 5.*--force"):
+        import_xmarket(hostile + "/nothing-here", "us", out, categories=["Books"], skip_images=True,
+                       retries=0, timeout=5)
+    assert Catalogue.load(out).fingerprint() == fp
+    assert (out / "import_log.txt.1").read_text() == first_log  # the previous log is kept
+    # A wrong market through the CLI: exit 2, one line, nothing replaced; --force replaces.
+    _write_gz(src / "metadata_de_Books.json.gz", [json.dumps(_rec("D1", hostile + "/ok.png"))])
+    assert main(["data", "xmarket", "--source", str(src), "--market", "de", "--out", str(out), "--skip-images"]) == 2
+    assert Catalogue.load(out).fingerprint() == fp
+    assert main(["data", "xmarket", "--source", str(src), "--market", "de", "--out", str(out), "--skip-images",
+                 "--force"]) == 0
+    assert Catalogue.load(out).product_ids == ["D1"]
+    assert (out / "import_log.txt.3").is_file() and not (out / "import_log.txt.4").exists()
+
+
+def test_image_failures_on_reimport_do_not_shrink_the_catalogue(tmp_path, hostile):
+    from cti_repro.data.xmarket import ImportRefusedError, import_xmarket
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    path = src / "metadata_us_Books.json.gz"
+    _write_gz(path, [json.dumps(_rec(f"B{i}", hostile + "/ok.png")) for i in range(3)])
+    import_xmarket(str(src), "us", out, workers=2, **FAST)
+    fp = Catalogue.load(out).fingerprint()
+    # same products, but now their images are gone upstream (and locally)
+    _write_gz(path, [json.dumps(_rec(f"B{i}", hostile + "/gone.png")) for i in range(3)])
+    for f in (out / "images").iterdir():
+        f.unlink()
+    with pytest.raises(ImportRefusedError, match="images phase"):
+        import_xmarket(str(src), "us", out, workers=2, **FAST)
+    cat = Catalogue.load(out)
+    assert cat.fingerprint() != fp or len(cat) == 3  # the images changed on disk, the catalogue did not
+    assert json.loads((out / "catalogue.json").read_text())["complete"] is True and len(cat) == 3
+
+
+# ---- item 10: small importer things -------------------------------------------------------------
+def test_importer_small_things_are_logged(tmp_path, hostile):
+    from cti_repro.data.xmarket import import_xmarket
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    (src).mkdir()
+    (src / "metadata_us_Automotive.json.gz").write_bytes(b"")  # zero bytes
+    _write_gz(src / "metadata_us_Books.json.gz", [
+        json.dumps(_rec(True, hostile + "/ok.png")),                    # JSON true is no asin
+        json.dumps(_rec("P1", hostile + "/ok.png", categories=["Books", 7, None, "Fiction"])),
+    ])
+    s = import_xmarket(str(src), "us", out, skip_images=True)
+    assert s["dropped"]["no_id"] == 1 and s["kept"] == 1 and s["file_errors"] == 1
+    assert Catalogue.load(out).product_ids == ["P1"]
+    log = (out / "import_log.txt").read_text()
+    assert re.search(r"metadata_us_Automotive\.json\.gz:1: file_error: empty file", log)
+    assert "metadata_us_Books.json.gz:2: path_element_dropped" in log and s["path_elements_dropped"] == 1
