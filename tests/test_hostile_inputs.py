@@ -250,3 +250,59 @@ def test_importer_small_things_are_logged(tmp_path, hostile):
     log = (out / "import_log.txt").read_text()
     assert re.search(r"metadata_us_Automotive\.json\.gz:1: file_error: empty file", log)
     assert "metadata_us_Books.json.gz:2: path_element_dropped" in log and s["path_elements_dropped"] == 1
+
+
+# ---- item 1: catalogue strings never become markup on a page -------------------------------------
+EVIL_TITLE = "<img src=x onerror=alert(1)>"
+EVIL_CATEGORY = "<script>alert('c')</script> $\\frac{$"
+EVIL_ATTRIBUTE = '<a href="javascript:alert(2)" onmouseover="x()">attr</a>'
+LIVE_TAG = re.compile(r"<\s*/?\s*(img|script|a|svg|iframe)\b", re.IGNORECASE)
+
+
+def _evil_catalogue(root: Path) -> Catalogue:
+    products = [Product(f"<b>P{i}</b>", EVIL_TITLE, (EVIL_ATTRIBUTE, "$\\frac{$"), (EVIL_CATEGORY, f"$leaf {i % 3}$"))
+                for i in range(12)]
+    cat = Catalogue.from_products(products, root)
+    cat.save(root)
+    return Catalogue.load(root)
+
+
+def test_styled_escapes_every_cell_and_header():
+    import pandas as pd
+
+    from cti_repro.report import styled
+
+    df = pd.DataFrame({EVIL_CATEGORY: [EVIL_TITLE], "n": [1.5], "t": [EVIL_ATTRIBUTE]}, index=[EVIL_TITLE])
+    out = styled(df, formats={"t": lambda v: v.upper()}, caption=EVIL_CATEGORY).to_html()
+    assert not LIVE_TAG.search(out), LIVE_TAG.search(out)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in out and "&lt;script&gt;" in out and "&lt;/script&gt;" in out
+    shown = styled(df)
+    shown.hide_index_ = [False]  # the index, if a caller shows it
+    out = shown.to_html()
+    assert "&lt;img src=x onerror=alert(1)&gt;</th>" in out and not LIVE_TAG.search(out)
+
+
+def test_data_page_tables_figures_and_boxes_hold_no_live_tag(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cti_repro.report import data_page, row_page, styled
+    from cti_repro.report.provenance import provenance_html
+
+    cat = _evil_catalogue(tmp_path / "cat")
+    fig, table = data_page.sample_products(cat, n=4)
+    pages = [styled(table.reset_index(names="product")).to_html(), data_page.statistics_table(cat).to_html(),
+             table.to_html()]
+    for page in pages:
+        assert not LIVE_TAG.search(page), LIVE_TAG.search(page)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pages[0] and "&lt;b&gt;P" in pages[0]
+    for f in (fig, data_page.roots_figure(cat), data_page.shape_figure(cat)):
+        f.savefig(io.BytesIO(), format="png")  # a "$\frac{$" label is text, not broken mathtext
+    record = {"status": "ok", "profile": EVIL_TITLE, "setting": "all", "model": "CLIP", "seed": 0,
+              "data": {"source": EVIL_CATEGORY, "products": 12, "test_queries": 3},
+              "encoders": {"image": {"name": EVIL_ATTRIBUTE, "weights": EVIL_TITLE, "pretrained": False}},
+              "git_commit": EVIL_TITLE, "demonstration": True, "finished_at": "2024-01-01T00:00:00"}
+    boxes = [provenance_html([record]), row_page.demonstration_box(record),
+             styled(row_page.provenance_table(record, "<script>x</script>.json").reset_index()).to_html()]
+    for box in boxes:
+        assert not LIVE_TAG.search(box), (LIVE_TAG.search(box), box[:300])
