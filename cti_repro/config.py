@@ -75,6 +75,7 @@ class ImageEncoderConfig:
     allow_random: bool = False
     batch_size: int = 64
     num_workers: int = 4
+    max_unreadable: float = 0.5  # image-based rows refuse a catalogue with more unreadable images
 
 
 @dataclass
@@ -290,6 +291,7 @@ def _validate_ranges(cfg: StudyConfig, need) -> None:
     enc = cfg.encoders
     need(enc.image.batch_size > 0, "encoders.image.batch_size", f"must be > 0, got {enc.image.batch_size}")
     need(enc.image.num_workers >= 0, "encoders.image.num_workers", f"must be >= 0, got {enc.image.num_workers}")
+    need(0 <= enc.image.max_unreadable <= 1, "encoders.image.max_unreadable", "must be in [0, 1]")
     need(enc.text.batch_size > 0, "encoders.text.batch_size", f"must be > 0, got {enc.text.batch_size}")
     need(bool(enc.image.model.strip()), "encoders.image.model", "must name an open_clip architecture")
     need(bool(enc.text.model.strip()), "encoders.text.model", "must name a text encoder")

@@ -306,3 +306,84 @@ def test_data_page_tables_figures_and_boxes_hold_no_live_tag(tmp_path):
              styled(row_page.provenance_table(record, "<script>x</script>.json").reset_index()).to_html()]
     for box in boxes:
         assert not LIVE_TAG.search(box), (LIVE_TAG.search(box), box[:300])
+
+
+# ---- item 7: image-based rows refuse a catalogue without readable images -------------------------
+def test_image_rows_refuse_mostly_unreadable_images_and_record_the_count(capsys):
+    from types import SimpleNamespace
+
+    from cti_repro.config import load_config
+    from cti_repro.run.row import UnreadableImagesError, check_images
+
+    cfg = load_config("smoke")
+    fs = SimpleNamespace(stats={"images_unreadable": 60})
+    for model in ("CLIP", "CLIP-I", "CLIP-IA", "CLIP-ITA"):
+        with pytest.raises(UnreadableImagesError, match="60 of 60 product images are unreadable"):
+            check_images(fs, 60, cfg, model)
+    assert check_images(fs, 60, cfg, "BM25") == {} and check_images(fs, 60, cfg, "MPNet") == {}
+    assert check_images(SimpleNamespace(stats={"images_unreadable": 3}), 60, cfg, "CLIP") == {"images_unreadable": 3}
+    assert "3 of 60 product images are unreadable" in capsys.readouterr().err
+
+
+# ---- item 10: atomic writes honour the umask ------------------------------------------------------
+def test_atomic_writes_honour_the_umask(tmp_path):
+    import os
+    import stat
+
+    from cti_repro.io_utils import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        assert stat.S_IMODE(atomic_write_text(tmp_path / "a.json", "{}").stat().st_mode) == 0o644
+        os.umask(0o077)
+        assert stat.S_IMODE(atomic_write_text(tmp_path / "b.json", "{}").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+# ---- item 9: CLI errors are one line, exit 2 (bad input) or 130 (Ctrl-C) --------------------------
+def _one_error_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("cti-repro: error: "), err
+    return err[0]
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    from cti_repro.cli import main
+
+    qrels = tmp_path / "q.txt"
+    qrels.write_text("q1 0 d1 1\n")
+    good = gzip.compress(b"q1 Q0 d1 1 1.0 r\n" * 50)
+    (tmp_path / "trunc.gz").write_bytes(good[: len(good) // 2])
+    (tmp_path / "fake.gz").write_bytes(b"\x1f\x8b this is not gzip at all")
+    (tmp_path / "latin1.txt").write_bytes(b"q1 Q0 d\xe9 1 1.0 r\n")
+    for run in (tmp_path, tmp_path / "trunc.gz", tmp_path / "fake.gz", tmp_path / "latin1.txt"):
+        assert main(["eval", "--qrels", str(qrels), "--run", str(run)]) == 2
+        assert str(run) in _one_error_line(capsys)
+    bad = tmp_path / "cat"
+    bad.mkdir()
+    (bad / "catalogue.parquet").write_bytes(b"PAR1 broken")
+    (bad / "catalogue.json").write_text("{broken")
+    assert main(["data", "stats", str(bad)]) == 2
+    assert "catalogue" in _one_error_line(capsys)
+    (tmp_path / "c.yml").write_bytes(b"\xff\xfe not utf-8")
+    assert main(["run", "--setting", "all", "--model", "BM25", "--config", str(tmp_path / "c.yml")]) == 2
+    assert "c.yml: not UTF-8" in _one_error_line(capsys)
+
+
+def test_cli_ctrl_c_is_exit_130_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    import cti_repro.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    def bug(args):
+        raise AttributeError("a genuine bug")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["report"].set_defaults(func=interrupted)
+    assert cli.main(["report"]) == 130 and "interrupted" in capsys.readouterr().err
+    parser._subparsers._group_actions[0].choices["report"].set_defaults(func=bug)
+    with pytest.raises(AttributeError, match="genuine bug"):
+        cli.main(["report"])
