@@ -387,3 +387,20 @@ def test_cli_ctrl_c_is_exit_130_and_bugs_keep_their_traceback(monkeypatch, capsy
     parser._subparsers._group_actions[0].choices["report"].set_defaults(func=bug)
     with pytest.raises(AttributeError, match="genuine bug"):
         cli.main(["report"])
+
+
+# ---- item 6: a worker notices its dead parent ---------------------------------------------------
+def test_worker_watchdog_exits_when_the_parent_is_gone():
+    from cti_repro.run.batch import watch_parent
+
+    parent = [1234]
+    exited = threading.Event()
+    codes = []
+    t = watch_parent(1234, interval=0.05, exit_fn=lambda c: (codes.append(c), exited.set()),
+                     getppid=lambda: parent[0])
+    time.sleep(0.2)
+    assert not exited.is_set()  # parent alive: nothing happens
+    parent[0] = 1  # re-parented to init: the batch was killed
+    assert exited.wait(2) and codes == [1]
+    t.join(1)
+    assert not t.is_alive()
