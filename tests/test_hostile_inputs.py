@@ -15,7 +15,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -40,7 +39,7 @@ class Hostile(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep the test output clean
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+    def do_GET(self) -> None:
         Hostile.hits[self.path] = Hostile.hits.get(self.path, 0) + 1
         try:
             self._route()
@@ -372,7 +371,7 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_cli_ctrl_c_is_exit_130_and_bugs_keep_their_traceback(monkeypatch, capsys):
-    import cti_repro.cli as cli
+    from cti_repro import cli
 
     def interrupted(args):
         raise KeyboardInterrupt

@@ -71,4 +71,4 @@ def refuse_smaller(out: Path, previous: int | None, kept: int, force: bool, log:
     raise ImportRefusedError(msg)
 
 
-__all__ = ["ImportLog", "ImportRefusedError", "rotate_log", "complete_size", "refuse_smaller", "LOG_KEEP"]
+__all__ = ["LOG_KEEP", "ImportLog", "ImportRefusedError", "complete_size", "refuse_smaller", "rotate_log"]

@@ -64,4 +64,4 @@ def remote_files(
     return found
 
 
-__all__ = ["iter_lines", "local_files", "remote_files", "DEFAULT_MAX_METADATA_BYTES"]
+__all__ = ["DEFAULT_MAX_METADATA_BYTES", "iter_lines", "local_files", "remote_files"]
