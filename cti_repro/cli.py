@@ -51,6 +51,8 @@ def _cmd_data_xmarket(args: argparse.Namespace) -> int:
         categories=args.categories or None,
         skip_images=args.skip_images,
         workers=args.workers,
+        force=args.force,
+        **({} if args.max_image_mb is None else {"max_image_bytes": int(args.max_image_mb * (1 << 20))}),
     )
     _print_json(summary)
     return 0 if summary.get("kept", 0) > 0 else 1
@@ -159,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--categories", nargs="*", default=None, help="XMarket file categories (default: all)")
     s.add_argument("--skip-images", action="store_true")
     s.add_argument("--workers", type=int, default=8)
+    s.add_argument("--force", action="store_true",
+                   help="replace a complete catalogue in --out even with an empty or smaller one")
+    s.add_argument("--max-image-mb", type=float, default=None, help="largest image download in MiB (default 8)")
     s.set_defaults(func=_cmd_data_xmarket)
 
     mdl = sub.add_parser("models", help="offline model weights")
@@ -200,14 +205,47 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _bad_input_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input or a broken file, not a bug: one line, exit 2.
+
+    ValueError covers ConfigError, CatalogueError, JSONDecodeError and UnicodeDecodeError;
+    OSError covers missing files, folders given as files, BadGzipFile and DownloadError.
+    """
+    import zlib
+
+    from cti_repro.offline_models import ModelBuildError
+
+    errors: list[type[BaseException]] = [ValueError, OSError, EOFError, zlib.error, ModelBuildError]
+    for module, name in (("cti_repro.features", "WeightsUnavailableError"),
+                         ("cti_repro.device", "DeviceUnavailableError"),
+                         ("cti_repro.models.train", "NonFiniteLossError")):
+        mod = sys.modules.get(module)  # only if loaded: --help and data commands stay light
+        if mod is not None:
+            errors.append(getattr(mod, name))
+    return tuple(errors)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``cti-repro`` with ``argv``; returns the exit code (2 for bad input)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError) as exc:
+    except KeyboardInterrupt:
+        print("cti-repro: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
         # Our own errors carry the file / field in the message; no traceback for bad input.
-        print(f"cti-repro: error: {exc}", file=sys.stderr)
+        # Anything else is a bug: let its traceback show.
+        if not isinstance(exc, _bad_input_errors()):
+            raise
+        print(f"cti-repro: error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
 

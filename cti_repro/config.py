@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -43,6 +44,10 @@ class XMarketSource:
     market: str = "us"
     categories: list[str] = field(default_factory=list)
     workers: int = 16
+    max_image_bytes: int = 8 << 20            # larger images are refused (hostile / endless bodies)
+    max_metadata_bytes: int = 4 << 30         # per metadata_*.json.gz download
+    image_deadline_s: float = 120.0           # one image download, all attempts (a drip never ends)
+    metadata_deadline_s: float = 4 * 3600.0   # one metadata file download, all attempts
 
 
 @dataclass
@@ -110,6 +115,7 @@ class ImageEncoderConfig:
     allow_random: bool = False
     batch_size: int = 64
     num_workers: int = 4
+    max_unreadable: float = 0.5  # image-based rows refuse a catalogue with more unreadable images
 
 
 @dataclass
@@ -274,6 +280,8 @@ class StudyConfig:
         for k in ("root", "results_dir", "cache_dir", "book_dir", "seeds", "profile", "labels", "xmodal"):
             d.pop(k, None)
         d["data"].pop("dir", None)
+        for k in ("max_image_bytes", "max_metadata_bytes", "image_deadline_s", "metadata_deadline_s"):
+            d["data"]["xmarket"].pop(k, None)  # download limits: they decide what is fetched, not results
         return stable_hash(d)
 
     def xmodal_hash(self) -> str:
@@ -286,6 +294,7 @@ class StudyConfig:
 
 # ---- loading and validation ------------------------------------------------------------------
 _ALIASES = {"lambda": "lambda_"}
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -377,6 +386,44 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(len(cfg.seeds) >= 1, "seeds", "needs at least one seed")
     need("{}" in cfg.encoders.clip_prompt, "encoders.clip_prompt", "must contain {} for the category")
     validate_xmodal(cfg.xmodal, need)
+    _validate_ranges(cfg, need)
+
+
+def _validate_ranges(cfg: StudyConfig, need) -> None:
+    """Values that are well typed but would fail late, or silently give wrong numbers (issue 9)."""
+    import string
+
+    enc = cfg.encoders
+    need(enc.image.batch_size > 0, "encoders.image.batch_size", f"must be > 0, got {enc.image.batch_size}")
+    need(enc.image.num_workers >= 0, "encoders.image.num_workers", f"must be >= 0, got {enc.image.num_workers}")
+    need(0 <= enc.image.max_unreadable <= 1, "encoders.image.max_unreadable", "must be in [0, 1]")
+    need(enc.text.batch_size > 0, "encoders.text.batch_size", f"must be > 0, got {enc.text.batch_size}")
+    need(bool(enc.image.model.strip()), "encoders.image.model", "must name an open_clip architecture")
+    need(bool(enc.text.model.strip()), "encoders.text.model", "must name a text encoder")
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(enc.clip_prompt) if f is not None]
+    except ValueError as exc:
+        fields = [("?", str(exc), None)]
+    need(fields == [("", "", None)], "encoders.clip_prompt",
+         f"needs exactly one plain {{}} placeholder (write {{{{ }}}} for a literal brace), got {enc.clip_prompt!r}")
+    need(cfg.train.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {cfg.train.weight_decay}")
+    need(0 < cfg.train.plateau_factor < 1, "train.plateau_factor", f"must be in (0, 1), got {cfg.train.plateau_factor}")
+    need(cfg.train.plateau_patience >= 0, "train.plateau_patience", "must be >= 0")
+    need(cfg.bm25.k1 >= 0, "bm25.k1", f"must be >= 0, got {cfg.bm25.k1}")
+    need(0 <= cfg.bm25.b <= 1, "bm25.b", f"must be in [0, 1], got {cfg.bm25.b}")
+    need(cfg.bm25.epsilon >= 0, "bm25.epsilon", f"must be >= 0, got {cfg.bm25.epsilon}")
+    need(cfg.eval.chunk_size > 0, "eval.chunk_size", "must be > 0")
+    xm = cfg.data.xmarket
+    need(xm.workers >= 1, "data.xmarket.workers", "must be >= 1")
+    need(xm.max_image_bytes > 0 and xm.max_metadata_bytes > 0, "data.xmarket",
+         "max_image_bytes and max_metadata_bytes must be > 0")
+    need(xm.image_deadline_s > 0 and xm.metadata_deadline_s > 0, "data.xmarket",
+         "image_deadline_s and metadata_deadline_s must be > 0")
+    for name in ("results_dir", "cache_dir", "book_dir"):
+        p = cfg.path(getattr(cfg, name))
+        need(not p.exists() or p.is_dir(), name, f"{p} exists and is not a folder")
+    d = cfg.data_dir
+    need(not d.exists() or d.is_dir(), "data.dir", f"{d} exists and is not a folder")
 
 
 def load_config(profile: str = "embedded", path: str | Path | None = None) -> StudyConfig:
@@ -395,10 +442,17 @@ def load_config(profile: str = "embedded", path: str | Path | None = None) -> St
     path = Path(path) if path else _default_path()
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    if not _PROFILE_NAME.fullmatch(profile or ""):
+        # the name becomes a path component (book/runs/<profile>): no "..", no separators
+        raise ConfigError(f"{path}: profile {profile!r}: use letters, digits, '_', '-' and '.' (not first)")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping with 'defaults' and 'profiles'")
     unknown = set(raw) - {"defaults", "profiles"}

@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 
+class DeviceUnavailableError(RuntimeError):
+    """``train.device: cuda`` was configured and no CUDA device is visible."""
+
+
 def pick_device(preference: str = "auto") -> str:
     """The device to run on.
 
@@ -24,7 +28,7 @@ def pick_device(preference: str = "auto") -> str:
     import torch
 
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is visible")
+        raise DeviceUnavailableError("train.device is 'cuda' but no CUDA device is visible (use auto or cpu)")
     if preference == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return preference

@@ -286,13 +286,16 @@ def load_features(
         key = _part_key(cfg, catalogue, part)
         npy, meta = root / f"{part}-{key}.npy", root / f"{part}-{key}.json"
         if npy.is_file() and meta.is_file():
-            fs.arrays[part] = np.load(npy, mmap_mode="r")
-            m = json.loads(meta.read_text())
-            fs.identities[m["encoder_role"]] = m["identity"]
-            fs.stats.update(m.get("stats", {}))
-            fs.cache_hits.append(part)
-        else:
-            todo.append((part, npy, meta))
+            rows = len(fs.categories) if part in ("category", "clip_category") else len(catalogue)
+            arr, m, problem = check_cache_part(npy, meta, rows, catalogue.fingerprint())
+            if problem is None:
+                fs.arrays[part] = arr
+                fs.identities[m["encoder_role"]] = m["identity"]
+                fs.stats.update(m.get("stats", {}))
+                fs.cache_hits.append(part)
+                continue
+            print(f"warning: feature cache {problem}; recomputing {part}", file=sys.stderr)
+        todo.append((part, npy, meta))
     if not todo:
         return fs
 
@@ -330,18 +333,63 @@ def load_features(
     for part, npy, meta in todo:
         arr, role, ident, stats = computed[part]
         arr = np.ascontiguousarray(arr, dtype=np.float32)
-        _save_npy(npy, arr)
+        digest = _save_npy(npy, arr)
         atomic_write_json(meta, {"part": part, "encoder_role": role, "identity": ident, "stats": stats,
-                                 "shape": list(arr.shape), "catalogue": catalogue.fingerprint()})
+                                 "shape": list(arr.shape), "dtype": "float32", "sha256": digest,
+                                 "catalogue": catalogue.fingerprint()})
         fs.arrays[part] = np.load(npy, mmap_mode="r")
         fs.identities[role] = ident
         fs.stats.update(stats)
     return fs
 
 
-def _save_npy(path: Path, arr: np.ndarray) -> None:
+def _save_npy(path: Path, arr: np.ndarray) -> str:
+    """Write ``arr`` as ``.npy`` atomically; returns the sha256 of the file's bytes."""
+    import hashlib
     import io
 
     buf = io.BytesIO()
     np.save(buf, arr)
     atomic_write_bytes(path, buf.getvalue())
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def check_cache_part(
+    npy: Path, meta: Path, rows: int, fingerprint: str,
+) -> tuple[np.ndarray | None, dict[str, Any], str | None]:
+    """Read one cache part and check it against its metadata before anything uses it.
+
+    Checks: the metadata parses, the ``.npy`` file's sha256 equals the recorded one (a truncated,
+    swapped or edited file fails here), it loads as a 2-D float32 array of the recorded shape with
+    ``rows`` rows, and it was computed for the catalogue ``fingerprint``.
+
+    Returns:
+        ``(array memory-mapped, metadata, None)``, or ``(None, metadata or {}, problem)`` where
+        ``problem`` is one line naming the file.
+    """
+    from cti_repro.io_utils import sha256_file
+
+    try:
+        m = json.loads(meta.read_text(encoding="utf-8"))
+        if not isinstance(m, dict) or not {"encoder_role", "identity", "shape"} <= set(m):
+            raise ValueError("not a feature metadata object")
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None, {}, f"{meta}: unreadable metadata ({type(exc).__name__}: {exc})"
+    if m.get("catalogue") != fingerprint:
+        return None, m, f"{meta}: computed for catalogue {m.get('catalogue')}, this one is {fingerprint}"
+    if not m.get("sha256"):
+        return None, m, f"{meta}: no checksum (written by an older version)"
+    try:
+        digest = sha256_file(npy)
+    except OSError as exc:
+        return None, m, f"{npy}: unreadable ({exc})"
+    if digest != m["sha256"]:
+        return None, m, f"{npy}: sha256 {digest[:12]}… differs from its metadata's {str(m['sha256'])[:12]}…"
+    try:
+        arr = np.load(npy, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as exc:  # "mmap length is greater than file size" etc.
+        return None, m, f"{npy}: not a readable .npy ({exc})"
+    if arr.dtype != np.float32 or arr.ndim != 2 or list(arr.shape) != list(m["shape"]) or arr.shape[0] != rows:
+        return None, m, (f"{npy}: {arr.dtype} array of shape {list(arr.shape)}, expected float32 "
+                         f"{m['shape']} with {rows} rows")
+    return arr, m, None

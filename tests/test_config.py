@@ -67,3 +67,52 @@ def test_hash_ignores_output_folders_but_not_hyper_parameters(tmp_path):
     b = load_config("x", _write(tmp_path, {"results_dir": "r2", "cache_dir": "c2"}))
     c = load_config("x", _write(tmp_path, {"train": {"lr": 0.01}}))
     assert a.hash() == b.hash() != c.hash()
+
+
+# ---- issue 9: values checked at load, naming the field -----------------------------------------
+import re  # noqa: E402
+
+import pytest as _pytest  # noqa: E402
+
+
+@_pytest.mark.parametrize("override, field", [
+    ("encoders: {image: {batch_size: 0}}", "encoders.image.batch_size"),
+    ("encoders: {text: {batch_size: -4}}", "encoders.text.batch_size"),
+    ("encoders: {image: {num_workers: -1}}", "encoders.image.num_workers"),
+    ("train: {weight_decay: -0.1}", "train.weight_decay"),
+    ("train: {plateau_factor: 1.0}", "train.plateau_factor"),
+    ("train: {plateau_factor: 0}", "train.plateau_factor"),
+    ("bm25: {k1: -1}", "bm25.k1"),
+    ("bm25: {b: 1.5}", "bm25.b"),
+    ("encoders: {clip_prompt: 'a {} of {}'}", "encoders.clip_prompt"),
+    ("encoders: {clip_prompt: 'a {name}'}", "encoders.clip_prompt"),
+    ("encoders: {clip_prompt: 'a {} {'}", "encoders.clip_prompt"),
+    ("encoders: {clip_prompt: 'a {!r}'}", "encoders.clip_prompt"),
+    ("results_dir: afile", "results_dir"),
+])
+def test_bad_values_are_refused_at_load_naming_the_field(tmp_path, override, field):
+    from cti_repro.config import ConfigError, load_config
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "c.yml").write_text(f"defaults: {{}}\nprofiles:\n  p: {{{override}}}\n")
+    with _pytest.raises(ConfigError, match=rf"c\.yml: profiles\.p\.{re.escape(field)}: "):
+        load_config("p", tmp_path / "c.yml")
+
+
+def test_literal_braces_and_a_plain_prompt_are_fine(tmp_path):
+    from cti_repro.config import load_config
+
+    (tmp_path / "c.yml").write_text("defaults: {}\nprofiles:\n  p: {encoders: {clip_prompt: 'a photo of a {} {{x}}'}}\n")
+    assert load_config("p", tmp_path / "c.yml").encoders.clip_prompt.format("mug") == "a photo of a mug {x}"
+
+
+def test_non_utf8_config_and_path_like_profile_names(tmp_path):
+    from cti_repro.config import ConfigError, load_config
+
+    (tmp_path / "c.yml").write_bytes(b"defaults: {}\nprofiles:\n  p: {labels: {demonstration: \xff}}\n")
+    with _pytest.raises(ConfigError, match=r"c\.yml: not UTF-8"):
+        load_config("p", tmp_path / "c.yml")
+    (tmp_path / "d.yml").write_text("defaults: {}\nprofiles:\n  '..': {}\n  'a/b': {}\n")
+    for name in ("..", "a/b", "../../etc"):
+        with _pytest.raises(ConfigError, match="profile"):
+            load_config(name, tmp_path / "d.yml")

@@ -93,3 +93,35 @@ def test_random_weights_are_seeded():
     a = load_clip("Tiny-ViT-32", "none", allow_random=True, seed=1)[0]
     b = load_clip("Tiny-ViT-32", "none", allow_random=True, seed=1)[0]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "reverse_rows", "wrong_shape", "broken_meta", "other_catalogue"])
+def test_damaged_cache_part_is_detected_named_and_recomputed(tiny, tmp_path, capsys, damage):
+    import json
+
+    from cti_repro.features import feature_cache_dir
+
+    cat, cfg = tiny
+    cfg = dataclasses.replace(cfg, cache_dir=str(tmp_path / "cache"))
+    good = np.asarray(load_features(cfg, cat, ("title",), device="cpu")["title"]).copy()
+    (npy,) = feature_cache_dir(cfg).glob("title-*.npy")
+    meta = npy.with_suffix(".json")
+    if damage == "truncate":
+        npy.write_bytes(npy.read_bytes()[:-100])
+    elif damage == "reverse_rows":
+        np.save(npy, good[::-1].copy())
+    elif damage == "wrong_shape":
+        np.save(npy, good[:-1].copy())
+    elif damage == "broken_meta":
+        meta.write_text('{"shape": [6, ')
+    else:
+        m = json.loads(meta.read_text())
+        meta.write_text(json.dumps({**m, "catalogue": "0" * 16}))
+    capsys.readouterr()
+    fs = load_features(cfg, cat, ("title",), device="cpu")
+    assert fs.cache_hits == []  # not trusted: recomputed
+    err = capsys.readouterr().err
+    named = meta if damage in ("broken_meta", "other_catalogue") else npy
+    assert f"warning: feature cache {named}" in err and "recomputing title" in err
+    np.testing.assert_array_equal(np.asarray(fs["title"]), good)
+    assert load_features(cfg, cat, ("title",), device="cpu").cache_hits == ["title"]  # and it is good again

@@ -9,9 +9,11 @@ import pytest
 from cti_repro import offline_models as om
 
 
-def _fake_parts(tmp_path, payload: bytes):
+def _fake_parts(tmp_path, payload: bytes, extra: dict[str, bytes] | None = None):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
+        for name, data in (extra or {}).items():
+            z.writestr(name, data)
         z.writestr("all-mpnet-base-v2/model.safetensors", payload)
         z.writestr("all-mpnet-base-v2/config.json", "{}")
         z.writestr("all-mpnet-base-v2/1_Pooling/config.json", "{}")
@@ -58,3 +60,37 @@ def test_resolve_offline_names():
     assert path.endswith("model") and ident["pretrained"] is True
     name, ident = om.resolve_text_model("some/hub-model")
     assert name == "some/hub-model"
+
+
+@pytest.mark.parametrize("member", ["all-mpnet-base-v2/../../escaped.txt", "all-mpnet-base-v2/../evil.txt",
+                                    "/tmp/absolute-evil.txt", "elsewhere/x.txt"])
+def test_zip_slip_members_are_rejected_before_anything_is_written(tmp_path, monkeypatch, capsys, member):
+    from cti_repro.cli import main
+
+    payload = b"weights" * 100
+    parts = _fake_parts(tmp_path, payload, {member: b"pwned"})
+    monkeypatch.setattr(om, "MPNET_SHA256", hashlib.sha256(payload).hexdigest())
+    out = tmp_path / "a" / "b" / "model"
+    with pytest.raises(om.ModelBuildError, match="outside"):
+        om.build_mpnet(out, parts_dir=parts)
+    assert not out.exists() and not list(tmp_path.rglob("*evil*")) and not list(tmp_path.rglob("escaped.txt"))
+    # the CLI says it in one line, exit 2
+    assert main(["models", "mpnet", "--out", str(out), "--parts", str(parts)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cti-repro: error: ") and "outside" in err[0]
+
+
+def test_hash_mismatch_is_checked_before_extraction_and_one_line_in_the_cli(tmp_path, monkeypatch, capsys):
+    from cti_repro.cli import main
+
+    parts = _fake_parts(tmp_path, b"tampered")
+    monkeypatch.setattr(om, "MPNET_SHA256", "0" * 64)
+    written = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda f, m="r", *a, **k: (written.append(str(f)) if "w" in m else None)
+                        or real_open(f, m, *a, **k))
+    assert main(["models", "mpnet", "--out", str(tmp_path / "model"), "--parts", str(parts)]) == 2
+    monkeypatch.setattr("builtins.open", real_open)
+    assert not [w for w in written if "/model/" in w or w.endswith(".safetensors")]  # nothing extracted
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sha256" in err[0]

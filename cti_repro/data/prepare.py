@@ -37,7 +37,9 @@ def prepare_catalogue(cfg: StudyConfig) -> Catalogue:
         from cti_repro.data.xmarket import import_xmarket
 
         xm = cfg.data.xmarket
-        import_xmarket(xm.source, xm.market, directory, categories=xm.categories or None, workers=xm.workers)
+        import_xmarket(xm.source, xm.market, directory, categories=xm.categories or None, workers=xm.workers,
+                       max_image_bytes=xm.max_image_bytes, max_metadata_bytes=xm.max_metadata_bytes,
+                       image_deadline=xm.image_deadline_s, metadata_deadline=xm.metadata_deadline_s)
         return Catalogue.load(directory)
     raise FileNotFoundError(f"{directory}: no catalogue.parquet (data.source is 'dir')")
 

@@ -11,21 +11,22 @@ Mapping (``book/deviations.md`` rows 1-3, 20): ``asin`` -> product_id (first occ
 ``productDetails`` as "key: value"), the largest image of ``imgUrl`` -> image_url. A product is
 kept with a title, an image URL, >= 1 attribute and a path of depth >= 2; with image download,
 also only if its image downloads and decodes.
-Every problem (line, file, image) goes to ``OUT/import_log.txt`` as ``where: kind: detail``.
+Every problem (line, file, image) goes to ``OUT/import_log.txt`` as ``where: kind: detail``; the
+previous runs' logs are kept as ``import_log.txt.1`` (newest) .. ``.3``.
+
+A re-import never replaces a complete catalogue with an empty or smaller one (an unreachable
+source or a wrong market would otherwise wipe a good catalogue) unless ``force`` is given.
 """
 
 from __future__ import annotations
 
 import ast
-import gzip
 import hashlib
 import json
+import os
 import re
 import sys
-import threading
-import zlib
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +34,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from cti_repro.data.catalogue import IMAGES_DIR, Catalogue, Product
-from cti_repro.data.download import DownloadError, download_file
+from cti_repro.data.download import DEFAULT_MAX_BYTES, DownloadError, download_file
+from cti_repro.data.import_log import ImportLog, ImportRefusedError, complete_size, refuse_smaller
+from cti_repro.data.xmarket_files import DEFAULT_MAX_METADATA_BYTES, iter_lines, local_files, remote_files
 from cti_repro.study import XMARKET_URL
 
 XMARKET_BASE_URL = XMARKET_URL  # kept as the importer's public name
@@ -47,25 +50,6 @@ LOG_NAME = "import_log.txt"
 RAW_DIR = "raw"
 DROP_REASONS = ("no_id", "no_title", "no_image_url", "no_attributes", "shallow_path", "image_failed")
 _IMAGE_EXTS = {"jpg", "jpeg", "png", "gif", "webp", "bmp"}
-
-
-class ImportLog:
-    """Line-oriented, thread-safe problem log (``file:line: kind: detail``), written as it goes."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._fh = open(path, "w", encoding="utf-8")
-        self._lock = threading.Lock()
-
-    def write(self, where: str, kind: str, detail: str) -> None:
-        with self._lock:
-            self._fh.write(f"{where}: {kind}: {detail}\n")
-            self._fh.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            self._fh.close()
 
 
 # ---- parsing ---------------------------------------------------------------------------------
@@ -150,10 +134,14 @@ def pick_image_url(img: Any) -> str:
     return best
 
 
+def _asin_key(asin: Any) -> str:
+    """The product id of an ``asin`` value: a string or an integer (JSON ``true`` is neither)."""
+    return str(asin).strip() if isinstance(asin, (str, int)) and not isinstance(asin, bool) else ""
+
+
 def record_to_product(rec: dict[str, Any], market: str) -> tuple[Product | None, str]:
     """Map one record; returns ``(product, "")`` or ``(None, drop_reason)``."""
-    asin = rec.get("asin")
-    pid = str(asin).strip() if isinstance(asin, (str, int)) else ""
+    pid = _asin_key(rec.get("asin"))
     if not pid:
         return None, "no_id"
     title = rec.get("title").strip() if isinstance(rec.get("title"), str) else ""
@@ -169,51 +157,6 @@ def record_to_product(rec: dict[str, Any], market: str) -> tuple[Product | None,
     if len(path) < 2:
         return None, "shallow_path"
     return Product(pid, title, tuple(attrs), tuple(path), "", url, f"xmarket:{market}"), ""
-
-
-def _iter_lines(path: Path, log: ImportLog, counts: Counter) -> Iterator[tuple[int, str]]:
-    """Decoded lines of a gzip file; a corrupt/truncated file ends early with a logged error."""
-    lineno = 0
-    try:
-        with gzip.open(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                yield lineno, raw.decode("utf-8", errors="replace")
-    except (EOFError, OSError, zlib.error) as exc:  # BadGzipFile is an OSError
-        counts["file_errors"] += 1
-        log.write(f"{path}:{lineno + 1}", "file_error",
-                  f"{type(exc).__name__}: {exc}; kept the {lineno} line(s) before it")
-
-
-# ---- sources ---------------------------------------------------------------------------------
-def _local_files(root: Path, market: str, categories: list[str] | None) -> list[tuple[str, Path]]:
-    """``(category, path)`` of every ``metadata_{market}_*.json.gz`` under ``root``."""
-    prefix, suffix = f"metadata_{market}_", ".json.gz"
-    found = []
-    for p in sorted(root.rglob(f"{prefix}*{suffix}")):
-        cat = p.name[len(prefix):-len(suffix)]
-        if p.is_file() and (categories is None or cat in categories):
-            found.append((cat, p))
-    return found
-
-
-def _remote_files(
-    base: str, market: str, categories: list[str], raw: Path, log: ImportLog, counts: Counter,
-    retries: int, timeout: float, backoff: float,
-) -> list[tuple[str, Path]]:
-    """Download each category's metadata file into ``raw`` (resumable); failures are logged."""
-    found = []
-    for cat in categories:
-        name = f"metadata_{market}_{cat}.json.gz"
-        url = f"{base.rstrip('/')}/{market}/{cat}/{name}"
-        try:
-            status = download_file(url, raw / name, retries=retries, timeout=timeout, backoff=backoff)
-        except DownloadError as exc:
-            counts["files_failed"] += 1
-            log.write(url, "download_failed", str(exc))
-            continue
-        counts[f"files_{status}"] += 1
-        found.append((cat, raw / name))
-    return found
 
 
 # ---- images ----------------------------------------------------------------------------------
@@ -242,7 +185,7 @@ def verify_image(path: Path) -> None:
 
 def _fetch_images(
     products: list[Product], out: Path, log: ImportLog, workers: int, retries: int,
-    timeout: float, backoff: float,
+    timeout: float, backoff: float, max_bytes: int | None = DEFAULT_MAX_BYTES, deadline: float | None = 120.0,
 ) -> tuple[list[Product], Counter]:
     """Download and verify every product's image; returns the products whose image is good."""
     from tqdm.auto import tqdm
@@ -261,8 +204,8 @@ def _fetch_images(
             except Exception as exc:  # a broken leftover: fetch again
                 log.write(str(dest), "image_refetch", f"{type(exc).__name__}: {exc}")
                 dest.unlink(missing_ok=True)
-        return download_file(p.image_url, dest, retries=retries, timeout=timeout,
-                             backoff=backoff, verify=verify_image), rel
+        return download_file(p.image_url, dest, retries=retries, timeout=timeout, backoff=backoff,
+                             verify=verify_image, max_bytes=max_bytes, deadline=deadline), rel
 
     kept: dict[int, Product] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
@@ -296,6 +239,11 @@ def import_xmarket(
     timeout: float = 30.0,
     *,
     backoff: float = 1.0,
+    force: bool = False,
+    max_image_bytes: int | None = DEFAULT_MAX_BYTES,
+    max_metadata_bytes: int | None = DEFAULT_MAX_METADATA_BYTES,
+    image_deadline: float | None = 120.0,
+    metadata_deadline: float | None = None,
 ) -> dict[str, Any]:
     """Build a catalogue in ``out`` from XMarket metadata files.
 
@@ -311,6 +259,9 @@ def import_xmarket(
         retries: extra attempts per download after the first.
         timeout: socket timeout per request in seconds.
         backoff: first wait between attempts in seconds (doubles each retry).
+        force: replace a complete catalogue in ``out`` even with an empty or smaller one.
+        max_image_bytes, max_metadata_bytes: largest accepted download (None: no cap).
+        image_deadline, metadata_deadline: seconds for one whole download (None: no limit).
 
     Returns:
         Summary: ``files``, ``lines``, ``records``, ``malformed``, ``blank``, ``duplicates``,
@@ -321,6 +272,8 @@ def import_xmarket(
 
     Raises:
         FileNotFoundError: ``source`` is neither a directory nor a URL, or holds no matching file.
+        ImportRefusedError: the import kept fewer products than the complete catalogue already in
+            ``out`` (which is left as it was) and ``force`` is false.
     """
     out = Path(out)
     is_url = urlparse(source).scheme in ("http", "https")
@@ -330,13 +283,14 @@ def import_xmarket(
     counts: Counter = Counter()
     dropped: Counter = Counter({r: 0 for r in DROP_REASONS})
     img_counts: Counter = Counter(downloaded=0, present=0, failed=0)
+    previous = complete_size(out)
     log = ImportLog(out / LOG_NAME)
     try:
         if is_url:
-            files = _remote_files(source, market, cats or list(XMARKET_CATEGORIES), out / RAW_DIR,
-                                  log, counts, retries, timeout, backoff)
+            files = remote_files(source, market, cats or list(XMARKET_CATEGORIES), out / RAW_DIR,
+                                  log, counts, retries, timeout, backoff, max_metadata_bytes, metadata_deadline)
         else:
-            files = _local_files(Path(source), market, cats)
+            files = local_files(Path(source), market, cats)
             if not files:
                 raise FileNotFoundError(
                     f"{source}: no metadata_{market}_*.json.gz" + (f" for {cats}" if cats else ""))
@@ -344,7 +298,7 @@ def import_xmarket(
         products: list[Product] = []
         for _, path in files:
             counts["files"] += 1
-            for lineno, line in _iter_lines(path, log, counts):
+            for lineno, line in iter_lines(path, log, counts):
                 counts["lines"] += 1
                 text = line.strip()
                 if not text:
@@ -359,13 +313,18 @@ def import_xmarket(
                     continue
                 for rec in records:
                     counts["records"] += 1
-                    asin = rec.get("asin")
-                    key = str(asin).strip() if isinstance(asin, (str, int)) else ""
+                    key = _asin_key(rec.get("asin"))
                     if key and key in seen:  # first occurrence wins, even if it is dropped later
                         counts["duplicates"] += 1
                         log.write(f"{path}:{lineno}", "duplicate", f"asin {key!r} seen before")
                         continue
                     seen.add(key)
+                    cats_value = rec.get("categories")
+                    if isinstance(cats_value, (list, tuple)) and any(not isinstance(c, str) for c in cats_value):
+                        counts["path_elements_dropped"] += 1
+                        log.write(f"{path}:{lineno}", "path_element_dropped",
+                                  f"asin {key!r}: non-string element(s) of categories dropped: "
+                                  f"{[c for c in cats_value if not isinstance(c, str)][:5]!r}"[:200])
                     product, reason = record_to_product(rec, market)
                     if product is None:
                         dropped[reason] += 1
@@ -373,11 +332,15 @@ def import_xmarket(
                         products.append(product)
         meta = {"source": source, "market": market,
                 "categories": cats or sorted({c for c, _ in files}), "skip_images": skip_images}
+        refuse_smaller(out, previous, len(products), force, log, "metadata")
         if not skip_images and products:
             # Write the metadata-only catalogue first, so an interrupted download leaves a usable
-            # (marked incomplete) catalogue; the rerun skips the images already on disk.
-            Catalogue.from_products(products, out, meta={**meta, "complete": False}).save(out)
-            products, img_counts = _fetch_images(products, out, log, workers, retries, timeout, backoff)
+            # (marked incomplete) catalogue; the rerun skips the images already on disk. A complete
+            # catalogue already there stays until the new one is known to be no smaller.
+            if previous is None or force:
+                Catalogue.from_products(products, out, meta={**meta, "complete": False}).save(out)
+            products, img_counts = _fetch_images(products, out, log, workers, retries, timeout, backoff,
+                                                 max_image_bytes, image_deadline)
             dropped["image_failed"] = img_counts["failed"]
         summary: dict[str, Any] = {
             "files": counts["files"], "lines": counts["lines"], "records": counts["records"],
@@ -387,8 +350,9 @@ def import_xmarket(
             "files_present": counts["files_present"], "kept": len(products),
             "dropped": dict(dropped), "images": dict(img_counts),
             "log": str(out / LOG_NAME), "out": str(out), "source": source, "market": market,
-            "categories": meta["categories"],
+            "categories": meta["categories"], "path_elements_dropped": counts["path_elements_dropped"],
         }
+        refuse_smaller(out, previous, len(products), force, log, "images")
         # root=out so the fingerprint stored in catalogue.json covers the image files' sizes.
         Catalogue.from_products(products, out, meta={**meta, "complete": True, "summary": summary}).save(out)
     finally:

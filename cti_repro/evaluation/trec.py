@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,15 @@ def _read_lines(path: str | Path):
     with open(path, "rb") as fh:
         is_gz = fh.read(2) == b"\x1f\x8b"  # sniff the magic number rather than trust the suffix
     opener = gzip.open if is_gz else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            fields = line.split()
-            if fields:
-                yield lineno, fields
+    lineno = 0
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                fields = line.split()
+                if fields:
+                    yield lineno, fields
+    except (EOFError, OSError, UnicodeDecodeError, zlib.error) as exc:  # truncated / fake gzip, not UTF-8
+        raise ValueError(f"{path}:{lineno + 1}: cannot read ({type(exc).__name__}: {exc})") from None
 
 
 def read_qrels(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

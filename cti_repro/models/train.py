@@ -10,6 +10,7 @@ with the lowest validation loss. The same seed gives identical weights on CPU.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +23,10 @@ from torch import Tensor
 from cti_repro.config import TrainConfig
 from cti_repro.device import amp_enabled, device_type
 from cti_repro.models.heads import CtIModel
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN / infinite loss, or never improved on the untrained weights."""
 
 
 @dataclass
@@ -119,6 +124,10 @@ def train(
 
     Returns:
         A :class:`TrainResult` with the per-epoch history.
+
+    Raises:
+        NonFiniteLossError: a loss became NaN / infinite (the row must fail, not keep the
+            untrained start weights and pass as ``status: ok``).
     """
     # bf16 autocast: on CUDA by default; ``amp: on`` also forces it on CPU (how tests cover this path).
     amp = amp_enabled(device, cfg.amp)
@@ -175,10 +184,17 @@ def _train_loop(
         sched.step(val_loss)
         result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
                                "seconds": round(time.perf_counter() - t0, 4)})
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            # NaN is never "better than inf": without this the untrained weights would be kept
+            raise NonFiniteLossError(
+                f"epoch {epoch}: training loss {train_loss}, validation loss {val_loss} is not finite "
+                "(NaN/inf in the features, or training diverged: check the feature cache, lower train.lr)")
         if val_loss < result.best_val_loss:
             result.best_val_loss, result.best_epoch = val_loss, epoch
             best_state = copy.deepcopy(model.state_dict())
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}", lr=f"{lr:.1e}")
+    if result.best_epoch == 0:  # unreachable with finite losses; never report untrained weights as trained
+        raise NonFiniteLossError(f"no epoch of {cfg.epochs} reached a finite validation loss")
     model.load_state_dict(best_state)
     model.eval()
     result.seconds = round(time.perf_counter() - t_start, 3)

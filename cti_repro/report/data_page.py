@@ -16,6 +16,7 @@ from cti_repro.config import SplitConfig
 from cti_repro.data.catalogue import Catalogue
 from cti_repro.data.pairs import build_setting
 from cti_repro.report import paper
+from cti_repro.report.styles import mpl_text
 from cti_repro.study import SETTINGS
 
 STAT_LABELS = {
@@ -70,7 +71,7 @@ def roots_figure(catalogue: Catalogue, top: int = 15) -> Figure:
     shown = roots.head(top)[::-1]
     fig = Figure(figsize=(8, 0.3 * len(shown) + 1), layout="constrained")
     ax = fig.subplots()
-    ax.barh(shown.index, shown.values, color="#0072B2")
+    ax.barh([mpl_text(r) for r in shown.index], shown.values, color="#0072B2")
     ax.set_xlabel("products")
     ax.set_title(f"all {len(roots)} root categories" if len(shown) == len(roots)
                  else f"{len(shown)} largest of {len(roots)} root categories")
@@ -93,7 +94,7 @@ def sample_products(catalogue: Catalogue, n: int = 6, seed: int = 0) -> tuple[Fi
                     ax.imshow(im.convert("RGB"))
             except OSError:
                 ax.text(0.5, 0.5, "unreadable", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(catalogue.product_ids[i], fontsize=9)
+        ax.set_title(mpl_text(catalogue.product_ids[i]), fontsize=9)
         ax.axis("off")
     attrs = catalogue.attributes
     table = pd.DataFrame({

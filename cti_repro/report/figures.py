@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cti_repro.report.common import empty_figure, ok_records
-from cti_repro.report.styles import OK_COLOUR, WRONG_COLOUR
+from cti_repro.report.styles import OK_COLOUR, WRONG_COLOUR, mpl_text
 from cti_repro.report.tables import TOL_ABS, TOL_REL
 from cti_repro.study import METRICS, MODELS, SETTING_LABELS, SETTINGS, TRAINED
 
@@ -129,7 +129,7 @@ def gallery(records: list[dict], catalogue: Any, setting: str, queries: list[str
     for sf, q in zip(subfigs, queries):
         n_rel = int(test_labels.get(q, 0))
         plural = "s" if n_rel != 1 else ""
-        sf.suptitle(f"Query “{q}” — {n_rel} relevant test product{plural}", fontsize=11, fontweight="bold")
+        sf.suptitle(f"Query “{mpl_text(q)}” — {n_rel} relevant test product{plural}", fontsize=11, fontweight="bold")
         axes = sf.subplots(len(models), k, squeeze=False)
         for row, m in enumerate(models):
             ids = runs[m]["top10"].get(q, [])[:k]
@@ -157,7 +157,7 @@ def gallery(records: list[dict], catalogue: Any, setting: str, queries: list[str
                     sp.set_edgecolor(OK_COLOUR if rel else WRONG_COLOUR)
                     sp.set_linewidth(4)
                 ax.set_title(f"{col + 1} {'✓' if rel else '✗'}", fontsize=9, color=OK_COLOUR if rel else WRONG_COLOUR)
-                ax.set_xlabel(label if len(label) <= 20 else label[:19] + "…", fontsize=7)
+                ax.set_xlabel(mpl_text(label if len(label) <= 20 else label[:19] + "…"), fontsize=7)
                 info.append({"query": q, "model": m, "seed": runs[m].get("seed"), "rank": col + 1, "product_id": pid,
                              "label": label, "relevant": rel})
     fig.cti_gallery, fig.cti_queries = info, list(queries)

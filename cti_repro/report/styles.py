@@ -48,6 +48,8 @@ def styled(df: pd.DataFrame, digits: int = 2, formats: dict[str, Any] | None = N
     fmts.update(formats or {})
     # escape every cell first (catalogue strings must never reach the page as markup), then format
     st = df.style.format(na_rep="—", escape="html").format(fmts, na_rep="—", escape="html").hide(axis="index")
+    # the Styler leaves header labels raw: escape column (and index, if un-hidden) labels too
+    st = st.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
     st = st.set_table_styles([{"selector": "th", "props": "text-align: center; font-size: 0.85em; padding: 0.2em 0.5em"},
                               {"selector": "td", "props": "font-size: 0.85em; padding: 0.2em 0.5em; white-space: nowrap"}])
     text = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
@@ -57,4 +59,10 @@ def styled(df: pd.DataFrame, digits: int = 2, formats: dict[str, Any] | None = N
     return st.set_caption(html.escape(caption)) if caption else st
 
 
-__all__ = ["admonition", "styled", "ADMONITION_COLOURS", "VERDICT_COLOURS", "OK_COLOUR", "WRONG_COLOUR"]
+def mpl_text(text: object) -> str:
+    """``text`` for a matplotlib label: ``$`` escaped, so a catalogue string is never parsed as mathtext
+    (a category like ``$\\frac{`` would otherwise make the figure fail to draw)."""
+    return str(text).replace("$", r"\$")
+
+
+__all__ = ["mpl_text", "admonition", "styled", "ADMONITION_COLOURS", "VERDICT_COLOURS", "OK_COLOUR", "WRONG_COLOUR"]

@@ -165,14 +165,61 @@ def run_rows(
     from multiprocessing import get_context
 
     # spawn: this process holds torch's thread pools (features), which a fork would inherit broken
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=watch_parent,
+                               initargs=(os.getpid(),))
+    try:
         futures = {}
         for task in todo:
             fn, args, kwargs = job(task)
             futures[pool.submit(_timed, fn, *args, **kwargs)] = task
         for fut in as_completed(futures):
             finished(futures[fut], *fut.result())
+    except KeyboardInterrupt:
+        # Ctrl-C: drop the queued rows at once (the pool's normal exit would run them all first).
+        pool.shutdown(wait=False, cancel_futures=True)
+        print(f"interrupted: {len(todo) - len(pending)} of {len(todo)} rows finished this run "
+              f"({sum(t.skip for t in tasks)} were current); rerun the same command to resume "
+              f"(e.g. `cti-repro reproduce --profile {cfg.profile}`): finished rows are skipped", flush=True)
+        raise
+    pool.shutdown(wait=True)
     return failed
+
+
+def watch_parent(parent: int, interval: float = 2.0, exit_fn: Callable[[int], Any] | None = None,
+                 getppid: Callable[[], int] = os.getppid) -> Any:
+    """Start a daemon thread in a worker that ends it (and its kernels) once ``parent`` is gone.
+
+    A SIGKILLed batch cannot tell its spawned workers to stop; they would run the queued rows and
+    then wait forever for a parent that is not there. The thread polls the parent id every
+    ``interval`` seconds; a change means the parent died (the worker was re-parented).
+
+    Returns:
+        The started thread.
+    """
+    import threading
+
+    def die(code: int) -> None:
+        try:
+            import psutil
+
+            for child in psutil.Process().children(recursive=True):  # the row's Jupyter kernel
+                child.kill()
+        except Exception:  # best effort: the exit below matters
+            pass
+        os._exit(code)
+
+    stop = exit_fn or die
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            if getppid() != parent:
+                stop(1)
+                return
+
+    t = threading.Thread(target=loop, name="cti-parent-watch", daemon=True)
+    t.start()
+    return t
 
 
 class _Stages(dict):

@@ -172,6 +172,7 @@ def run_row(
     ids = np.asarray(catalogue.product_ids, dtype=object)[data.candidates]
     tie_key = np.argsort(np.argsort(ids, kind="stable"), kind="stable")  # rank of each id, ascending
     fs = load_features(cfg, catalogue, FEATURES_BY_MODEL[model], device=device)
+    images = check_images(fs, len(catalogue), cfg, model)
     training: dict[str, Any] | None = None
     model_info: dict[str, Any] = {}
     q_emb = c_emb = scores = None
@@ -202,7 +203,7 @@ def run_row(
         "status": "ok",
         "setting": setting, "model": model, "seed": seed, "profile": cfg.profile,
         "config": cfg.to_dict(), "config_hash": config_hash, "data_fingerprint": fingerprint,
-        "data": {"source": cfg.data.source, "products": len(catalogue), **data.summary()},
+        "data": {"source": cfg.data.source, "products": len(catalogue), **data.summary(), **images},
         "demonstration": cfg.labels.demonstration,
         "encoders": fs.identities, "feature_stats": fs.stats, "model_info": model_info,
         "ap_norm": cfg.eval.ap_norm,
@@ -226,6 +227,39 @@ def run_row(
     return path
 
 
+class UnreadableImagesError(ValueError):
+    """Most product images cannot be read: an image-based row would rank zero vectors."""
+
+
+def check_images(fs, products: int, cfg: StudyConfig, model: str) -> dict[str, int]:
+    """Refuse an image-based row when too many images are unreadable; return the count for the record.
+
+    Args:
+        fs: the row's features (``fs.stats["images_unreadable"]`` when the image part is loaded).
+        products: products in the catalogue.
+        cfg: the study config (``encoders.image.max_unreadable``, a fraction).
+        model: the row's model.
+
+    Returns:
+        ``{"images_unreadable": n}`` for image-based rows, else ``{}``.
+
+    Raises:
+        UnreadableImagesError: the unreadable share exceeds ``encoders.image.max_unreadable``.
+    """
+    if "image" not in FEATURES_BY_MODEL[model] or "images_unreadable" not in fs.stats:
+        return {}
+    bad = int(fs.stats["images_unreadable"])
+    limit = cfg.encoders.image.max_unreadable
+    if products and bad / products > limit:
+        raise UnreadableImagesError(
+            f"{cfg.data_dir}: {bad} of {products} product images are unreadable (more than "
+            f"encoders.image.max_unreadable = {limit:.0%}); {model} would rank blank images. Import the "
+            "catalogue with its images (not --skip-images) or raise encoders.image.max_unreadable")
+    if bad:
+        print(f"warning: {bad} of {products} product images are unreadable (zero features)", file=sys.stderr)
+    return {"images_unreadable": bad}
+
+
 def _save_checkpoint(cfg: StudyConfig, setting: str, model: str, seed: int, net) -> Path:
     import io
 
@@ -238,4 +272,4 @@ def _save_checkpoint(cfg: StudyConfig, setting: str, model: str, seed: int, net)
     return atomic_write_bytes(cfg.path(cfg.cache_dir) / "checkpoints" / setting / f"{model}_seed{seed}.pt", buf.getvalue())
 
 
-__all__ = ["run_row", "error_analysis"]
+__all__ = ["run_row", "error_analysis", "check_images", "UnreadableImagesError"]

@@ -74,3 +74,17 @@ def test_plateau_factor_applied():
     assert lrs[0] == 1e-6
     assert all(abs(b / a - 0.5) < 1e-9 for a, b in zip(lrs[1:], lrs[2:]))
     assert lrs[-1] < lrs[0]
+
+
+def test_nan_features_stop_training_instead_of_keeping_the_untrained_weights():
+    import pytest
+
+    from cti_repro.models.train import NonFiniteLossError
+
+    torch.manual_seed(0)
+    model = CtIModel(("image",), {"image": 12}, category_dim=16, d=8)
+    data = _toy(96, 0)
+    data.product["image"][5] = float("nan")  # one NaN row in a (broken) feature cache
+    with pytest.raises(NonFiniteLossError, match="epoch 1: .*not finite"):
+        train(model, data, _toy(32, 1), build_loss("infonce", tau=0.5), TrainConfig(epochs=3, amp="off"),
+              batch_size=16, progress=False)
