@@ -54,6 +54,20 @@ def _means(per_query: dict[str, np.ndarray], mask: np.ndarray | None = None) -> 
     return out
 
 
+def graded(idx: np.ndarray, data: SettingData, k: int = 10) -> dict[str, np.ndarray]:
+    """Per-query ``nDCG@10`` and ``TreeDist@10`` (:mod:`cti_repro.evaluation.graded`) of a top-k.
+
+    Off-path results count as the longest category path's length in ``TreeDist@10``.
+    """
+    from cti_repro.data.tree import distance_counts, on_path_distances, topk_distances
+    from cti_repro.evaluation.graded import graded_metrics
+
+    cand = data.candidates
+    dist = on_path_distances(data.queries, data.labels[cand].tolist(), [data.paths[i] for i in cand])
+    off_path = max((len(p) for p in data.paths), default=1)
+    return graded_metrics(topk_distances(dist, idx[:, :k]), distance_counts(dist), off_path=off_path, k=k)
+
+
 def error_analysis(top1: np.ndarray, data: SettingData) -> dict[str, Any]:
     """Table 2: classify each wrong top-1 result as in the same category tree or a different one.
 
@@ -195,7 +209,7 @@ def run_row(
         model_info = net.describe()
         _save_checkpoint(cfg, setting, model, seed, net)
     idx, per_norm = _evaluate(q_emb, c_emb, scores, data, tie_key, cfg, device)
-    per_query = per_norm[cfg.eval.ap_norm]
+    per_query = {**per_norm[cfg.eval.ap_norm], **graded(idx, data)}  # the six metrics + GRADED_METRICS
     seen = data.seen
     cand_ids = ids
     record = {
@@ -238,4 +252,4 @@ def _save_checkpoint(cfg: StudyConfig, setting: str, model: str, seed: int, net)
     return atomic_write_bytes(cfg.path(cfg.cache_dir) / "checkpoints" / setting / f"{model}_seed{seed}.pt", buf.getvalue())
 
 
-__all__ = ["run_row", "error_analysis"]
+__all__ = ["run_row", "error_analysis", "graded"]
