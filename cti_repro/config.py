@@ -105,6 +105,10 @@ class LossConfig:
     tau: float = 1.0
     lambda_: float = 0.5
     mask_same_label: bool = False
+    # Tree-aware losses (kind tree_soft / tree_margin; cti_repro.models.loss): not in the paper.
+    tree_decay: float = 0.5    # tree_soft: target weight gamma^distance of an ancestor/descendant pair
+    tree_beta: float = 1.0     # tree_margin: weight of the far-pair hinge
+    tree_margin: float = 0.0   # tree_margin: cosine below which a far pair costs nothing
 
 
 @dataclass
@@ -258,7 +262,13 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(cfg.model.head in ("paper", "batchnorm"), "model.head", f"paper or batchnorm, got {cfg.model.head!r}")
     need(cfg.model.dim > 0, "model.dim", "must be > 0")
     need(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")
-    need(cfg.loss.kind in ("infonce", "soft"), "loss.kind", f"infonce or soft, got {cfg.loss.kind!r}")
+    need(cfg.loss.kind in ("infonce", "soft", "tree_soft", "tree_margin"), "loss.kind",
+         f"infonce, soft, tree_soft or tree_margin, got {cfg.loss.kind!r}")
+    need(0 <= cfg.loss.tree_decay <= 1, "loss.tree_decay", "must be in [0, 1]")
+    need(cfg.loss.tree_beta >= 0, "loss.tree_beta", "must be >= 0")
+    need(-1 <= cfg.loss.tree_margin <= 1, "loss.tree_margin", "must be a cosine in [-1, 1]")
+    need(not (cfg.loss.mask_same_label and cfg.loss.kind != "infonce"), "loss.mask_same_label",
+         "applies to loss.kind infonce only")
     need(cfg.loss.tau > 0, "loss.tau", "must be > 0")
     need(0 <= cfg.loss.lambda_ <= 1, "loss.lambda", "must be in [0, 1]")
     need(cfg.train.epochs >= 1, "train.epochs", "must be >= 1")

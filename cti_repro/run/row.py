@@ -127,7 +127,14 @@ def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, s
     dims = {m: int(fs[m].shape[1]) for m in mods}
     model = CtIModel(mods, dims, category_dim=cat_feat.shape[1], head=cfg.model.head, d=cfg.model.dim,
                      dropout=cfg.model.dropout)
-    loss_fn = build_loss(cfg.loss.kind, tau=cfg.loss.tau, lam=cfg.loss.lambda_, mask_same_label=cfg.loss.mask_same_label)
+    tree = {}
+    if cfg.loss.kind in ("tree_soft", "tree_margin"):  # label ids index a [L, L] tree-distance table
+        from cti_repro.data.tree import label_distance_matrix
+
+        tree = dict(label_dist=label_distance_matrix(list(label_ids), data.paths), decay=cfg.loss.tree_decay,
+                    beta=cfg.loss.tree_beta, margin=cfg.loss.tree_margin)
+    loss_fn = build_loss(cfg.loss.kind, tau=cfg.loss.tau, lam=cfg.loss.lambda_, mask_same_label=cfg.loss.mask_same_label,
+                         **tree)
     batch = cfg.train.batch_size[data.setting]
     result = train(model, pairs("train"), pairs("val"), loss_fn, cfg.train, batch, seed=seed, device=device,
                    progress=progress)
