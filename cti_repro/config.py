@@ -57,6 +57,9 @@ class SplitConfig:
     test: float = 0.1
     seed: int = 0
     all_draw_seed: int = 0
+    # Category-disjoint split (not in the paper): this seeded share of the setting's labels is held
+    # out, with all their products, from train/val and evaluated on (cti_repro.data.pairs). 0 = off.
+    disjoint_categories: float = 0.0
 
     @property
     def fractions(self) -> tuple[float, float, float]:
@@ -137,6 +140,22 @@ class LabelsConfig:
 
 
 @dataclass
+class ExtensionsConfig:
+    """Runs beyond the paper (``cti_repro.run.extensions``): named override sets of one model.
+
+    Attributes:
+        model: the model every extension trains (the paper's best, CLIP-ITA).
+        settings: the settings each extension runs (seed: the profile's first).
+        runs: name -> dotted overrides, e.g. ``{"tree_soft": {"loss.kind": "tree_soft"}}``;
+            results go to ``<results_dir>/extensions/<name>``.
+    """
+
+    model: str = "CLIP-ITA"
+    settings: list[str] = field(default_factory=lambda: list(SETTINGS))
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
 class StudyConfig:
     """One profile of the study, fully resolved.
 
@@ -158,6 +177,7 @@ class StudyConfig:
     results_dir: str = "runs"
     book_dir: str = "book"
     labels: LabelsConfig = field(default_factory=LabelsConfig)
+    extensions: ExtensionsConfig = field(default_factory=ExtensionsConfig)
     profile: str = "embedded"
     root: str = "."
 
@@ -178,10 +198,22 @@ class StudyConfig:
     def hash(self) -> str:
         """Hash of everything that changes results (not the output folders or the root)."""
         d = self.to_dict()
-        for k in ("root", "results_dir", "cache_dir", "book_dir", "seeds", "profile", "labels"):
+        for k in ("root", "results_dir", "cache_dir", "book_dir", "seeds", "profile", "labels", "extensions"):
             d.pop(k, None)
         d["data"].pop("dir", None)
         return stable_hash(d)
+
+
+def beyond_the_paper(cfg: StudyConfig) -> dict[str, Any]:
+    """The extension options (not in the paper) that ``cfg`` turns on, dotted key -> value; {} = paper."""
+    on = {}
+    if cfg.loss.kind in ("tree_soft", "tree_margin"):
+        on["loss.kind"] = cfg.loss.kind
+    if getattr(cfg.model, "attribute_pool", "mean") != "mean":
+        on["model.attribute_pool"] = cfg.model.attribute_pool
+    if cfg.split.disjoint_categories > 0:
+        on["split.disjoint_categories"] = cfg.split.disjoint_categories
+    return on
 
 
 # ---- loading and validation ------------------------------------------------------------------
@@ -259,6 +291,7 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(abs(sum(cfg.split.fractions) - 1) < 1e-9 and min(cfg.split.fractions) >= 0,
          "split", f"train/val/test must be non-negative and sum to 1, got {cfg.split.fractions}")
     need(cfg.split.test > 0, "split.test", "must be > 0")
+    need(0 <= cfg.split.disjoint_categories < 1, "split.disjoint_categories", "must be in [0, 1) (0 = off)")
     need(cfg.model.head in ("paper", "batchnorm"), "model.head", f"paper or batchnorm, got {cfg.model.head!r}")
     need(cfg.model.dim > 0, "model.dim", "must be > 0")
     need(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")
@@ -282,6 +315,11 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(cfg.eval.ap_norm in ("hits", "min_k_R", "R"), "eval.ap_norm", "hits, min_k_R or R")
     need(len(cfg.seeds) >= 1, "seeds", "needs at least one seed")
     need("{}" in cfg.encoders.clip_prompt, "encoders.clip_prompt", "must contain {} for the category")
+    need(cfg.extensions.model in ("CLIP-I", "CLIP-IA", "CLIP-ITA"), "extensions.model",
+         f"a trained model (CLIP-I, CLIP-IA, CLIP-ITA), got {cfg.extensions.model!r}")
+    need(set(cfg.extensions.settings) <= set(SETTINGS), "extensions.settings", f"settings are {SETTINGS}")
+    for name, spec in cfg.extensions.runs.items():
+        need(isinstance(spec, dict), f"extensions.runs.{name}", "must map dotted keys to values")
 
 
 def load_config(profile: str = "embedded", path: str | Path | None = None) -> StudyConfig:
@@ -330,3 +368,4 @@ def _default_path() -> Path:
 def available_profiles(path: str | Path | None = None) -> list[str]:
     path = Path(path) if path else _default_path()
     return list((yaml.safe_load(path.read_text()) or {}).get("profiles", {}))
+

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cti_repro.config import StudyConfig, load_config
+from cti_repro.config import StudyConfig, beyond_the_paper, load_config
 from cti_repro.data.pairs import SettingData, build_setting
 from cti_repro.data.prepare import prepare_catalogue
 from cti_repro.results import git_commit, hardware, is_current, package_versions, result_path, write_result
@@ -225,6 +225,8 @@ def run_row(
         "config": cfg.to_dict(), "config_hash": config_hash, "data_fingerprint": fingerprint,
         "data": {"source": cfg.data.source, "products": len(catalogue), **data.summary()},
         "demonstration": cfg.labels.demonstration,
+        "beyond_the_paper": beyond_the_paper(cfg),  # {} for the paper's set-up
+        "held_out_categories": sorted(data.held_out),
         "encoders": fs.identities, "feature_stats": fs.stats, "model_info": model_info,
         "ap_norm": cfg.eval.ap_norm,
         "queries": list(data.queries),
@@ -256,7 +258,10 @@ def _save_checkpoint(cfg: StudyConfig, setting: str, model: str, seed: int, net)
 
     buf = io.BytesIO()
     torch.save({"state_dict": net.state_dict(), "describe": net.describe()}, buf)
-    return atomic_write_bytes(cfg.path(cfg.cache_dir) / "checkpoints" / setting / f"{model}_seed{seed}.pt", buf.getvalue())
+    folder = cfg.path(cfg.cache_dir) / "checkpoints"
+    if beyond_the_paper(cfg):  # an extension run must not overwrite the Table 1 checkpoint
+        folder = folder / "beyond" / cfg.hash()[:12]
+    return atomic_write_bytes(folder / setting / f"{model}_seed{seed}.pt", buf.getvalue())
 
 
 __all__ = ["run_row", "error_analysis", "graded"]
