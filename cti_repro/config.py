@@ -100,6 +100,7 @@ class ModelConfig:
     head: str = "paper"
     dim: int = 256
     dropout: float = 0.1
+    attribute_pool: str = "mean"  # mean (eq. 5) | attention (extension: learned pooling, models/heads.py)
 
 
 @dataclass
@@ -209,7 +210,7 @@ def beyond_the_paper(cfg: StudyConfig) -> dict[str, Any]:
     on = {}
     if cfg.loss.kind in ("tree_soft", "tree_margin"):
         on["loss.kind"] = cfg.loss.kind
-    if getattr(cfg.model, "attribute_pool", "mean") != "mean":
+    if cfg.model.attribute_pool != "mean":
         on["model.attribute_pool"] = cfg.model.attribute_pool
     if cfg.split.disjoint_categories > 0:
         on["split.disjoint_categories"] = cfg.split.disjoint_categories
@@ -294,6 +295,8 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(0 <= cfg.split.disjoint_categories < 1, "split.disjoint_categories", "must be in [0, 1) (0 = off)")
     need(cfg.model.head in ("paper", "batchnorm"), "model.head", f"paper or batchnorm, got {cfg.model.head!r}")
     need(cfg.model.dim > 0, "model.dim", "must be > 0")
+    need(cfg.model.attribute_pool in ("mean", "attention"), "model.attribute_pool",
+         f"mean or attention, got {cfg.model.attribute_pool!r}")
     need(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")
     need(cfg.loss.kind in ("infonce", "soft", "tree_soft", "tree_margin"), "loss.kind",
          f"infonce, soft, tree_soft or tree_margin, got {cfg.loss.kind!r}")

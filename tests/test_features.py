@@ -91,3 +91,26 @@ def test_random_weights_are_seeded():
     a = load_clip("Tiny-ViT-32", "none", allow_random=True, seed=1)[0]
     b = load_clip("Tiny-ViT-32", "none", allow_random=True, seed=1)[0]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_ragged_attribute_parts(tiny):
+    from cti_repro.features import RAGGED_PARTS, padded_rows
+
+    cat, cfg = tiny
+    fs = load_features(cfg, cat, ("attributes", *RAGGED_PARTS), device="cpu")
+    vals, index, offsets = (np.asarray(fs[p]) for p in RAGGED_PARTS)
+    attrs = cat.attributes
+    uniq = sorted({a for aa in attrs for a in aa})  # 4 strings: 3 colours + steel
+    assert vals.shape == (len(uniq), 384) and vals.dtype == np.float32
+    assert index.dtype == np.int32 and offsets.dtype == np.int64
+    assert offsets.tolist() == [0, 2, 4, 6, 8, 10, 11] and len(index) == 11
+    # product i's values are the embeddings of its own strings, and their mean is the cached eq. 5
+    for i, aa in enumerate(attrs):
+        rows = index[offsets[i]:offsets[i + 1]]
+        assert [uniq[r] for r in rows] == list(aa)
+        np.testing.assert_allclose(vals[rows].mean(0), np.asarray(fs["attributes"])[i], rtol=1e-5, atol=1e-6)
+    assert isinstance(fs["attribute_values"], np.memmap)
+    pad = padded_rows(index, offsets, np.array([5, 0]))
+    assert pad.tolist() == [[uniq.index("Material: steel"), -1], index[0:2].tolist()]
+    again = load_features(cfg, cat, RAGGED_PARTS, device="cpu")
+    assert sorted(again.cache_hits) == sorted(RAGGED_PARTS)

@@ -96,10 +96,19 @@ def error_analysis(top1: np.ndarray, data: SettingData) -> dict[str, Any]:
     return {"same_tree": same, "different_tree": diff, "same_tree_depth_diff": {str(k): v for k, v in sorted(d_hist.items())}}
 
 
-def _product_tensors(fs, names: tuple[str, ...], rows: np.ndarray, device: str):
+def _product_tensors(fs, names: tuple[str, ...], rows: np.ndarray, device: str, pool: str = "mean"):
+    """Features of products ``rows``; with attention pooling ``attributes`` is a padded [n, A] index."""
     import torch
 
-    return {m: torch.as_tensor(np.asarray(fs[m][rows]), device=device) for m in names}
+    out = {}
+    for m in names:
+        if m == "attributes" and pool == "attention":
+            from cti_repro.features import padded_rows
+
+            out[m] = torch.as_tensor(padded_rows(fs["attribute_index"], fs["attribute_offsets"], rows), device=device)
+        else:
+            out[m] = torch.as_tensor(np.asarray(fs[m][rows]), device=device)
+    return out
 
 
 def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, seed: int, device: str, progress: bool):
@@ -111,6 +120,7 @@ def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, s
     from cti_repro.models.train import PairTensors, train
 
     mods = MODALITIES[model_name]
+    pool = cfg.model.attribute_pool if "attributes" in mods else "mean"
     cat_index = fs.category_index()
     cat_feat = np.asarray(fs["category"])
     label_ids = {c: i for i, c in enumerate(sorted(set(data.labels.tolist())))}
@@ -119,14 +129,16 @@ def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, s
         rows, labels = data.pairs(split)
         return PairTensors(
             category=torch.as_tensor(cat_feat[[cat_index[c] for c in labels]], device=device),
-            product=_product_tensors(fs, mods, rows, device),
+            product=_product_tensors(fs, mods, rows, device, pool),
             labels=torch.as_tensor([label_ids[c] for c in labels], device=device),
         )
 
     torch.manual_seed(seed)
-    dims = {m: int(fs[m].shape[1]) for m in mods}
+    dims = {m: int(fs["attribute_values" if m == "attributes" and pool == "attention" else m].shape[1]) for m in mods}
     model = CtIModel(mods, dims, category_dim=cat_feat.shape[1], head=cfg.model.head, d=cfg.model.dim,
-                     dropout=cfg.model.dropout)
+                     dropout=cfg.model.dropout, attribute_pool=pool)
+    if pool == "attention":
+        model.set_attribute_table(torch.as_tensor(np.asarray(fs["attribute_values"])))
     tree = {}
     if cfg.loss.kind in ("tree_soft", "tree_margin"):  # label ids index a [L, L] tree-distance table
         from cti_repro.data.tree import label_distance_matrix
@@ -140,7 +152,12 @@ def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, s
                    progress=progress)
     with torch.no_grad():
         q = model.encode_category(torch.as_tensor(cat_feat[[cat_index[c] for c in data.queries]], device=device))
-        c = model.encode_product(_product_tensors(fs, mods, data.candidates, device))
+        if pool == "attention":  # chunks: the gathered [n, A, d] attributes would not fit at the paper's scale
+            cand = data.candidates
+            c = torch.cat([model.encode_product(_product_tensors(fs, mods, cand[i : i + 4096], device, pool))
+                           for i in range(0, len(cand), 4096)])
+        else:
+            c = model.encode_product(_product_tensors(fs, mods, data.candidates, device))
     return q.float().cpu().numpy(), c.float().cpu().numpy(), result, model
 
 
@@ -192,7 +209,12 @@ def run_row(
     data = build_setting(catalogue, setting, cfg.split)
     ids = np.asarray(catalogue.product_ids, dtype=object)[data.candidates]
     tie_key = np.argsort(np.argsort(ids, kind="stable"), kind="stable")  # rank of each id, ascending
-    fs = load_features(cfg, catalogue, FEATURES_BY_MODEL[model], device=device)
+    parts = FEATURES_BY_MODEL[model]
+    if cfg.model.attribute_pool == "attention" and "attributes" in MODALITIES.get(model, ()):
+        from cti_repro.features import RAGGED_PARTS
+
+        parts = (*parts, *RAGGED_PARTS)
+    fs = load_features(cfg, catalogue, parts, device=device)
     training: dict[str, Any] | None = None
     model_info: dict[str, Any] = {}
     q_emb = c_emb = scores = None
