@@ -138,7 +138,7 @@ def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, s
     model = CtIModel(mods, dims, category_dim=cat_feat.shape[1], head=cfg.model.head, d=cfg.model.dim,
                      dropout=cfg.model.dropout, attribute_pool=pool)
     if pool == "attention":
-        model.set_attribute_table(torch.as_tensor(np.asarray(fs["attribute_values"])))
+        model.set_attribute_table(torch.from_numpy(np.array(fs["attribute_values"])))  # a copy of the memmap
     tree = {}
     if cfg.loss.kind in ("tree_soft", "tree_margin"):  # label ids index a [L, L] tree-distance table
         from cti_repro.data.tree import label_distance_matrix
