@@ -114,3 +114,18 @@ def test_ragged_attribute_parts(tiny):
     assert pad.tolist() == [[uniq.index("Material: steel"), -1], index[0:2].tolist()]
     again = load_features(cfg, cat, RAGGED_PARTS, device="cpu")
     assert sorted(again.cache_hits) == sorted(RAGGED_PARTS)
+
+
+def test_swapping_the_image_tower_by_config(tiny):
+    # any open_clip architecture by name: a second tiny tower (patch 16, 112 px, 48-d) beside Tiny-ViT-32
+    cat, cfg = tiny
+    other = dataclasses.replace(cfg, encoders=dataclasses.replace(
+        cfg.encoders, image=dataclasses.replace(cfg.encoders.image, model="Tiny-ViT-16")))
+    a = load_features(cfg, cat, ("image", "clip_category"), device="cpu")
+    b = load_features(other, cat, ("image", "clip_category"), device="cpu")
+    assert a["image"].shape == (len(cat), 64) and b["image"].shape == (len(cat), 48)
+    assert b["clip_category"].shape[1] == 48
+    assert b.identities["image"]["name"] == "Tiny-ViT-16" and "image" not in b.cache_hits  # keyed by the tower
+    files = sorted(p.name.split("-")[0] for p in (cfg.path(cfg.cache_dir) / "features").glob("image-*.npy"))
+    assert files == ["image", "image"]
+    assert sorted(load_features(other, cat, ("image",), device="cpu").cache_hits) == ["image"]

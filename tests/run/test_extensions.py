@@ -103,3 +103,19 @@ def test_with_overrides_errors(study):
     with pytest.raises(ConfigError, match="no extension"):
         run_extensions(cfg=cfg, names=["nope"])
     assert extensions_dir(cfg).name == "extensions"
+
+
+def test_beyond_notebook_executes(study):
+    import nbformat
+
+    from cti_repro.run.notebooks import execute
+
+    cfg, tmp, _ = study
+    out = execute(ROOT / "book" / "templates" / "report_beyond.ipynb", tmp / "report_beyond.ipynb",
+                  {"profile": "smoke", "config_path": str(tmp / "_config.yml")}, {}, tmp, hide_parameters=True)
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    html = " ".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    for needle in ("tree_soft", "tree_margin", "attention", "category-disjoint", "nDCG@10", "TreeDist@10"):
+        assert needle in html, needle
