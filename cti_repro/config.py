@@ -91,6 +91,9 @@ class SplitConfig:
     test: float = 0.1
     seed: int = 0
     all_draw_seed: int = 0
+    # Category-disjoint split (not in the paper): this seeded share of the setting's labels is held
+    # out, with all their products, from train/val and evaluated on (cti_repro.data.pairs). 0 = off.
+    disjoint_categories: float = 0.0
 
     @property
     def fractions(self) -> tuple[float, float, float]:
@@ -167,6 +170,7 @@ class ModelConfig:
     head: str = "paper"
     dim: int = 256
     dropout: float = 0.1
+    attribute_pool: str = "mean"  # mean (eq. 5) | attention (extension: learned pooling, models/heads.py)
 
 
 @dataclass
@@ -183,6 +187,10 @@ class LossConfig:
     tau: float = 1.0
     lambda_: float = 0.5
     mask_same_label: bool = False
+    # Tree-aware losses (kind tree_soft / tree_margin; cti_repro.models.loss): not in the paper.
+    tree_decay: float = 0.5    # tree_soft: target weight gamma^distance of an ancestor/descendant pair
+    tree_beta: float = 1.0     # tree_margin: weight of the far-pair hinge
+    tree_margin: float = 0.0   # tree_margin: cosine below which a far pair costs nothing
 
 
 @dataclass
@@ -233,6 +241,22 @@ class LabelsConfig:
 
 
 @dataclass
+class ExtensionsConfig:
+    """Runs beyond the paper (``cti_repro.run.extensions``): named override sets of one model.
+
+    Attributes:
+        model: the model every extension trains (the paper's best, CLIP-ITA).
+        settings: the settings each extension runs (seed: the profile's first).
+        runs: name -> dotted overrides, e.g. ``{"tree_soft": {"loss.kind": "tree_soft"}}``;
+            results go to ``<results_dir>/extensions/<name>``.
+    """
+
+    model: str = "CLIP-ITA"
+    settings: list[str] = field(default_factory=lambda: list(SETTINGS))
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
 class StudyConfig:
     """One profile of the study, fully resolved.
 
@@ -255,6 +279,7 @@ class StudyConfig:
     book_dir: str = "book"
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     xmodal: XModalConfig = field(default_factory=XModalConfig)
+    extensions: ExtensionsConfig = field(default_factory=ExtensionsConfig)
     profile: str = "embedded"
     root: str = "."
 
@@ -277,7 +302,7 @@ class StudyConfig:
     def hash(self) -> str:
         """Hash of everything that changes results (not the output folders or the root)."""
         d = self.to_dict()
-        for k in ("root", "results_dir", "cache_dir", "book_dir", "seeds", "profile", "labels", "xmodal"):
+        for k in ("root", "results_dir", "cache_dir", "book_dir", "seeds", "profile", "labels", "xmodal", "extensions"):
             d.pop(k, None)
         d["data"].pop("dir", None)
         for k in ("max_image_bytes", "max_metadata_bytes", "image_deadline_s", "metadata_deadline_s"):
@@ -290,6 +315,18 @@ class StudyConfig:
         x.pop("seeds", None)
         x.pop("gallery_queries", None)
         return stable_hash({"study": self.hash(), "xmodal": x})
+
+
+def beyond_the_paper(cfg: StudyConfig) -> dict[str, Any]:
+    """The extension options (not in the paper) that ``cfg`` turns on, dotted key -> value; {} = paper."""
+    on = {}
+    if cfg.loss.kind in ("tree_soft", "tree_margin"):
+        on["loss.kind"] = cfg.loss.kind
+    if cfg.model.attribute_pool != "mean":
+        on["model.attribute_pool"] = cfg.model.attribute_pool
+    if cfg.split.disjoint_categories > 0:
+        on["split.disjoint_categories"] = cfg.split.disjoint_categories
+    return on
 
 
 # ---- loading and validation ------------------------------------------------------------------
@@ -368,10 +405,19 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(abs(sum(cfg.split.fractions) - 1) < 1e-9 and min(cfg.split.fractions) >= 0,
          "split", f"train/val/test must be non-negative and sum to 1, got {cfg.split.fractions}")
     need(cfg.split.test > 0, "split.test", "must be > 0")
+    need(0 <= cfg.split.disjoint_categories < 1, "split.disjoint_categories", "must be in [0, 1) (0 = off)")
     need(cfg.model.head in ("paper", "batchnorm"), "model.head", f"paper or batchnorm, got {cfg.model.head!r}")
     need(cfg.model.dim > 0, "model.dim", "must be > 0")
+    need(cfg.model.attribute_pool in ("mean", "attention"), "model.attribute_pool",
+         f"mean or attention, got {cfg.model.attribute_pool!r}")
     need(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")
-    need(cfg.loss.kind in ("infonce", "soft"), "loss.kind", f"infonce or soft, got {cfg.loss.kind!r}")
+    need(cfg.loss.kind in ("infonce", "soft", "tree_soft", "tree_margin"), "loss.kind",
+         f"infonce, soft, tree_soft or tree_margin, got {cfg.loss.kind!r}")
+    need(0 <= cfg.loss.tree_decay <= 1, "loss.tree_decay", "must be in [0, 1]")
+    need(cfg.loss.tree_beta >= 0, "loss.tree_beta", "must be >= 0")
+    need(-1 <= cfg.loss.tree_margin <= 1, "loss.tree_margin", "must be a cosine in [-1, 1]")
+    need(not (cfg.loss.mask_same_label and cfg.loss.kind != "infonce"), "loss.mask_same_label",
+         "applies to loss.kind infonce only")
     need(cfg.loss.tau > 0, "loss.tau", "must be > 0")
     need(0 <= cfg.loss.lambda_ <= 1, "loss.lambda", "must be in [0, 1]")
     need(cfg.train.epochs >= 1, "train.epochs", "must be >= 1")
@@ -385,6 +431,11 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(cfg.eval.ap_norm in ("hits", "min_k_R", "R"), "eval.ap_norm", "hits, min_k_R or R")
     need(len(cfg.seeds) >= 1, "seeds", "needs at least one seed")
     need("{}" in cfg.encoders.clip_prompt, "encoders.clip_prompt", "must contain {} for the category")
+    need(cfg.extensions.model in ("CLIP-I", "CLIP-IA", "CLIP-ITA"), "extensions.model",
+         f"a trained model (CLIP-I, CLIP-IA, CLIP-ITA), got {cfg.extensions.model!r}")
+    need(set(cfg.extensions.settings) <= set(SETTINGS), "extensions.settings", f"settings are {SETTINGS}")
+    for name, spec in cfg.extensions.runs.items():
+        need(isinstance(spec, dict), f"extensions.runs.{name}", "must map dotted keys to values")
     validate_xmodal(cfg.xmodal, need)
     _validate_ranges(cfg, need)
 
@@ -480,3 +531,4 @@ def available_profiles(path: str | Path | None = None) -> list[str]:
     """The profile names of a config file (default: the repository's ``_config.yml``)."""
     path = Path(path) if path else _default_path()
     return list((yaml.safe_load(path.read_text()) or {}).get("profiles", {}))
+

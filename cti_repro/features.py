@@ -12,7 +12,15 @@ part                      what
 ``attributes``            mean of the embeddings of a product's attribute strings (eq. 5) [N, d_t]
 ``category``              text embedding of every category name in the catalogue [C, d_t]
 ``clip_category``         CLIP text-tower embedding of prompt(category) [C, d_i]
+``attribute_values``      (ragged, on request) embedding of each *unique* attribute string [U, d_t]
+``attribute_index``       (ragged) row in ``attribute_values`` of each attribute, catalogue order [M]
+``attribute_offsets``     (ragged) product i's attributes are ``index[offsets[i]:offsets[i+1]]`` [N+1]
 ========================  ===================================================================
+
+The ragged parts feed ``model.attribute_pool: attention`` (an extension); they are not in the
+default :data:`PARTS`. Unique strings + index, not one row per attribute: at the paper's scale
+(228,368 attributes, 157,049 unique, MPNet d = 768, float32) the values take 157,049 x 768 x 4 B
+= 482 MB plus 0.9 MB of int32 index, against 701 MB for one row per attribute.
 
 Text is encoded once per *unique* string (attribute bullets repeat a lot). Images that are
 missing or cannot be decoded get a zero vector; they are counted, never fatal.
@@ -36,6 +44,7 @@ from cti_repro.device import amp_context, pick_device
 from cti_repro.io_utils import atomic_write_bytes, atomic_write_json, stable_hash
 
 PARTS = ("image", "title", "attributes", "category", "clip_category")
+RAGGED_PARTS = ("attribute_values", "attribute_index", "attribute_offsets")
 RESOURCES = Path(__file__).resolve().parent / "resources"
 CACHE_VERSION = 1
 
@@ -218,6 +227,22 @@ def mean_attribute_embeddings(attributes: list[list[str]], emb: np.ndarray, inde
     return out.astype(np.float32)
 
 
+def ragged_attributes(attributes: list[list[str]], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(value row of every attribute [M] int32, offsets [N + 1] int64) of the ragged cache parts."""
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in attributes])]).astype(np.int64)
+    return np.array([index[a] for aa in attributes for a in aa], dtype=np.int32), offsets
+
+
+def padded_rows(index: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Value rows of the attributes of products ``rows``, padded with -1: [len(rows), max count] int64."""
+    starts, ends = np.asarray(offsets)[rows], np.asarray(offsets)[np.asarray(rows) + 1]
+    width = int((ends - starts).max()) if len(rows) else 0
+    out = np.full((len(rows), max(width, 1)), -1, dtype=np.int64)
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        out[i, : b - a] = index[a:b]
+    return out
+
+
 # ---- the cache -------------------------------------------------------------------------------
 @dataclass
 class FeatureSet:
@@ -275,9 +300,9 @@ def load_features(
     Returns:
         A :class:`FeatureSet`; ``cache_hits`` lists parts served from the cache.
     """
-    unknown = set(parts) - set(PARTS)
+    unknown = set(parts) - set(PARTS) - set(RAGGED_PARTS)
     if unknown:
-        raise ValueError(f"unknown feature part(s) {sorted(unknown)}; expected some of {PARTS}")
+        raise ValueError(f"unknown feature part(s) {sorted(unknown)}; expected some of {PARTS + RAGGED_PARTS}")
     device = device or pick_device(cfg.train.device)
     root = feature_cache_dir(cfg)
     fs = FeatureSet(categories=sorted({c for p in catalogue.paths for c in p}))
@@ -286,7 +311,8 @@ def load_features(
         key = _part_key(cfg, catalogue, part)
         npy, meta = root / f"{part}-{key}.npy", root / f"{part}-{key}.json"
         if npy.is_file() and meta.is_file():
-            rows = len(fs.categories) if part in ("category", "clip_category") else len(catalogue)
+            rows = {"category": len(fs.categories), "clip_category": len(fs.categories), "attribute_values": None,
+                    "attribute_index": None, "attribute_offsets": len(catalogue) + 1}.get(part, len(catalogue))
             arr, m, problem = check_cache_part(npy, meta, rows, catalogue.fingerprint())
             if problem is None:
                 fs.arrays[part] = arr
@@ -315,27 +341,30 @@ def load_features(
             texts = [cfg.encoders.clip_prompt.format(c) for c in fs.categories]
             computed["clip_category"] = (encode_clip_text(net, tok, texts, device=device), "image", ident, {})
         del net
-    if need & {"title", "attributes", "category"}:
+    if need & {"title", "attributes", "category", *RAGGED_PARTS}:
         model, ident = load_text_encoder(cfg.encoders.text.model, device)
         bs = cfg.encoders.text.batch_size
         if "title" in need:
             emb, idx = encode_unique(model, catalogue.titles, bs)
             computed["title"] = (emb[[idx[t] for t in catalogue.titles]], "text", ident, {})
-        if "attributes" in need:
+        if need & {"attributes", *RAGGED_PARTS}:
             attrs = catalogue.attributes
             emb, idx = encode_unique(model, [a for aa in attrs for a in aa], bs)
-            computed["attributes"] = (mean_attribute_embeddings(attrs, emb, idx), "text", ident,
-                                      {"attributes_unique_encoded": len(idx)})
+            stats = {"attributes_unique_encoded": len(idx)}
+            computed["attributes"] = (mean_attribute_embeddings(attrs, emb, idx), "text", ident, stats)
+            rows, offsets = ragged_attributes(attrs, idx)
+            computed.update(attribute_values=(emb, "text", ident, stats), attribute_index=(rows, "text", ident, {}),
+                            attribute_offsets=(offsets, "text", ident, {}))
         if "category" in need:
             emb, idx = encode_unique(model, fs.categories, bs)
             computed["category"] = (emb[[idx[c] for c in fs.categories]], "text", ident, {})
     root.mkdir(parents=True, exist_ok=True)
     for part, npy, meta in todo:
         arr, role, ident, stats = computed[part]
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        arr = np.ascontiguousarray(arr, dtype=np.float32 if arr.dtype.kind == "f" else arr.dtype)  # offsets stay ints
         digest = _save_npy(npy, arr)
         atomic_write_json(meta, {"part": part, "encoder_role": role, "identity": ident, "stats": stats,
-                                 "shape": list(arr.shape), "dtype": "float32", "sha256": digest,
+                                 "shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": digest,
                                  "catalogue": catalogue.fingerprint()})
         fs.arrays[part] = np.load(npy, mmap_mode="r")
         fs.identities[role] = ident
@@ -355,13 +384,14 @@ def _save_npy(path: Path, arr: np.ndarray) -> str:
 
 
 def check_cache_part(
-    npy: Path, meta: Path, rows: int, fingerprint: str,
+    npy: Path, meta: Path, rows: int | None, fingerprint: str,
 ) -> tuple[np.ndarray | None, dict[str, Any], str | None]:
     """Read one cache part and check it against its metadata before anything uses it.
 
     Checks: the metadata parses, the ``.npy`` file's sha256 equals the recorded one (a truncated,
-    swapped or edited file fails here), it loads as a 2-D float32 array of the recorded shape with
-    ``rows`` rows, and it was computed for the catalogue ``fingerprint``.
+    swapped or edited file fails here), it loads as an array of the recorded dtype (float32 for
+    embeddings, integers for the ragged index parts) and shape with ``rows`` rows (None: any, for
+    the ragged values and index), and it was computed for the catalogue ``fingerprint``.
 
     Returns:
         ``(array memory-mapped, metadata, None)``, or ``(None, metadata or {}, problem)`` where
@@ -389,7 +419,8 @@ def check_cache_part(
         arr = np.load(npy, mmap_mode="r")
     except (OSError, ValueError, EOFError) as exc:  # "mmap length is greater than file size" etc.
         return None, m, f"{npy}: not a readable .npy ({exc})"
-    if arr.dtype != np.float32 or arr.ndim != 2 or list(arr.shape) != list(m["shape"]) or arr.shape[0] != rows:
-        return None, m, (f"{npy}: {arr.dtype} array of shape {list(arr.shape)}, expected float32 "
-                         f"{m['shape']} with {rows} rows")
+    want = np.dtype(m.get("dtype", "float32"))
+    if arr.dtype != want or list(arr.shape) != list(m["shape"]) or (rows is not None and arr.shape[0] != rows):
+        return None, m, (f"{npy}: {arr.dtype} array of shape {list(arr.shape)}, expected {want} "
+                         f"{m['shape']}" + (f" with {rows} rows" if rows is not None else ""))
     return arr, m, None

@@ -43,6 +43,8 @@ FEATURES_BY_MODEL: dict[str, tuple[str, ...]] = {
 METRICS: tuple[str, ...] = ("P@1", "P@5", "P@10", "MAP@5", "MAP@10", "R-precision")
 # AP@k normalisations (cti_repro.evaluation.metrics.average_precision_at_k): hits in the top k
 # (the default, the only one consistent with the published numbers), min(k, R), or R.
+# Graded relevance by tree distance (cti_repro.evaluation.graded); beside, never instead of, METRICS.
+GRADED_METRICS: tuple[str, ...] = ("nDCG@10", "TreeDist@10")
 AP_NORMS: tuple[str, ...] = ("hits", "min_k_R", "R")
 AP_NORM_LABELS: dict[str, str] = {"hits": "hits", "min_k_R": "min(k,R)", "R": "R"}
 
@@ -64,5 +66,5 @@ XMODAL_PUBLISHED_ROW: dict[str, str] = {"KCCA": "KCCA", "TwoBranch-BoW": "Bag of
 XMARKET_URL = "https://ciir.cs.umass.edu/downloads/XMarket/FULL"
 
 __all__ = ["SETTINGS", "SETTING_LABELS", "BASELINES", "TRAINED", "MODELS", "MODALITIES", "FEATURES_BY_MODEL",
-           "METRICS", "AP_NORMS", "AP_NORM_LABELS", "XMARKET_URL", "XMODAL_MODELS", "XMODAL_TRAINED",
+           "METRICS", "GRADED_METRICS", "AP_NORMS", "AP_NORM_LABELS", "XMARKET_URL", "XMODAL_MODELS", "XMODAL_TRAINED",
            "XMODAL_DIRECTIONS", "XMODAL_METRICS", "XMODAL_RECALL_PERCENTS", "XMODAL_RECALL_KS", "XMODAL_PUBLISHED_ROW"]

@@ -125,3 +125,41 @@ def test_damaged_cache_part_is_detected_named_and_recomputed(tiny, tmp_path, cap
     assert f"warning: feature cache {named}" in err and "recomputing title" in err
     np.testing.assert_array_equal(np.asarray(fs["title"]), good)
     assert load_features(cfg, cat, ("title",), device="cpu").cache_hits == ["title"]  # and it is good again
+
+
+def test_ragged_attribute_parts(tiny):
+    from cti_repro.features import RAGGED_PARTS, padded_rows
+
+    cat, cfg = tiny
+    fs = load_features(cfg, cat, ("attributes", *RAGGED_PARTS), device="cpu")
+    vals, index, offsets = (np.asarray(fs[p]) for p in RAGGED_PARTS)
+    attrs = cat.attributes
+    uniq = sorted({a for aa in attrs for a in aa})  # 4 strings: 3 colours + steel
+    assert vals.shape == (len(uniq), 384) and vals.dtype == np.float32
+    assert index.dtype == np.int32 and offsets.dtype == np.int64
+    assert offsets.tolist() == [0, 2, 4, 6, 8, 10, 11] and len(index) == 11
+    # product i's values are the embeddings of its own strings, and their mean is the cached eq. 5
+    for i, aa in enumerate(attrs):
+        rows = index[offsets[i]:offsets[i + 1]]
+        assert [uniq[r] for r in rows] == list(aa)
+        np.testing.assert_allclose(vals[rows].mean(0), np.asarray(fs["attributes"])[i], rtol=1e-5, atol=1e-6)
+    assert isinstance(fs["attribute_values"], np.memmap)
+    pad = padded_rows(index, offsets, np.array([5, 0]))
+    assert pad.tolist() == [[uniq.index("Material: steel"), -1], index[0:2].tolist()]
+    again = load_features(cfg, cat, RAGGED_PARTS, device="cpu")
+    assert sorted(again.cache_hits) == sorted(RAGGED_PARTS)
+
+
+def test_swapping_the_image_tower_by_config(tiny):
+    # any open_clip architecture by name: a second tiny tower (patch 16, 112 px, 48-d) beside Tiny-ViT-32
+    cat, cfg = tiny
+    other = dataclasses.replace(cfg, encoders=dataclasses.replace(
+        cfg.encoders, image=dataclasses.replace(cfg.encoders.image, model="Tiny-ViT-16")))
+    a = load_features(cfg, cat, ("image", "clip_category"), device="cpu")
+    b = load_features(other, cat, ("image", "clip_category"), device="cpu")
+    assert a["image"].shape == (len(cat), 64) and b["image"].shape == (len(cat), 48)
+    assert b["clip_category"].shape[1] == 48
+    assert b.identities["image"]["name"] == "Tiny-ViT-16" and "image" not in b.cache_hits  # keyed by the tower
+    files = sorted(p.name.split("-")[0] for p in (cfg.path(cfg.cache_dir) / "features").glob("image-*.npy"))
+    assert files == ["image", "image"]
+    assert sorted(load_features(other, cat, ("image",), device="cpu").cache_hits) == ["image"]

@@ -11,6 +11,14 @@ The split is product-level (80/10/10 by default) and shared by the three setting
 image never appears in two splits. Queries are the unique category labels among the test pairs,
 candidates are all test products, and a candidate is relevant iff its label equals the query.
 A test category is *seen* if some training pair carries the same label.
+
+Category-disjoint split (``split.disjoint_categories: f``, an extension, off by default): per
+setting, a seeded share ``f`` of the setting's own labels (``round(f * L)``, at least one) is held
+out: every product carrying such a label moves to the test split (out of train and val), the
+other products keep the product-level split. So the held-out categories are unseen by design and
+the rest of the test set still has seen categories. The held-out labels are drawn per setting
+(the settings label products differently), so with ``f > 0`` the split is no longer shared by the
+three settings. In ``all`` a held-out label can still have its descendants or ancestors in train.
 """
 
 from __future__ import annotations
@@ -84,12 +92,14 @@ class SettingData:
         labels: the category label of every product (aligned with the catalogue).
         split: index arrays per split (shared across settings).
         paths: every product's category path (for the error analysis of Table 2).
+        held_out: categories held out of train/val by the category-disjoint split (empty if off).
     """
 
     setting: str
     labels: np.ndarray
     split: dict[str, np.ndarray]
     paths: list[list[str]]
+    held_out: frozenset[str] = frozenset()
 
     @cached_property
     def train_categories(self) -> set[str]:
@@ -133,6 +143,7 @@ class SettingData:
             "test_queries": len(self.queries),
             "test_queries_seen": int(self.seen.sum()),
             "test_queries_unseen": int((~self.seen).sum()),
+            "held_out_categories": len(self.held_out),
         }
 
 
@@ -156,4 +167,36 @@ def build_setting(catalogue: Catalogue, setting: str, split: SplitConfig | None 
     paths = catalogue.paths
     labels = np.asarray(category_labels(paths, setting, split.all_draw_seed), dtype=object)
     parts = split_products(len(catalogue), split.seed, split.fractions)
-    return SettingData(setting, labels, parts, paths)
+    held: frozenset[str] = frozenset()
+    if split.disjoint_categories > 0:
+        parts, held = hold_out_categories(parts, labels, split.disjoint_categories, split.seed)
+    return SettingData(setting, labels, parts, paths, held)
+
+
+def hold_out_categories(
+    parts: dict[str, np.ndarray], labels: np.ndarray, fraction: float, seed: int = 0,
+) -> tuple[dict[str, np.ndarray], frozenset[str]]:
+    """Move every product of a seeded share of the labels into the test split.
+
+    Args:
+        parts: a product-level split (:func:`split_products`).
+        labels: each product's label in the setting.
+        fraction: share of the distinct labels to hold out, in (0, 1); ``round(fraction * L)``,
+            at least 1 and at most L - 1 (something must stay to train on).
+        seed: the split seed (the draw uses its own stream derived from it).
+
+    Returns:
+        (the new split, the held-out labels).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"disjoint_categories must be in (0, 1), got {fraction}")
+    uniq = sorted(set(labels.tolist()))
+    if len(uniq) < 2:
+        raise ValueError("a category-disjoint split needs at least two categories")
+    n_hold = min(max(1, int(round(fraction * len(uniq)))), len(uniq) - 1)
+    rng = np.random.default_rng([seed, 0xD15])  # independent of the product permutation's stream
+    held = frozenset(uniq[i] for i in rng.choice(len(uniq), n_hold, replace=False))
+    is_held = np.array([lab in held for lab in labels.tolist()], dtype=bool)
+    out = {s: idx[~is_held[idx]] for s, idx in parts.items() if s != "test"}
+    out["test"] = np.sort(np.concatenate([parts["test"], *(idx[is_held[idx]] for s, idx in parts.items() if s != "test")]))
+    return {s: out[s] for s in SPLITS}, held

@@ -25,6 +25,44 @@ PRODUCT_ORDER: tuple[str, ...] = ("image", "title", "attributes")
 
 
 HEADS: tuple[str, ...] = ("paper", "batchnorm")
+ATTRIBUTE_POOLS: tuple[str, ...] = ("mean", "attention")
+
+
+class AttentionPool(nn.Module):
+    """Learned attention pooling over a product's attribute embeddings (extension; eq. 5 is the mean).
+
+    Additive attention with a learned query ``u``, over the n attribute embeddings x_i of a
+    product (rows of a frozen table, looked up by index; -1 pads)::
+
+        e_i = u . tanh(W x_i + b)
+        a   = softmax(e) over the product's real attributes
+        h_a = sum_i a_i x_i                 (0 for a product without attributes, as eq. 5)
+
+    ``u`` starts at zero, so training starts from eq. 5's mean exactly.
+
+    Args:
+        d_in: Attribute embedding size.
+        hidden: Width of the scoring layer.
+    """
+
+    def __init__(self, d_in: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.key = nn.Linear(d_in, hidden)
+        self.query = nn.Parameter(torch.zeros(hidden))
+        self.register_buffer("table", torch.zeros(0, d_in), persistent=False)  # the frozen values
+
+    def set_table(self, values: Tensor) -> None:
+        """The frozen per-attribute embeddings [U, d_in] (not saved in checkpoints)."""
+        self.table = torch.as_tensor(values, dtype=torch.float32, device=self.query.device)
+
+    def forward(self, index: Tensor) -> Tensor:
+        """[B, A] value rows (-1 = padding) -> pooled [B, d_in]."""
+        mask = index >= 0
+        x = self.table[index.clamp(min=0)].to(self.query.dtype)  # [B, A, d]
+        e = torch.tanh(self.key(x)) @ self.query  # [B, A]
+        e = e.masked_fill(~mask, float("-inf"))
+        a = torch.softmax(e, dim=-1).nan_to_num(0.0)  # a row of pads only: 0/0 -> 0
+        return (a.unsqueeze(-1) * x).sum(1)
 
 
 class ProjectionHead(nn.Module):
@@ -118,6 +156,9 @@ class CtIModel(nn.Module):
         head: ``"paper"`` or ``"batchnorm"``, used for both heads.
         d: Shared output size of both heads.
         dropout: Dropout of the paper head.
+        attribute_pool: ``"mean"`` (eq. 5: ``feats["attributes"]`` is the cached mean [B, d_a]) or
+            ``"attention"`` (:class:`AttentionPool`: ``feats["attributes"]`` is a [B, A] index
+            into the table given to :meth:`set_attribute_table`).
 
     Example::
 
@@ -135,8 +176,11 @@ class CtIModel(nn.Module):
         head: str = "paper",
         d: int = 256,
         dropout: float = 0.1,
+        attribute_pool: str = "mean",
     ) -> None:
         super().__init__()
+        if attribute_pool not in ATTRIBUTE_POOLS:
+            raise ValueError(f"unknown attribute_pool {attribute_pool!r}; choose one of {list(ATTRIBUTE_POOLS)}")
         if isinstance(modalities, str):
             modalities = (modalities,)  # a bare string would otherwise iterate by character
         unknown = [m for m in modalities if m not in PRODUCT_ORDER]
@@ -154,6 +198,19 @@ class CtIModel(nn.Module):
         self.head_kind, self.d, self.dropout = head, int(d), float(dropout)
         self.category_head = build_head(head, self.category_dim, self.d, dropout)  # g_c
         self.product_head = build_head(head, self.product_dim, self.d, dropout)  # g_p
+        self.attribute_pool = attribute_pool
+        if attribute_pool == "attention" and "attributes" in self.modalities:
+            self.attribute_attention = AttentionPool(self.dims["attributes"])
+
+    def set_attribute_table(self, values: Tensor) -> None:
+        """Per-attribute embeddings [U, d_a] that attention pooling looks indices up in."""
+        if values.shape[-1] != self.dims.get("attributes"):
+            raise ValueError(f"attribute table has size {values.shape[-1]}, expected {self.dims.get('attributes')}")
+        self.attribute_attention.set_table(values)
+
+    @property
+    def _pools(self) -> bool:
+        return hasattr(self, "attribute_attention")
 
     @classmethod
     def from_name(
@@ -195,6 +252,8 @@ class CtIModel(nn.Module):
                     f"got {sorted(feats)}"
                 )
             x = feats[m]
+            if m == "attributes" and self._pools:
+                x = self.attribute_attention(x)  # [B, A] indices -> pooled [B, d_a]
             if x.shape[-1] != self.dims[m]:
                 raise ValueError(f"{m!r} features have size {x.shape[-1]}, expected {self.dims[m]}")
             parts.append(x.to(self._dtype))  # cached features may be float16
@@ -219,6 +278,7 @@ class CtIModel(nn.Module):
             "head": self.head_kind,
             "dim": self.d,
             "dropout": self.dropout,
+            "attribute_pool": self.attribute_pool if "attributes" in self.modalities else None,
             "params": sum(p.numel() for p in self.parameters()),
             "params_category_head": sum(p.numel() for p in self.category_head.parameters()),
             "params_product_head": sum(p.numel() for p in self.product_head.parameters()),

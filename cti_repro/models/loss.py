@@ -7,6 +7,9 @@ Two losses, both over a batch of B aligned pairs (c_j, p_j) of head outputs:
   argument removes same-category in-batch pairs from the negatives (ambiguity 17).
 - :func:`soft_target_loss` -- the soft-target symmetric cross-entropy of the public code
   (copied from the ``moein-shariatnia/OpenAI-CLIP`` tutorial), kept for comparison.
+- :func:`tree_soft_loss` / :func:`tree_margin_loss` -- tree-aware extensions (not in the paper,
+  its future work 3): hierarchical soft targets, and InfoNCE plus a penalty on far pairs;
+  formulas in the "tree-aware losses" section below.
 
 Both compute the B x B similarity matrix in float32 with autocast disabled: it is tiny, and with
 tau = 1 the logits live in [-1, 1], where bf16 rounding is a visible fraction of the signal.
@@ -147,32 +150,148 @@ def soft_target_loss(
         return ((loss_c + loss_p) / 2).mean()
 
 
+# ---- tree-aware losses ---------------------------------------------------------------------
+# Tree-aware contrastive losses (the paper's future work 3), over a batch of B pairs (c_j, p_j).
+# 
+# Both take ``D`` [B, B], the tree distance between the labels of pairs j and k
+# (:func:`cti_repro.data.tree.label_distance_matrix` indexed by the batch's label ids): ``D = 0``
+# for the same label, ``|depth difference|`` when one label is an ancestor of the other, ``-1``
+# when the two are not on one root-to-leaf path ("far": another tree or a sibling branch).
+# With ``S = cos(c_j, p_k) / tau`` (float32, autocast off, as in :mod:`cti_repro.models.loss`):
+# 
+# - :func:`tree_soft_loss` -- hierarchical soft targets: the target of row j spreads its mass over
+#   the in-batch pairs on its path, decaying with the distance::
+# 
+#       W[j, k] = gamma^D[j, k]  if D[j, k] >= 0,  else 0          (W[j, j] = 1, W symmetric)
+#       T[j, k] = W[j, k] / sum_k' W[j, k']
+#       L = (1/B) sum_j [ lam * CE(S^T[j], T[j]) + (1 - lam) * CE(S[j], T[j]) ],
+#       CE(z, t) = - sum_k t_k log softmax(z)_k
+# 
+#   With all labels distinct and unrelated (D = -1 off the diagonal) T is the identity and L is
+#   the paper's InfoNCE (eq. 9); same-label pairs get the full weight gamma^0 = 1.
+# 
+# - :func:`tree_margin_loss` -- the paper's InfoNCE plus a hinge on far pairs::
+# 
+#       F = {(j, k) : D[j, k] = -1}
+#       L = InfoNCE(c, p; tau, lam) + beta * (1/max(1, |F|)) sum_{(j,k) in F} max(0, cos(c_j, p_k) - m)
+# 
+#   i.e. a category is pushed away from products of another tree until their cosine is below m.
+
+
+def _check_dist(dist: Tensor, b: int) -> None:
+    if dist.shape != (b, b):
+        raise ValueError(f"tree distances must be [{b}, {b}], got {tuple(dist.shape)}")
+
+
+def tree_soft_loss(c: Tensor, p: Tensor, dist: Tensor, tau: float = 1.0, lam: float = 0.5, decay: float = 0.5) -> Tensor:
+    """Hierarchical soft-target contrastive loss (formulas: the "tree-aware losses" comment above).
+
+    Args:
+        c: Category embeddings [B, d]; normalised here.
+        p: Product embeddings [B, d]; normalised here.
+        dist: Label tree distances [B, B] (-1 = not on one path).
+        tau: Temperature.
+        lam: Weight of the product-to-category direction.
+        decay: gamma in (0, 1]: the target weight of a pair one level away (gamma^2 two levels...).
+
+    Returns:
+        Scalar float32 tensor.
+    """
+    _check_pair(c, p)
+    _check_dist(dist, c.shape[0])
+    if not 0.0 <= decay <= 1.0:
+        raise ValueError(f"decay must be in [0, 1], got {decay}")
+    with torch.autocast(device_type=c.device.type, enabled=False):
+        logits = _similarity(c, p, normalize=True) / tau
+        dist = dist.to(logits.device)
+        w = torch.where(dist >= 0, torch.pow(torch.full_like(logits, decay), dist.clamp(min=0).float()),
+                        torch.zeros_like(logits))
+        w.fill_diagonal_(1.0)
+        t = w / w.sum(dim=1, keepdim=True)
+        c2p = -(t * F.log_softmax(logits, dim=1)).sum(1).mean()
+        p2c = -(t * F.log_softmax(logits.T, dim=1)).sum(1).mean()  # W symmetric: same targets per column
+        return lam * p2c + (1.0 - lam) * c2p
+
+
+def tree_margin_loss(
+    c: Tensor, p: Tensor, dist: Tensor, tau: float = 1.0, lam: float = 0.5, beta: float = 1.0, margin: float = 0.0,
+) -> Tensor:
+    """InfoNCE plus a hinge on the similarity of far (off-path) pairs (the "tree-aware losses" comment above).
+
+    Args:
+        c, p: Category / product embeddings [B, d].
+        dist: Label tree distances [B, B] (-1 = far).
+        tau, lam: As in :func:`cti_repro.models.loss.contrastive_loss`.
+        beta: Weight of the far-pair term.
+        margin: m: far pairs with cosine below m cost nothing.
+
+    Returns:
+        Scalar float32 tensor.
+    """
+    _check_pair(c, p)
+    _check_dist(dist, c.shape[0])
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    base = contrastive_loss(c, p, tau=tau, lam=lam)
+    with torch.autocast(device_type=c.device.type, enabled=False):
+        cos = _similarity(c, p, normalize=True)
+        far = dist.to(cos.device) < 0
+        penalty = (F.relu(cos - margin) * far).sum() / far.sum().clamp(min=1)
+        return base + beta * penalty
+
+
 LOSSES: dict[str, LossFn] = {"infonce": contrastive_loss, "soft": soft_target_loss}
+# Need the batch's label tree distances (``build_loss(..., label_dist=...)``).
+TREE_LOSSES: dict[str, LossFn] = {"tree_soft": tree_soft_loss, "tree_margin": tree_margin_loss}
+LOSS_KINDS: tuple[str, ...] = (*LOSSES, *TREE_LOSSES)
 
 
 def build_loss(
-    kind: str, tau: float = 1.0, lam: float = 0.5, mask_same_label: bool = False
+    kind: str, tau: float = 1.0, lam: float = 0.5, mask_same_label: bool = False,
+    label_dist: Tensor | None = None, decay: float = 0.5, beta: float = 1.0, margin: float = 0.0,
 ) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
     """Bind a loss from the config into ``loss_fn(c, p, labels=None) -> Tensor``.
 
     Args:
-        kind: ``"infonce"`` (paper eqs. 7-9) or ``"soft"`` (public code's soft targets).
+        kind: ``"infonce"`` (paper eqs. 7-9), ``"soft"`` (public code's soft targets),
+            ``"tree_soft"`` or ``"tree_margin"`` (tree-aware extensions).
         tau: Temperature.
-        lam: lambda of eq. 9; used by ``"infonce"`` only.
+        lam: lambda of eq. 9; used by ``"infonce"`` and the tree losses.
         mask_same_label: Drop same-label in-batch negatives (``"infonce"`` only); the returned
             function then requires ``labels``.
+        label_dist: Tree distance between label ids, [L, L] (-1 = not on one path); required by
+            the tree losses, whose function then requires ``labels`` (ids into it).
+        decay: gamma of ``"tree_soft"``.
+        beta, margin: weight and cosine margin of the far-pair term of ``"tree_margin"``.
 
     Returns:
         A callable taking category embeddings, product embeddings and optional labels.
 
     Raises:
-        ValueError: Unknown ``kind``, or ``mask_same_label`` with ``"soft"``.
+        ValueError: Unknown ``kind``, ``mask_same_label`` with another loss than ``"infonce"``,
+            or a tree loss without ``label_dist``.
     """
-    if kind not in LOSSES:
-        raise ValueError(f"unknown loss kind {kind!r}; choose one of {sorted(LOSSES)}")
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"unknown loss kind {kind!r}; choose one of {sorted(LOSS_KINDS)}")
+    if mask_same_label and kind != "infonce":
+        raise ValueError("mask_same_label applies to the 'infonce' loss only")
+    if kind in TREE_LOSSES:
+        if label_dist is None:
+            raise ValueError(f"loss {kind!r} needs the label tree distances (label_dist)")
+        table = torch.as_tensor(label_dist, dtype=torch.long)
+        extra = {"decay": decay} if kind == "tree_soft" else {"beta": beta, "margin": margin}
+        fn = TREE_LOSSES[kind]
+
+        def tree_fn(c: Tensor, p: Tensor, labels: Tensor | None = None) -> Tensor:
+            if labels is None:
+                raise ValueError(f"loss {kind!r} needs the batch's category labels")
+            nonlocal table
+            if table.device != labels.device:
+                table = table.to(labels.device)  # once: the table then lives beside the batches
+            return fn(c, p, table[labels][:, labels], tau=tau, lam=lam, **extra)
+
+        return tree_fn
     if kind == "soft":
-        if mask_same_label:
-            raise ValueError("mask_same_label applies to the 'infonce' loss only")
 
         def soft_fn(c: Tensor, p: Tensor, labels: Tensor | None = None) -> Tensor:
             return soft_target_loss(c, p, tau=tau)

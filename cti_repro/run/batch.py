@@ -332,6 +332,14 @@ def reproduce(
             failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows)
         tasks = tasks + xtasks
     problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
+    if build_book and cfg.extensions.runs:  # the "Beyond the paper" chapter's runs
+        from cti_repro.run.extensions import run_extensions
+
+        with stages(f"extensions ({len(cfg.extensions.runs)} x {len(cfg.extensions.settings)} rows)"):
+            try:
+                run_extensions(cfg=cfg, force=force)
+            except Exception as exc:  # the chapter then shows what exists; Table 1 is unaffected
+                problems.append(f"extensions: {error_text(exc)}")
     built = True
     if build_book:
         problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages, study=study)

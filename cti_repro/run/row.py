@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cti_repro.config import StudyConfig, load_config
+from cti_repro.config import StudyConfig, beyond_the_paper, load_config
 from cti_repro.data.pairs import SettingData, build_setting
 from cti_repro.data.prepare import prepare_catalogue
 from cti_repro.results import git_commit, hardware, is_current, package_versions, result_path, write_result
@@ -54,6 +54,20 @@ def _means(per_query: dict[str, np.ndarray], mask: np.ndarray | None = None) -> 
     return out
 
 
+def graded(idx: np.ndarray, data: SettingData, k: int = 10) -> dict[str, np.ndarray]:
+    """Per-query ``nDCG@10`` and ``TreeDist@10`` (:mod:`cti_repro.evaluation.graded`) of a top-k.
+
+    Off-path results count as the longest category path's length in ``TreeDist@10``.
+    """
+    from cti_repro.data.tree import distance_counts, on_path_distances, topk_distances
+    from cti_repro.evaluation.graded import graded_metrics
+
+    cand = data.candidates
+    dist = on_path_distances(data.queries, data.labels[cand].tolist(), [data.paths[i] for i in cand])
+    off_path = max((len(p) for p in data.paths), default=1)
+    return graded_metrics(topk_distances(dist, idx[:, :k]), distance_counts(dist), off_path=off_path, k=k)
+
+
 def error_analysis(top1: np.ndarray, data: SettingData) -> dict[str, Any]:
     """Table 2: classify each wrong top-1 result as in the same category tree or a different one.
 
@@ -82,10 +96,19 @@ def error_analysis(top1: np.ndarray, data: SettingData) -> dict[str, Any]:
     return {"same_tree": same, "different_tree": diff, "same_tree_depth_diff": {str(k): v for k, v in sorted(d_hist.items())}}
 
 
-def _product_tensors(fs, names: tuple[str, ...], rows: np.ndarray, device: str):
+def _product_tensors(fs, names: tuple[str, ...], rows: np.ndarray, device: str, pool: str = "mean"):
+    """Features of products ``rows``; with attention pooling ``attributes`` is a padded [n, A] index."""
     import torch
 
-    return {m: torch.as_tensor(np.asarray(fs[m][rows]), device=device) for m in names}
+    out = {}
+    for m in names:
+        if m == "attributes" and pool == "attention":
+            from cti_repro.features import padded_rows
+
+            out[m] = torch.as_tensor(padded_rows(fs["attribute_index"], fs["attribute_offsets"], rows), device=device)
+        else:
+            out[m] = torch.as_tensor(np.asarray(fs[m][rows]), device=device)
+    return out
 
 
 def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, seed: int, device: str, progress: bool):
@@ -97,6 +120,7 @@ def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, s
     from cti_repro.models.train import PairTensors, train
 
     mods = MODALITIES[model_name]
+    pool = cfg.model.attribute_pool if "attributes" in mods else "mean"
     cat_index = fs.category_index()
     cat_feat = np.asarray(fs["category"])
     label_ids = {c: i for i, c in enumerate(sorted(set(data.labels.tolist())))}
@@ -105,21 +129,35 @@ def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, s
         rows, labels = data.pairs(split)
         return PairTensors(
             category=torch.as_tensor(cat_feat[[cat_index[c] for c in labels]], device=device),
-            product=_product_tensors(fs, mods, rows, device),
+            product=_product_tensors(fs, mods, rows, device, pool),
             labels=torch.as_tensor([label_ids[c] for c in labels], device=device),
         )
 
     torch.manual_seed(seed)
-    dims = {m: int(fs[m].shape[1]) for m in mods}
+    dims = {m: int(fs["attribute_values" if m == "attributes" and pool == "attention" else m].shape[1]) for m in mods}
     model = CtIModel(mods, dims, category_dim=cat_feat.shape[1], head=cfg.model.head, d=cfg.model.dim,
-                     dropout=cfg.model.dropout)
-    loss_fn = build_loss(cfg.loss.kind, tau=cfg.loss.tau, lam=cfg.loss.lambda_, mask_same_label=cfg.loss.mask_same_label)
+                     dropout=cfg.model.dropout, attribute_pool=pool)
+    if pool == "attention":
+        model.set_attribute_table(torch.from_numpy(np.array(fs["attribute_values"])))  # a copy of the memmap
+    tree = {}
+    if cfg.loss.kind in ("tree_soft", "tree_margin"):  # label ids index a [L, L] tree-distance table
+        from cti_repro.data.tree import label_distance_matrix
+
+        tree = dict(label_dist=label_distance_matrix(list(label_ids), data.paths), decay=cfg.loss.tree_decay,
+                    beta=cfg.loss.tree_beta, margin=cfg.loss.tree_margin)
+    loss_fn = build_loss(cfg.loss.kind, tau=cfg.loss.tau, lam=cfg.loss.lambda_, mask_same_label=cfg.loss.mask_same_label,
+                         **tree)
     batch = cfg.train.batch_size[data.setting]
     result = train(model, pairs("train"), pairs("val"), loss_fn, cfg.train, batch, seed=seed, device=device,
                    progress=progress)
     with torch.no_grad():
         q = model.encode_category(torch.as_tensor(cat_feat[[cat_index[c] for c in data.queries]], device=device))
-        c = model.encode_product(_product_tensors(fs, mods, data.candidates, device))
+        if pool == "attention":  # chunks: the gathered [n, A, d] attributes would not fit at the paper's scale
+            cand = data.candidates
+            c = torch.cat([model.encode_product(_product_tensors(fs, mods, cand[i : i + 4096], device, pool))
+                           for i in range(0, len(cand), 4096)])
+        else:
+            c = model.encode_product(_product_tensors(fs, mods, data.candidates, device))
     return q.float().cpu().numpy(), c.float().cpu().numpy(), result, model
 
 
@@ -171,7 +209,12 @@ def run_row(
     data = build_setting(catalogue, setting, cfg.split)
     ids = np.asarray(catalogue.product_ids, dtype=object)[data.candidates]
     tie_key = np.argsort(np.argsort(ids, kind="stable"), kind="stable")  # rank of each id, ascending
-    fs = load_features(cfg, catalogue, FEATURES_BY_MODEL[model], device=device)
+    parts = FEATURES_BY_MODEL[model]
+    if cfg.model.attribute_pool == "attention" and "attributes" in MODALITIES.get(model, ()):
+        from cti_repro.features import RAGGED_PARTS
+
+        parts = (*parts, *RAGGED_PARTS)
+    fs = load_features(cfg, catalogue, parts, device=device)
     images = check_images(fs, len(catalogue), cfg, model)
     training: dict[str, Any] | None = None
     model_info: dict[str, Any] = {}
@@ -196,7 +239,7 @@ def run_row(
         model_info = net.describe()
         _save_checkpoint(cfg, setting, model, seed, net)
     idx, per_norm = _evaluate(q_emb, c_emb, scores, data, tie_key, cfg, device)
-    per_query = per_norm[cfg.eval.ap_norm]
+    per_query = {**per_norm[cfg.eval.ap_norm], **graded(idx, data)}  # the six metrics + GRADED_METRICS
     seen = data.seen
     cand_ids = ids
     record = {
@@ -205,6 +248,8 @@ def run_row(
         "config": cfg.to_dict(), "config_hash": config_hash, "data_fingerprint": fingerprint,
         "data": {"source": cfg.data.source, "products": len(catalogue), **data.summary(), **images},
         "demonstration": cfg.labels.demonstration,
+        "beyond_the_paper": beyond_the_paper(cfg),  # {} for the paper's set-up
+        "held_out_categories": sorted(data.held_out),
         "encoders": fs.identities, "feature_stats": fs.stats, "model_info": model_info,
         "ap_norm": cfg.eval.ap_norm,
         "queries": list(data.queries),
@@ -269,7 +314,10 @@ def _save_checkpoint(cfg: StudyConfig, setting: str, model: str, seed: int, net)
 
     buf = io.BytesIO()
     torch.save({"state_dict": net.state_dict(), "describe": net.describe()}, buf)
-    return atomic_write_bytes(cfg.path(cfg.cache_dir) / "checkpoints" / setting / f"{model}_seed{seed}.pt", buf.getvalue())
+    folder = cfg.path(cfg.cache_dir) / "checkpoints"
+    if beyond_the_paper(cfg):  # an extension run must not overwrite the Table 1 checkpoint
+        folder = folder / "beyond" / cfg.hash()[:12]
+    return atomic_write_bytes(folder / setting / f"{model}_seed{seed}.pt", buf.getvalue())
 
 
-__all__ = ["run_row", "error_analysis", "check_images", "UnreadableImagesError"]
+__all__ = ["run_row", "error_analysis", "graded", "check_images", "UnreadableImagesError"]

@@ -74,3 +74,48 @@ def test_unseen_category_marked():
             assert not d.seen[d.queries.index("rare")]
             return
     pytest.fail("no seed put the rare product in test")
+
+
+def _disjoint_catalogue():
+    paths = [("R", f"L{i % 10}") for i in range(200)]
+    return Catalogue.from_products([Product(f"p{i}", "t", ("a",), p) for i, p in enumerate(paths)])
+
+
+def test_disjoint_split_holds_out_whole_categories():
+    from cti_repro.data.pairs import hold_out_categories
+
+    cat = _disjoint_catalogue()
+    base = build_setting(cat, "most_specific", SplitConfig(seed=3))
+    d = build_setting(cat, "most_specific", SplitConfig(seed=3, disjoint_categories=0.3))
+    assert len(d.held_out) == 3 and d.held_out <= set(base.labels)  # round(0.3 * 10) labels
+    train_val = set(d.labels[np.concatenate([d.split["train"], d.split["val"]])])
+    assert not (train_val & d.held_out)  # none of their products trains or validates
+    held_products = {i for i, lab in enumerate(d.labels) if lab in d.held_out}
+    assert held_products <= set(d.split["test"].tolist())  # all of them are evaluated on
+    # the other products keep their product-level split; the parts still partition the catalogue
+    for s in ("train", "val"):
+        assert set(d.split[s].tolist()) == set(base.split[s].tolist()) - held_products
+    assert np.array_equal(np.sort(np.concatenate(list(d.split.values()))), np.arange(len(cat)))
+    assert set(np.asarray(d.queries)[~d.seen]) == d.held_out  # unseen by design, and only them
+    assert d.summary()["held_out_categories"] == 3
+    # seeded: same seed same categories, another seed (almost surely) others
+    again = build_setting(cat, "most_specific", SplitConfig(seed=3, disjoint_categories=0.3))
+    assert again.held_out == d.held_out
+    assert {build_setting(cat, "most_specific", SplitConfig(seed=s, disjoint_categories=0.3)).held_out
+            for s in range(5)} != {d.held_out}
+    # off by default, and bounded: at least one, never all
+    assert base.held_out == frozenset()
+    _, one = hold_out_categories(base.split, base.labels, 0.01, 0)
+    _, most = hold_out_categories(base.split, base.labels, 0.99, 0)
+    assert len(one) == 1 and len(most) == 9
+    with pytest.raises(ValueError, match="disjoint"):
+        hold_out_categories(base.split, base.labels, 1.0)
+
+
+def test_disjoint_split_config_validation(tmp_path):
+    from cti_repro.config import ConfigError, load_config
+
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("defaults: {split: {disjoint_categories: 1.5}}\nprofiles: {p: {}}\n")
+    with pytest.raises(ConfigError, match="split.disjoint_categories"):
+        load_config("p", cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -137,3 +138,47 @@ def test_same_seed_same_weights(head):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], other[k]) for k in a if a[k].is_floating_point())
+
+
+def test_attention_pool_starts_as_the_mean_and_learns():
+    from cti_repro.models.heads import AttentionPool
+
+    table = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    pool = AttentionPool(2, hidden=3)
+    pool.set_table(table)
+    idx = torch.tensor([[0, 1, -1], [2, -1, -1], [-1, -1, -1]])
+    out = pool(idx)  # u = 0: uniform weights over the real attributes = eq. 5
+    assert torch.allclose(out, torch.tensor([[0.5, 0.5], [2.0, 2.0], [0.0, 0.0]]))
+    # hand-set weights: e_i = u . tanh(W x_i + b) with W = I (first 2 dims), b = 0, u = (1, 0, 0)
+    with torch.no_grad():
+        pool.key.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+        pool.key.bias.zero_()
+        pool.query.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    e0, e1 = math.tanh(1.0), math.tanh(0.0)
+    a0 = math.exp(e0) / (math.exp(e0) + math.exp(e1))
+    assert pool(idx[:1]).tolist()[0] == pytest.approx([a0, 1 - a0], rel=1e-6)
+    assert "table" not in pool.state_dict()  # the frozen values are not checkpointed
+
+
+def test_ctimodel_attention_pool():
+    dims = {"image": 4, "title": 3, "attributes": 2}
+    torch.manual_seed(0)
+    mean_model = CtIModel(("image", "title", "attributes"), dims, category_dim=5)
+    torch.manual_seed(0)
+    att = CtIModel(("image", "title", "attributes"), dims, category_dim=5, attribute_pool="attention")
+    table = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    att.set_attribute_table(table)
+    att.eval(), mean_model.eval()
+    feats = {"image": torch.randn(2, 4), "title": torch.randn(2, 3)}
+    idx = torch.tensor([[0, 1], [1, -1]])
+    # same heads at init, and attention starts from the mean: identical outputs
+    p_att = att.encode_product({**feats, "attributes": idx})
+    p_mean = mean_model.encode_product({**feats, "attributes": torch.tensor([[0.5, 0.5], [0.0, 1.0]])})
+    assert torch.allclose(p_att, p_mean, atol=1e-6)
+    p_att.sum().backward()
+    assert att.attribute_attention.query.grad is not None
+    assert att.describe()["attribute_pool"] == "attention"
+    with pytest.raises(ValueError, match="attribute_pool"):
+        CtIModel(("image",), dims, category_dim=5, attribute_pool="max")
+    with pytest.raises(ValueError, match="attribute table"):
+        att.set_attribute_table(torch.zeros(3, 7))

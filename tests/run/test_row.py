@@ -10,7 +10,7 @@ import yaml
 from cti_repro.cli import main
 from cti_repro.config import load_config
 from cti_repro.results import is_current, read_result
-from cti_repro.study import METRICS
+from cti_repro.study import GRADED_METRICS, METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,11 +39,14 @@ def test_cli_run_writes_a_complete_record(smoke_config, model, capsys):
     out = json.loads(capsys.readouterr().out)
     rec = read_result(out["result"])
     assert rec["status"] == "ok" and rec["model"] == model and rec["setting"] == "most_specific"
-    assert set(rec["means"]) == set(METRICS)
+    assert set(rec["means"]) == set(METRICS) | set(GRADED_METRICS)
+    assert rec["means"]["TreeDist@10"] >= 0 and 0 <= rec["means"]["nDCG@10"] <= 100
+    if rec["means"]["P@10"] == 100.0:  # all exact: graded agrees
+        assert rec["means"]["nDCG@10"] == pytest.approx(100.0)
     assert all(0.0 <= v <= 100.0 for v in rec["means"].values())
     n_q = len(rec["queries"])
     assert all(len(v) == n_q for v in rec["per_query"].values()) and len(rec["seen"]) == n_q
-    for m in METRICS:  # the mean is the mean of the per-query values
+    for m in (*METRICS, *GRADED_METRICS):  # the mean is the mean of the per-query values
         assert rec["means"][m] == pytest.approx(np.mean(rec["per_query"][m]), abs=1e-4)
     assert set(rec["means_by_ap_norm"]) == {"hits", "min_k_R", "R"}
     assert rec["subsets"]["n_seen"] + rec["subsets"]["n_unseen"] == n_q

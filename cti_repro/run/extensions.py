@@ -1,0 +1,110 @@
+"""Runs beyond the paper: named override sets of one trained model (the config's ``extensions``).
+
+``_config.yml``'s ``extensions.runs`` maps a name to dotted overrides, e.g.::
+
+    extensions:
+      model: CLIP-ITA
+      settings: [all, most_specific]
+      runs:
+        tree_soft: {loss.kind: tree_soft}
+        tree_margin: {loss.kind: tree_margin}
+        attention: {model.attribute_pool: attention}
+        disjoint: {split.disjoint_categories: 0.2}
+
+Each run is :func:`cti_repro.run.row.run_row` with the overridden config, its results in
+``<results_dir>/extensions/<name>/`` (same layout as Table 1's, so the report readers apply);
+the profile's first seed. The extension options themselves are plain config fields (default
+off), so ``cti-repro run`` runs any of them through a profile or config file too.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from cti_repro.config import _ALIASES, ConfigError, StudyConfig, _build, _validate, load_config
+
+
+def with_overrides(cfg: StudyConfig, overrides: dict[str, Any], where: str = "overrides") -> StudyConfig:
+    """A copy of ``cfg`` with dotted overrides applied and validated again.
+
+    Args:
+        cfg: a loaded config.
+        overrides: ``{"loss.kind": "tree_soft", "split.disjoint_categories": 0.2}`` (typed values,
+            as YAML gives them).
+        where: prefix of error messages (e.g. ``_config.yml: extensions.runs.tree_soft``).
+
+    Returns:
+        A new :class:`StudyConfig` (same profile and root).
+
+    Raises:
+        ConfigError: an unknown key, a wrong type or value; names ``where`` and the dotted key.
+    """
+    d = cfg.to_dict()
+    for key, value in overrides.items():
+        node, parts = d, str(key).split(".")
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"{where}.{key}: {'.'.join(parts[: i + 1])} is not a section")
+            node = node[part]
+        leaf = "lambda" if _ALIASES.get(parts[-1], parts[-1]) == "lambda_" else parts[-1]  # to_dict's spelling
+        if leaf not in node:
+            raise ConfigError(f"{where}.{key}: unknown field (allowed: {', '.join(sorted(node))})")
+        node[leaf] = value
+    out = _build(StudyConfig, d, where)
+    out.profile, out.root = cfg.profile, cfg.root
+    _validate(out, where)
+    return out
+
+
+def extension_configs(cfg: StudyConfig) -> dict[str, StudyConfig]:
+    """Every named extension of ``cfg`` as its own validated config."""
+    return {name: with_overrides(cfg, spec, f"profiles.{cfg.profile}.extensions.runs.{name}")
+            for name, spec in cfg.extensions.runs.items()}
+
+
+def extensions_dir(cfg: StudyConfig) -> Path:
+    """``<results_dir>/extensions``: one folder per named extension."""
+    return cfg.path(cfg.results_dir) / "extensions"
+
+
+def run_extensions(
+    profile: str = "embedded", config_path: str | Path | None = None, names: list[str] | None = None,
+    force: bool = False, progress: bool = False, cfg: StudyConfig | None = None,
+) -> list[Path]:
+    """Run the profile's extensions (all, or ``names``) for ``extensions.settings``; first seed.
+
+    Args:
+        profile: config profile.
+        config_path: study config file.
+        names: a subset of ``extensions.runs`` (default: all).
+        force: recompute current results.
+        progress: show training progress bars.
+        cfg: an already loaded config (overrides ``profile`` / ``config_path``).
+
+    Returns:
+        The result JSON paths (current ones are skipped by :func:`run_row`, not recomputed).
+
+    Raises:
+        ConfigError: an unknown name or a bad override.
+    """
+    from cti_repro.run.row import run_row
+
+    cfg = cfg or load_config(profile, config_path)
+    configs = extension_configs(cfg)
+    unknown = sorted(set(names or []) - set(configs))
+    if unknown:
+        raise ConfigError(f"profiles.{cfg.profile}.extensions.runs: no extension(s) {unknown} (have: {sorted(configs)})")
+    out = []
+    for name, ext in configs.items():
+        if names and name not in names:
+            continue
+        for setting in cfg.extensions.settings:
+            print(f"extension {name}: {setting} {cfg.extensions.model}", file=sys.stderr, flush=True)
+            out.append(run_row(setting, cfg.extensions.model, cfg=ext, seed=cfg.seeds[0],
+                               out_dir=extensions_dir(cfg) / name, force=force, progress=progress))
+    return out
+
+
+__all__ = ["with_overrides", "extension_configs", "extensions_dir", "run_extensions"]
