@@ -7,8 +7,8 @@ Subcommands (heavy imports happen inside each handler so ``--help`` stays fast):
     cti-repro data xmarket --source DIR_OR_URL --market us --out OUT [--categories ...] [--skip-images] [--workers N]
     cti-repro models mpnet [--out DIR]
     cti-repro eval --qrels QRELS --run RUN [--ap-norm hits|min_k_R|R]
-    cti-repro run --setting S --model M [--profile P] [--seed N] [--out DIR]
-    cti-repro reproduce [--profile P] [--seeds ...] [--force]
+    cti-repro run --setting S --model M [--profile P] [--seed N] [--out DIR] [--set KEY=VALUE ...]
+    cti-repro reproduce [--profile P] [--seeds ...] [--force] [--set KEY=VALUE ...] [--ablations [VARIANT ...]]
     cti-repro report [--profile P]
 """
 
@@ -77,11 +77,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # ---- study -----------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
+    from cti_repro.config import load_config, parse_overrides
+    from cti_repro.io_utils import stable_hash
     from cti_repro.run.row import run_row
 
+    cfg = load_config(args.profile, args.config, overrides=args.set)
+    out = Path(args.out) if args.out else None
+    if args.set and out is None:  # never overwrite the profile's own rows with a variant
+        out = cfg.path(cfg.results_dir) / "overrides" / stable_hash(parse_overrides(args.set))[:10]
     path = run_row(
         setting=args.setting, model=args.model, profile=args.profile, seed=args.seed,
-        out_dir=Path(args.out) if args.out else None, force=args.force, config_path=args.config,
+        out_dir=out, force=args.force, config_path=args.config, cfg=cfg,
     )
     result = json.loads(Path(path).read_text())
     _print_json({"result": str(path), "means": result["means"], "wall_time_s": result["wall_time_s"]})
@@ -93,7 +99,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     ok = reproduce(
         profile=args.profile, seeds=args.seeds, force=args.force, config_path=args.config,
-        build_book=not args.no_book,
+        build_book=not args.no_book, overrides=args.set, ablations=args.ablations,
     )
     return 0 if ok else 1
 
@@ -151,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=helptext)
         s.add_argument("--profile", default="embedded")
         s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
+        if name in ("run", "reproduce"):
+            s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a config field, e.g. --set loss.tau=0.1 (dotted key, YAML value; "
+                                "repeatable; checked like _config.yml). `run` then writes to "
+                                "<results_dir>/overrides/<hash>/ unless --out is given")
         if name == "run":
             s.add_argument("--setting", required=True, choices=SETTINGS)
             s.add_argument("--model", required=True, choices=MODELS)
@@ -161,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--seeds", type=int, nargs="*", default=None)
             s.add_argument("--force", action="store_true")
             s.add_argument("--no-book", action="store_true", help="stop after the notebooks")
+            s.add_argument("--ablations", nargs="*", default=None, metavar="VARIANT",
+                           help="also run the sensitivity study: the variants of `ablations:` in _config.yml "
+                                "(no name: its `run` set; `all`: every variant) into <results_dir>/ablations/")
         s.set_defaults(func=fn)
     return p
 

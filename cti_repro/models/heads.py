@@ -12,10 +12,12 @@ modalities it concatenates. Outputs are not normalised: the loss and retrieval d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cti_repro.study import MODALITIES
@@ -118,6 +120,11 @@ class CtIModel(nn.Module):
         head: ``"paper"`` or ``"batchnorm"``, used for both heads.
         d: Shared output size of both heads.
         dropout: Dropout of the paper head.
+        normalize_modalities: L2-normalise each modality's features before the concatenation, so
+            a block with a large norm (random ViT-B-32 image features: ~22) does not drown the
+            unit-norm text blocks.
+        learn_tau: hold a learnable ``logit_scale = log(1/tau)`` (CLIP's), started at ``tau``.
+        tau: the temperature ``logit_scale`` starts from.
 
     Example::
 
@@ -135,6 +142,9 @@ class CtIModel(nn.Module):
         head: str = "paper",
         d: int = 256,
         dropout: float = 0.1,
+        normalize_modalities: bool = False,
+        learn_tau: bool = False,
+        tau: float = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(modalities, str):
@@ -154,6 +164,9 @@ class CtIModel(nn.Module):
         self.head_kind, self.d, self.dropout = head, int(d), float(dropout)
         self.category_head = build_head(head, self.category_dim, self.d, dropout)  # g_c
         self.product_head = build_head(head, self.product_dim, self.d, dropout)  # g_p
+        self.normalize_modalities = bool(normalize_modalities)
+        # registered after the heads: it draws no random numbers, so the heads' init is unchanged
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / tau))) if learn_tau else None
 
     @classmethod
     def from_name(
@@ -197,7 +210,8 @@ class CtIModel(nn.Module):
             x = feats[m]
             if x.shape[-1] != self.dims[m]:
                 raise ValueError(f"{m!r} features have size {x.shape[-1]}, expected {self.dims[m]}")
-            parts.append(x.to(self._dtype))  # cached features may be float16
+            x = x.to(self._dtype)  # cached features may be float16
+            parts.append(F.normalize(x, dim=-1) if self.normalize_modalities else x)
         return self.product_head(torch.cat(parts, dim=-1))
 
     def forward(self, category_feats: Tensor, product_feats: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -206,7 +220,12 @@ class CtIModel(nn.Module):
 
     @property
     def _dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
+        return next(self.category_head.parameters()).dtype
+
+    @property
+    def tau(self) -> float | None:
+        """The learnt temperature, ``1 / exp(logit_scale)`` (None unless ``learn_tau``)."""
+        return None if self.logit_scale is None else float(torch.exp(-self.logit_scale.detach()).float())
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary for result records: modalities, sizes, head and parameter counts."""
@@ -219,6 +238,8 @@ class CtIModel(nn.Module):
             "head": self.head_kind,
             "dim": self.d,
             "dropout": self.dropout,
+            "normalize_modalities": self.normalize_modalities,
+            **({"learnt_tau": self.tau} if self.logit_scale is not None else {}),
             "params": sum(p.numel() for p in self.parameters()),
             "params_category_head": sum(p.numel() for p in self.category_head.parameters()),
             "params_product_head": sum(p.numel() for p in self.product_head.parameters()),

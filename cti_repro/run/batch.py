@@ -110,6 +110,7 @@ def default_workers() -> int:
 def run_rows(
     tasks: list[RowTask], cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path,
     force: bool = False, executor: Callable[[RowTask], Any] | None = None, workers: int = 1,
+    overrides: list[str] | None = None,
 ) -> list[RowTask]:
     """Execute the row notebook of every task not marked ``skip``; return the tasks that failed.
 
@@ -124,7 +125,8 @@ def run_rows(
 
     def job(task: RowTask) -> tuple[Callable[..., Any], tuple, dict]:
         params = {"setting": task.setting, "model": task.model, "profile": cfg.profile, "seed": task.seed,
-                  "results_dir": str(task.result.parent.parent), "config_path": str(config_path), "force": force}
+                  "results_dir": str(task.result.parent.parent), "config_path": str(config_path), "force": force,
+                  "overrides": list(overrides or [])}
         return execute, (template, task.notebook, params, meta, cwd), {
             "title": f"{task.model}, {SETTING_LABELS.get(task.setting, task.setting).lower()}, seed {task.seed}",
             "drop_tag": None if task.model in TRAINED else "trained-only",
@@ -238,6 +240,7 @@ def _finish(stages: _Stages, problems: list[str]) -> None:
 def reproduce(
     profile: str = "embedded", seeds: list[int] | None = None, force: bool = False,
     config_path: str | Path | None = None, build_book: bool = True, workers: int | None = None,
+    overrides: list[str] | None = None, ablations: list[str] | None = None,
 ) -> bool:
     """Run every row of Table 1 through its notebook, then the report notebooks and the book.
 
@@ -248,6 +251,9 @@ def reproduce(
         config_path: study config (default ``./_config.yml``).
         build_book: also execute the report notebooks and build the HTML.
         workers: row notebooks at once (default :func:`default_workers`).
+        overrides: ``--set KEY=VALUE`` overrides of the profile, for every row.
+        ablations: also run these ablation variants (``[]``: the config's ``run`` set, ``["all"]``:
+            every one; see :mod:`cti_repro.run.ablations`) before the report; None: none.
 
     Returns:
         True if every row, every page and the book build succeeded.
@@ -256,7 +262,7 @@ def reproduce(
     from cti_repro.run.row import prepare_catalogue
 
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
-    cfg = load_config(profile, config_path)
+    cfg = load_config(profile, config_path, overrides=overrides)
     seeds = list(seeds) if seeds else list(cfg.seeds)
     layout, stages = book_layout(cfg), _Stages()
     with stages("data"):
@@ -270,8 +276,13 @@ def reproduce(
     problems = execute_pages(cfg, fingerprint, layout, config_path, reports=False, force=force, stages=stages)
     workers = workers or default_workers()
     with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):
-        failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers)
+        failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers, overrides=overrides)
     problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
+    if ablations is not None:
+        from cti_repro.run.ablations import run_ablations
+
+        with stages("ablations"):
+            problems += run_ablations(profile, ablations, config_path, seeds, workers, force)
     built = True
     if build_book:
         problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages)
