@@ -223,6 +223,20 @@ def execute_pages(
     return problems
 
 
+def write_data_files(cfg: StudyConfig) -> list[str]:
+    """``<results_dir>/comparison.csv`` and ``per_query.parquet`` (:func:`cti_repro.report.tables.write_comparison`);
+    returns a problem line if they could not be written."""
+    from cti_repro.report.tables import load_study, write_comparison
+
+    results_dir = cfg.path(cfg.results_dir).resolve()
+    try:
+        csv, pq = write_comparison(load_study(results_dir), results_dir)
+    except Exception as exc:  # the book must still build
+        return [f"comparison.csv: {type(exc).__name__}: {exc}"]
+    print(f"comparison: {csv}, {pq}", flush=True)
+    return []
+
+
 def _build(layout: BookLayout, stages: _Stages, seeds: list[int] | None) -> bool:
     with stages("book"):
         code = build_book(layout, seeds)
@@ -284,6 +298,7 @@ def reproduce(
         with stages("ablations"):
             problems += run_ablations(profile, ablations, config_path, seeds, workers, force)
     built = True
+    problems += write_data_files(cfg)
     if build_book:
         problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages)
         built = _build(layout, stages, seeds)
@@ -294,13 +309,15 @@ def reproduce(
 
 
 def build_report(profile: str = "embedded", config_path: str | Path | None = None) -> bool:
-    """Execute the report notebooks (and the data notebook if stale) and build the book; no rows."""
+    """Write ``comparison.csv`` / ``per_query.parquet``, execute the report notebooks (and the data
+    notebook if stale) and build the book; no rows."""
     from cti_repro.run.row import prepare_catalogue
 
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
     cfg = load_config(profile, config_path)
     layout, stages = book_layout(cfg), _Stages()
-    problems = execute_pages(cfg, prepare_catalogue(cfg).fingerprint(), layout, config_path, stages=stages)
+    problems = write_data_files(cfg)
+    problems += execute_pages(cfg, prepare_catalogue(cfg).fingerprint(), layout, config_path, stages=stages)
     ok = _build(layout, stages, None)
     _finish(stages, problems)
     return ok and not problems
