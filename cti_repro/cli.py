@@ -143,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="rebuild even if a verified copy exists")
     s.set_defaults(func=_cmd_models_mpnet)
 
-    s = sub.add_parser("eval", help="evaluate a TREC run against TREC qrels")
+    s = sub.add_parser("eval", help="evaluate a TREC run against TREC qrels",
+                       description="Evaluate a TREC run (qid Q0 docid rank score tag) against qrels. Lines are "
+                                   "ranked by score descending; ties are broken as trec_eval does (docid in "
+                                   "descending string order); the rank column is ignored.")
     s.add_argument("--qrels", required=True)
     s.add_argument("--run", required=True)
     s.add_argument("--ap-norm", default="hits", choices=("hits", "min_k_R", "R"))
