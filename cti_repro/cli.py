@@ -10,6 +10,8 @@ Subcommands (heavy imports happen inside each handler so ``--help`` stays fast):
     cti-repro run --setting S --model M [--profile P] [--seed N] [--out DIR] [--set KEY=VALUE ...]
     cti-repro reproduce [--profile P] [--seeds ...] [--force] [--set KEY=VALUE ...] [--ablations [VARIANT ...]]
     cti-repro report [--profile P]
+    cti-repro verify [--profile P] [--write] [--tolerance T]
+    cti-repro readme-table [--profile P]
 """
 
 from __future__ import annotations
@@ -110,6 +112,38 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0 if build_report(profile=args.profile, config_path=args.config) else 1
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from cti_repro.config import load_config
+    from cti_repro.report import verify
+
+    cfg = load_config(args.profile, args.config)
+    results = Path(args.results) if args.results else cfg.path(cfg.results_dir)
+    expected = Path(args.expected) if args.expected else verify.expected_path(args.profile)
+    if args.write:
+        print(f"expected numbers written: {verify.write_expected(results, expected, args.profile)}")
+        return 0
+    tol = verify.TOLERANCE if args.tolerance is None else args.tolerance
+    t = verify.verify_results(results, expected, tol)
+    for r in t.itertuples():
+        if r.status != "OK" or args.verbose:
+            print(f"{r.status:7s} {r.setting} {r.model} seed {r.seed} {r.metric}: expected {r.expected:.4f}, "
+                  f"got {r.got:.4f} (diff {r.diff:+.4f})")
+    counts = t.status.value_counts().to_dict()
+    ok = counts.get("OK", 0) == len(t) and len(t) > 0
+    print(f"{'OK' if ok else 'FAIL'}: {counts.get('OK', 0)} of {len(t)} cells within {tol:g} points of "
+          f"{expected}" + "".join(f", {n} {s}" for s, n in counts.items() if s != "OK"))
+    return 0 if ok else 1
+
+
+def _cmd_readme_table(args: argparse.Namespace) -> int:
+    from cti_repro.config import load_config
+    from cti_repro.report.verify import readme_table
+
+    cfg = load_config(args.profile, args.config)
+    print(readme_table(Path(args.results) if args.results else cfg.path(cfg.results_dir)), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cti_repro.study import MODELS, SETTINGS
 
@@ -179,6 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
                            help="also run the sensitivity study: the variants of `ablations:` in _config.yml "
                                 "(no name: its `run` set; `all`: every variant) into <results_dir>/ablations/")
         s.set_defaults(func=fn)
+
+    s = sub.add_parser("verify", help="compare results with the committed expected numbers, cell by cell")
+    s.add_argument("--profile", default="embedded")
+    s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
+    s.add_argument("--results", default=None, help="results folder (default: the profile's results_dir)")
+    s.add_argument("--expected", default=None, help="expected numbers (default: cti_repro/resources/expected/<profile>.json)")
+    s.add_argument("--tolerance", type=float, default=None,
+                   help="points (default: cti_repro.report.verify.TOLERANCE, set from the measured 1- vs 2-thread drift)")
+    s.add_argument("--write", action="store_true", help="write the expected numbers from the results instead")
+    s.add_argument("--verbose", action="store_true", help="print every cell, not only the failures")
+    s.set_defaults(func=_cmd_verify)
+    s = sub.add_parser("readme-table", help="print the README's Table 1 (Markdown) from the results")
+    s.add_argument("--profile", default="embedded")
+    s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
+    s.add_argument("--results", default=None, help="results folder (default: the profile's results_dir)")
+    s.set_defaults(func=_cmd_readme_table)
     return p
 
 

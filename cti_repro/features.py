@@ -53,6 +53,47 @@ def _register_custom_configs() -> None:
             open_clip.add_model_config(cfg)
 
 
+def clip_pretrained_cfg(model: str, pretrained: str) -> dict[str, Any]:
+    """open_clip's pretrained config of ``model`` / tag ``pretrained`` ({} for a file, ``none`` or an unknown tag)."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    tag = None if pretrained.lower() in ("", "none", "random") else pretrained
+    return dict(get_pretrained_cfg(model, tag)) if tag and not os.path.isfile(tag) else {}
+
+
+def cached_checkpoint(model: str, pretrained: str) -> Path | None:
+    """The checkpoint file open_clip would load for ``model`` / ``pretrained``, if it is on disk; no network.
+
+    A file path is itself; a tag is looked up where open_clip caches it (the Hugging Face hub cache
+    for ``hf_hub`` entries, safetensors first as open_clip prefers them; ``~/.cache/clip`` for URLs).
+    """
+    if os.path.isfile(pretrained):
+        return Path(pretrained).resolve()
+    pcfg = clip_pretrained_cfg(model, pretrained)
+    if pcfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+        from open_clip.constants import HF_WEIGHTS_NAME
+        from open_clip.pretrained import _get_safe_alternatives
+
+        repo, name = os.path.split(pcfg["hf_hub"])
+        name = name or HF_WEIGHTS_NAME
+        for fname in [*_get_safe_alternatives(name), name]:
+            hit = try_to_load_from_cache(repo, fname)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return Path(hit)
+    if pcfg.get("url"):
+        p = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(pcfg["url"])
+        return p if p.is_file() else None
+    return None
+
+
+def _activation(net) -> str:
+    """``QuickGELU`` or ``GELU``: the activation of the transformer MLPs open_clip actually built."""
+    from open_clip.transformer import QuickGELU
+
+    return "QuickGELU" if any(isinstance(m, QuickGELU) for m in net.modules()) else "GELU"
+
+
 def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cpu", seed: int = 0):
     """Build an open_clip model with its own preprocessing.
 
@@ -63,9 +104,15 @@ def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cp
         device: where to put the model.
         seed: seed for random initialisation (so random features are reproducible).
 
+    The architecture is the one the weights need: open_clip 3.3 builds ``ViT-B-32`` with
+    ``nn.GELU``, while its pretrained config marks the ``openai`` tag (and others) ``quick_gelu``
+    and ``create_model`` only warns on a mismatch; so ``force_quick_gelu`` is taken from the tag's
+    pretrained config, for any model and tag.
+
     Returns:
-        (model, preprocess, tokenizer, identity) where identity records name, weights and
-        whether they are pretrained.
+        (model, preprocess, tokenizer, identity) where identity records name, weights, whether
+        they are pretrained, the ``architecture`` built (name, activation) and, for pretrained
+        weights, the ``checkpoint`` file and its ``sha256``.
 
     Raises:
         WeightsUnavailableError: weights missing and ``allow_random`` is false.
@@ -79,8 +126,15 @@ def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cp
     torch.manual_seed(seed)
     if tag is not None:
         try:
-            net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=tag, device=device)
+            quick = bool(clip_pretrained_cfg(model, tag).get("quick_gelu", False))
+            net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=tag, device=device,
+                                                                       force_quick_gelu=quick)
             identity["pretrained"] = True
+            ckpt = cached_checkpoint(model, tag)
+            if ckpt is not None:
+                from cti_repro.io_utils import sha256_file
+
+                identity.update(checkpoint=str(ckpt), sha256=sha256_file(ckpt))
         except Exception as exc:  # hub errors, missing file, offline mode: many types
             if not allow_random:
                 raise WeightsUnavailableError(
@@ -99,6 +153,7 @@ def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cp
         net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=None, device=device)
         identity.update(weights=f"random(seed={seed})", pretrained=False)
     net.eval()
+    identity["architecture"] = {"name": model, "activation": _activation(net)}
     return net, preprocess, open_clip.get_tokenizer(model), identity
 
 
@@ -244,10 +299,31 @@ class FeatureSet:
         return {c: i for i, c in enumerate(self.categories)}
 
 
-def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str) -> str:
+def image_weights_key(model: str, pretrained: str) -> dict[str, Any]:
+    """What the image features depend on beyond the names: the checkpoint on disk (name, size,
+    mtime; ``random`` when there is none, so a random-weight cache never serves a run that now has
+    real weights), the activation the tag needs and open_clip's preprocessing for it."""
+    import open_clip
+
+    _register_custom_configs()
+    ckpt = cached_checkpoint(model, pretrained)
+    pcfg = clip_pretrained_cfg(model, pretrained)
+    vision = (open_clip.get_model_config(model) or {}).get("vision_cfg", {})
+    pre = {k: pcfg.get(k) for k in ("mean", "std", "interpolation", "resize_mode")}
+    st = ckpt.stat() if ckpt else None
+    return {"weights": {"file": ckpt.name, "size": st.st_size, "mtime": int(st.st_mtime)} if st else "random",
+            "quick_gelu": bool(pcfg.get("quick_gelu", False)),
+            "preprocess": {"image_size": vision.get("image_size"), **pre, "open_clip": open_clip.__version__}}
+
+
+def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str, device: str = "cpu") -> str:
+    from cti_repro.device import amp_enabled
+
     enc = cfg.encoders
     if part in ("image", "clip_category"):
-        spec = {"model": enc.image.model, "pretrained": enc.image.pretrained, "allow_random": enc.image.allow_random}
+        spec = {"model": enc.image.model, "pretrained": enc.image.pretrained, "allow_random": enc.image.allow_random,
+                **image_weights_key(enc.image.model, enc.image.pretrained),
+                "precision": "bf16" if amp_enabled(device, None) else "fp32"}  # encode_images' autocast
         if part == "clip_category":
             spec["prompt"] = enc.clip_prompt
     else:
@@ -281,7 +357,7 @@ def load_features(
     fs = FeatureSet(categories=sorted({c for p in catalogue.paths for c in p}))
     todo = []
     for part in parts:
-        key = _part_key(cfg, catalogue, part)
+        key = _part_key(cfg, catalogue, part, device)
         npy, meta = root / f"{part}-{key}.npy", root / f"{part}-{key}.json"
         if npy.is_file() and meta.is_file():
             fs.arrays[part] = np.load(npy, mmap_mode="r")
@@ -304,7 +380,8 @@ def load_features(
             paths = [catalogue.image_path(i) for i in range(len(catalogue))]
             workers = ic.num_workers if device == "cuda" else min(ic.num_workers, os.cpu_count() or 1)
             arr, ok = encode_images(net, preprocess, paths, ic.batch_size, workers, device)
-            stats = {"images_unreadable": int((~ok).sum()), "image_seconds": round(time.perf_counter() - t0, 2)}
+            stats = {"images_unreadable": int((~ok).sum()), "images_total": len(paths),
+                     "image_seconds": round(time.perf_counter() - t0, 2)}
             computed["image"] = (arr, "image", ident, stats)
         if "clip_category" in need:
             texts = [cfg.encoders.clip_prompt.format(c) for c in fs.categories]

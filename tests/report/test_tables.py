@@ -366,3 +366,25 @@ def test_gallery_marks_relevant_products(tmp_path):
     assert report.gallery(recs, cat, "most_general", k=2).cti_queries == expected[:3]
     empty = report.gallery(recs, cat, "most_specific")
     assert empty.cti_gallery == [] and isinstance(empty, Figure)
+
+
+def test_missing_images_are_counted_and_flagged_above_one_percent():
+    from cti_repro.report import row_page
+
+    few = make_record("all", "CLIP-ITA", 0, feature_stats={"images_unreadable": 10, "images_total": 1000})
+    many = make_record("all", "CLIP-I", 0, feature_stats={"images_unreadable": 11, "images_total": 1000})
+    text = make_record("all", "MPNet", 0, feature_stats={"images_unreadable": 500, "images_total": 1000})
+    assert row_page.missing_images_box(few) is None  # exactly 1%: not flagged
+    assert "11 of 1,000" in row_page.missing_images_box(many)
+    assert row_page.missing_images_box(text) is None  # MPNet does not use the images
+    assert row_page.data_table(many).loc["images unreadable (zero vectors)", "count"] == "11 of 1,000 (1.1%)"
+    box = report.provenance_html([few, many, text])
+    assert "Images unreadable" in box and "FLAGGED for all CLIP-I" in box and "CLIP-ITA" not in box.split("FLAGGED")[1]
+
+
+def test_provenance_shows_activation_and_checkpoint_hash():
+    rec = make_record("all", "CLIP", 0)
+    rec["encoders"]["image"].update(architecture={"name": "ViT-B-32", "activation": "QuickGELU"},
+                                    checkpoint="/hub/open_clip_model.safetensors", sha256="ab" * 32)
+    box = report.provenance_html([rec])
+    assert "QuickGELU" in box and "open_clip_model.safetensors sha256 abababababab" in box
