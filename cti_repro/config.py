@@ -338,20 +338,17 @@ def load_config(
     return cfg
 
 
-# ---- --set overrides -------------------------------------------------------------------------
 def _field_type(key: str) -> Any:
     """The declared type of dotted ``key`` in :class:`StudyConfig`; ConfigError if there is none."""
     tp: Any = StudyConfig
     parts = key.split(".")
     for i, part in enumerate(parts):
-        here = ".".join(parts[: i + 1])
         if dataclasses.is_dataclass(tp):
-            hints = typing.get_type_hints(tp)
-            name = _ALIASES.get(part, part)
-            if name not in hints or name in ("profile", "root"):
-                allowed = sorted(n.rstrip("_") for n in hints if n not in ("profile", "root"))
-                raise ConfigError(f"--set {key}: unknown field {here} (allowed: {', '.join(allowed)})")
-            tp = hints[name]
+            hints = {n: t for n, t in typing.get_type_hints(tp).items() if n not in ("profile", "root")}
+            if _ALIASES.get(part, part) not in hints:
+                raise ConfigError(f"--set {key}: unknown field {'.'.join(parts[: i + 1])} "
+                                  f"(allowed: {', '.join(sorted(n.rstrip('_') for n in hints))})")
+            tp = hints[_ALIASES.get(part, part)]
         elif typing.get_origin(tp) is dict:
             tp = typing.get_args(tp)[1]
         else:
@@ -360,14 +357,11 @@ def _field_type(key: str) -> Any:
 
 
 def _nest(key: str, value: Any) -> dict[str, Any]:
-    for part in reversed(key.split(".")):
-        value = {part: value}
-    return value
+    return {key.split(".")[0]: _nest(key.split(".", 1)[1], value) if "." in key else value}
 
 
 def parse_overrides(overrides: Sequence[str] | Mapping[str, Any] | None) -> dict[str, Any]:
-    """``["a.b=VALUE", ...]`` or ``{"a.b": value}`` -> ``{"a.b": value}``, each checked against the schema.
-
+    """``["a.b=VALUE", ...]`` or ``{"a.b": value}`` -> ``{"a.b": value}``, each checked against the schema;
     VALUE is YAML (``0.1``, ``true``, ``[0, 1]``, ``{k: v}``); a later override of a key wins.
 
     Raises:

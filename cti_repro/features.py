@@ -33,10 +33,12 @@ import numpy as np
 from cti_repro.config import StudyConfig
 from cti_repro.data.catalogue import Catalogue
 from cti_repro.device import amp_context, pick_device
+from cti_repro.clip_weights import (
+    RESOURCES, _activation, _register_custom_configs, cached_checkpoint, clip_pretrained_cfg, image_weights_key,
+)
 from cti_repro.io_utils import atomic_write_bytes, atomic_write_json, stable_hash
 
 PARTS = ("image", "title", "attributes", "category", "clip_category")
-RESOURCES = Path(__file__).resolve().parent / "resources"
 CACHE_VERSION = 1
 
 
@@ -45,55 +47,6 @@ class WeightsUnavailableError(RuntimeError):
 
 
 # ---- encoders --------------------------------------------------------------------------------
-def _register_custom_configs() -> None:
-    import open_clip
-
-    for cfg in sorted(RESOURCES.glob("*.json")):
-        if cfg.stem not in open_clip.list_models():
-            open_clip.add_model_config(cfg)
-
-
-def clip_pretrained_cfg(model: str, pretrained: str) -> dict[str, Any]:
-    """open_clip's pretrained config of ``model`` / tag ``pretrained`` ({} for a file, ``none`` or an unknown tag)."""
-    from open_clip.pretrained import get_pretrained_cfg
-
-    tag = None if pretrained.lower() in ("", "none", "random") else pretrained
-    return dict(get_pretrained_cfg(model, tag)) if tag and not os.path.isfile(tag) else {}
-
-
-def cached_checkpoint(model: str, pretrained: str) -> Path | None:
-    """The checkpoint file open_clip would load for ``model`` / ``pretrained``, if it is on disk; no network.
-
-    A file path is itself; a tag is looked up where open_clip caches it (the Hugging Face hub cache
-    for ``hf_hub`` entries, safetensors first as open_clip prefers them; ``~/.cache/clip`` for URLs).
-    """
-    if os.path.isfile(pretrained):
-        return Path(pretrained).resolve()
-    pcfg = clip_pretrained_cfg(model, pretrained)
-    if pcfg.get("hf_hub"):
-        from huggingface_hub import try_to_load_from_cache
-        from open_clip.constants import HF_WEIGHTS_NAME
-        from open_clip.pretrained import _get_safe_alternatives
-
-        repo, name = os.path.split(pcfg["hf_hub"])
-        name = name or HF_WEIGHTS_NAME
-        for fname in [*_get_safe_alternatives(name), name]:
-            hit = try_to_load_from_cache(repo, fname)
-            if isinstance(hit, str) and os.path.isfile(hit):
-                return Path(hit)
-    if pcfg.get("url"):
-        p = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(pcfg["url"])
-        return p if p.is_file() else None
-    return None
-
-
-def _activation(net) -> str:
-    """``QuickGELU`` or ``GELU``: the activation of the transformer MLPs open_clip actually built."""
-    from open_clip.transformer import QuickGELU
-
-    return "QuickGELU" if any(isinstance(m, QuickGELU) for m in net.modules()) else "GELU"
-
-
 def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cpu", seed: int = 0):
     """Build an open_clip model with its own preprocessing.
 
@@ -297,23 +250,6 @@ class FeatureSet:
 
     def category_index(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.categories)}
-
-
-def image_weights_key(model: str, pretrained: str) -> dict[str, Any]:
-    """What the image features depend on beyond the names: the checkpoint on disk (name, size,
-    mtime; ``random`` when there is none, so a random-weight cache never serves a run that now has
-    real weights), the activation the tag needs and open_clip's preprocessing for it."""
-    import open_clip
-
-    _register_custom_configs()
-    ckpt = cached_checkpoint(model, pretrained)
-    pcfg = clip_pretrained_cfg(model, pretrained)
-    vision = (open_clip.get_model_config(model) or {}).get("vision_cfg", {})
-    pre = {k: pcfg.get(k) for k in ("mean", "std", "interpolation", "resize_mode")}
-    st = ckpt.stat() if ckpt else None
-    return {"weights": {"file": ckpt.name, "size": st.st_size, "mtime": int(st.st_mtime)} if st else "random",
-            "quick_gelu": bool(pcfg.get("quick_gelu", False)),
-            "preprocess": {"image_size": vision.get("image_size"), **pre, "open_clip": open_clip.__version__}}
 
 
 def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str, device: str = "cpu") -> str:

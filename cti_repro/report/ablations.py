@@ -109,7 +109,8 @@ def ablation_wide(t: pd.DataFrame) -> pd.DataFrame:
 def ablation_figure(t: pd.DataFrame, metrics: Sequence[str] = ("P@1", "R-precision")) -> Figure:
     """A forest plot: per setting, each variant's difference from the default (points) and its 95%
     interval (bars), one marker per metric; the vertical line is no difference."""
-    t = t[t.metric.isin(metrics) & np.isfinite(t["diff"])]
+    t = t[t.metric.isin(metrics)] if len(t) else t
+    t = t[np.isfinite(t["diff"].astype(float))] if len(t) else t
     if t.empty:
         return empty_figure("No ablation variant has run yet (cti-repro reproduce --ablations).")
     labels = list(dict.fromkeys(f"{v} ({m})" for v, m in zip(t.variant, t.model)))

@@ -388,3 +388,11 @@ def test_provenance_shows_activation_and_checkpoint_hash():
                                     checkpoint="/hub/open_clip_model.safetensors", sha256="ab" * 32)
     box = report.provenance_html([rec])
     assert "QuickGELU" in box and "open_clip_model.safetensors sha256 abababababab" in box
+
+
+def test_ablation_page_helpers_without_any_variant(tmp_path):
+    t = report.ablations.ablation_table(tmp_path)
+    assert t.empty and list(t.columns) == report.ablations.COLUMNS
+    assert report.ablations.ablation_wide(t).empty
+    fig = report.ablations.ablation_figure(t)  # the "nothing has run" figure, not an error
+    assert isinstance(fig, Figure) and "No ablation variant" in fig.axes[0].texts[0].get_text()
