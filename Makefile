@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 reproduce: $(STAMP)
-	$(BIN)/cti-repro reproduce --profile $(PROFILE)
+	$(BIN)/cti-repro reproduce --profile $(PROFILE) --ablations
 
 book: $(STAMP)
 	$(BIN)/cti-repro report --profile $(PROFILE)

@@ -7,10 +7,12 @@ Subcommands (heavy imports happen inside each handler so ``--help`` stays fast):
     cti-repro data xmarket --source DIR_OR_URL --market us --out OUT [--categories ...] [--skip-images] [--workers N]
     cti-repro models mpnet [--out DIR]
     cti-repro eval --qrels QRELS --run RUN [--ap-norm hits|min_k_R|R]
-    cti-repro run --setting S --model M [--profile P] [--seed N] [--out DIR]
-    cti-repro reproduce [--profile P] [--seeds ...] [--force] [--study cti|xmodal|both]
+    cti-repro run --setting S --model M [--profile P] [--seed N] [--out DIR] [--set KEY=VALUE ...]
+    cti-repro reproduce [--profile P] [--seeds ...] [--force] [--set KEY=VALUE ...] [--ablations [VARIANT ...]] [--study cti|xmodal|both]
     cti-repro report [--profile P]
     cti-repro xmodal run --model NAME [--profile P] [--seed S] [--set K=V ...] [--out DIR] [--force]
+    cti-repro verify [--profile P] [--write] [--tolerance T]
+    cti-repro readme-table [--profile P]
 """
 
 from __future__ import annotations
@@ -80,11 +82,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # ---- study -----------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
+    from cti_repro.config import load_config, parse_overrides
+    from cti_repro.io_utils import stable_hash
     from cti_repro.run.row import run_row
 
+    cfg = load_config(args.profile, args.config, overrides=args.set)
+    out = Path(args.out) if args.out else None
+    if args.set and out is None:  # never overwrite the profile's own rows with a variant
+        out = cfg.path(cfg.results_dir) / "overrides" / stable_hash(parse_overrides(args.set))[:10]
     path = run_row(
         setting=args.setting, model=args.model, profile=args.profile, seed=args.seed,
-        out_dir=Path(args.out) if args.out else None, force=args.force, config_path=args.config,
+        out_dir=out, force=args.force, config_path=args.config, cfg=cfg,
     )
     result = json.loads(Path(path).read_text())
     _print_json({"result": str(path), "means": result["means"], "wall_time_s": result["wall_time_s"]})
@@ -96,7 +104,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     ok = reproduce(
         profile=args.profile, seeds=args.seeds, force=args.force, config_path=args.config,
-        build_book=not args.no_book, study=args.study,
+        build_book=not args.no_book, study=args.study, overrides=args.set, ablations=args.ablations,
     )
     return 0 if ok else 1
 
@@ -137,6 +145,38 @@ def _add_xmodal(sub) -> None:
     s.set_defaults(func=_cmd_xmodal_run)
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from cti_repro.config import load_config
+    from cti_repro.report import verify
+
+    cfg = load_config(args.profile, args.config)
+    results = Path(args.results) if args.results else cfg.path(cfg.results_dir)
+    expected = Path(args.expected) if args.expected else verify.expected_path(args.profile)
+    if args.write:
+        print(f"expected numbers written: {verify.write_expected(results, expected, args.profile)}")
+        return 0
+    tol = verify.TOLERANCE if args.tolerance is None else args.tolerance
+    t = verify.verify_results(results, expected, tol)
+    for r in t.itertuples():
+        if r.status != "OK" or args.verbose:
+            print(f"{r.status:7s} {r.setting} {r.model} seed {r.seed} {r.metric}: expected {r.expected:.4f}, "
+                  f"got {r.got:.4f} (diff {r.diff:+.4f})")
+    counts = t.status.value_counts().to_dict()
+    ok = counts.get("OK", 0) == len(t) and len(t) > 0
+    print(f"{'OK' if ok else 'FAIL'}: {counts.get('OK', 0)} of {len(t)} cells within {tol:g} points of "
+          f"{expected}" + "".join(f", {n} {s}" for s, n in counts.items() if s != "OK"))
+    return 0 if ok else 1
+
+
+def _cmd_readme_table(args: argparse.Namespace) -> int:
+    from cti_repro.config import load_config
+    from cti_repro.report.verify import readme_table
+
+    cfg = load_config(args.profile, args.config)
+    print(readme_table(Path(args.results) if args.results else cfg.path(cfg.results_dir)), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cti-repro`` argument parser (subcommands and their options)."""
     from cti_repro.study import MODELS, SETTINGS
@@ -174,7 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="rebuild even if a verified copy exists")
     s.set_defaults(func=_cmd_models_mpnet)
 
-    s = sub.add_parser("eval", help="evaluate a TREC run against TREC qrels")
+    s = sub.add_parser("eval", help="evaluate a TREC run against TREC qrels",
+                       description="Evaluate a TREC run (qid Q0 docid rank score tag) against qrels. Lines are "
+                                   "ranked by score descending; ties are broken as trec_eval does (docid in "
+                                   "descending string order); the rank column is ignored.")
     s.add_argument("--qrels", required=True)
     s.add_argument("--run", required=True)
     s.add_argument("--ap-norm", default="hits", choices=("hits", "min_k_R", "R"))
@@ -188,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=helptext)
         s.add_argument("--profile", default="embedded")
         s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
+        if name in ("run", "reproduce"):
+            s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a config field, e.g. --set loss.tau=0.1 (dotted key, YAML value; "
+                                "repeatable; checked like _config.yml). `run` then writes to "
+                                "<results_dir>/overrides/<hash>/ unless --out is given")
         if name == "run":
             s.add_argument("--setting", required=True, choices=SETTINGS)
             s.add_argument("--model", required=True, choices=MODELS)
@@ -200,8 +248,27 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--no-book", action="store_true", help="stop after the notebooks")
             s.add_argument("--study", default="both", choices=("cti", "xmodal", "both"),
                            help="which study's rows to run: category-to-image (Table 1), text-image, or both")
+            s.add_argument("--ablations", nargs="*", default=None, metavar="VARIANT",
+                           help="also run the sensitivity study: the variants of `ablations:` in _config.yml "
+                                "(no name: its `run` set; `all`: every variant) into <results_dir>/ablations/")
         s.set_defaults(func=fn)
     _add_xmodal(sub)
+
+    s = sub.add_parser("verify", help="compare results with the committed expected numbers, cell by cell")
+    s.add_argument("--profile", default="embedded")
+    s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
+    s.add_argument("--results", default=None, help="results folder (default: the profile's results_dir)")
+    s.add_argument("--expected", default=None, help="expected numbers (default: cti_repro/resources/expected/<profile>.json)")
+    s.add_argument("--tolerance", type=float, default=None,
+                   help="points (default: cti_repro.report.verify.TOLERANCE, set from the measured 1- vs 2-thread drift)")
+    s.add_argument("--write", action="store_true", help="write the expected numbers from the results instead")
+    s.add_argument("--verbose", action="store_true", help="print every cell, not only the failures")
+    s.set_defaults(func=_cmd_verify)
+    s = sub.add_parser("readme-table", help="print the README's Table 1 (Markdown) from the results")
+    s.add_argument("--profile", default="embedded")
+    s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
+    s.add_argument("--results", default=None, help="results folder (default: the profile's results_dir)")
+    s.set_defaults(func=_cmd_readme_table)
     return p
 
 

@@ -14,6 +14,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,7 @@ class ModelConfig:
     dim: int = 256
     dropout: float = 0.1
     attribute_pool: str = "mean"  # mean (eq. 5) | attention (extension: learned pooling, models/heads.py)
+    normalize_modalities: bool = False  # L2-normalise each modality's features before concatenation
 
 
 @dataclass
@@ -191,6 +193,8 @@ class LossConfig:
     tree_decay: float = 0.5    # tree_soft: target weight gamma^distance of an ancestor/descendant pair
     tree_beta: float = 1.0     # tree_margin: weight of the far-pair hinge
     tree_margin: float = 0.0   # tree_margin: cosine below which a far pair costs nothing
+    similarity: str = "cosine"  # cosine | dot (of the unnormalised head outputs; loss and retrieval)
+    learn_tau: bool = False     # learn log(1/tau) from ``tau`` as its start (CLIP's logit scale)
 
 
 @dataclass
@@ -228,6 +232,9 @@ class EvalConfig:
     """
     ap_norm: str = "hits"
     chunk_size: int = 1024
+    tie_rule: str = "id"        # id (ascending product id) | random (a seeded permutation, eval.tie_seed)
+    tie_seed: int = 0
+    candidates: str = "test"    # test (the paper's test products) | all (baselines: every product)
 
 
 @dataclass
@@ -398,7 +405,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
 def _validate(cfg: StudyConfig, where: str) -> None:
     def need(cond: bool, field_: str, msg: str) -> None:
         if not cond:
-            raise ConfigError(f"{where}.{field_}: {msg}")
+            err = ConfigError(f"{where}.{field_}: {msg}")
+            err.field, err.reason = field_, msg  # lets load_config blame a --set override
+            raise err
 
     need(cfg.data.source in ("synthetic", "xmarket", "dir"), "data.source",
          f"must be synthetic, xmarket or dir, got {cfg.data.source!r}")
@@ -430,6 +439,11 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(cfg.train.amp in ("auto", "on", "off"), "train.amp", "auto, on or off")
     need(cfg.eval.ap_norm in ("hits", "min_k_R", "R"), "eval.ap_norm", "hits, min_k_R or R")
     need(len(cfg.seeds) >= 1, "seeds", "needs at least one seed")
+    need(cfg.loss.similarity in ("cosine", "dot"), "loss.similarity", f"cosine or dot, got {cfg.loss.similarity!r}")
+    need(not (cfg.loss.learn_tau and cfg.loss.kind == "soft"), "loss.learn_tau", "applies to the infonce loss only")
+    need(cfg.loss.similarity == "cosine" or cfg.loss.kind == "infonce", "loss.similarity", "dot needs loss.kind infonce")
+    need(cfg.eval.tie_rule in ("id", "random"), "eval.tie_rule", f"id or random, got {cfg.eval.tie_rule!r}")
+    need(cfg.eval.candidates in ("test", "all"), "eval.candidates", f"test or all, got {cfg.eval.candidates!r}")
     need("{}" in cfg.encoders.clip_prompt, "encoders.clip_prompt", "must contain {} for the category")
     need(cfg.extensions.model in ("CLIP-I", "CLIP-IA", "CLIP-ITA"), "extensions.model",
          f"a trained model (CLIP-I, CLIP-IA, CLIP-ITA), got {cfg.extensions.model!r}")
@@ -477,12 +491,16 @@ def _validate_ranges(cfg: StudyConfig, need) -> None:
     need(not d.exists() or d.is_dir(), "data.dir", f"{d} exists and is not a folder")
 
 
-def load_config(profile: str = "embedded", path: str | Path | None = None) -> StudyConfig:
+def load_config(
+    profile: str = "embedded", path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] | None = None,
+) -> StudyConfig:
     """Load ``_config.yml`` and resolve one profile.
 
     Args:
         profile: name under ``profiles:``.
         path: config file (default: ``./_config.yml``, else the repository's copy).
+        overrides: ``--set`` overrides applied last, as ``["loss.tau=0.1", ...]`` (dotted key, YAML
+            value) or a mapping ``{"loss.tau": 0.1}``; checked like the file, errors name the key.
 
     Returns:
         The validated :class:`StudyConfig`.
@@ -506,18 +524,78 @@ def load_config(profile: str = "embedded", path: str | Path | None = None) -> St
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping with 'defaults' and 'profiles'")
-    unknown = set(raw) - {"defaults", "profiles"}
+    unknown = set(raw) - {"defaults", "profiles", "ablations"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}")
     profiles = raw.get("profiles") or {}
     if profile not in profiles:
         raise ConfigError(f"{path}: profiles.{profile}: no such profile (have: {', '.join(profiles)})")
     merged = deep_merge(raw.get("defaults") or {}, profiles[profile] or {})
+    sets = parse_overrides(overrides)
+    for key, value in sets.items():
+        merged = deep_merge(merged, _nest(key, value))
     cfg = _build(StudyConfig, merged, f"{path}: profiles.{profile}")
     cfg.profile = profile
     cfg.root = str(path.resolve().parent)
-    _validate(cfg, f"{path}: profiles.{profile}")
+    try:
+        _validate(cfg, f"{path}: profiles.{profile}")
+    except ConfigError as exc:
+        field_ = getattr(exc, "field", "")
+        blamed = [k for k in sets if k == field_ or k.startswith(field_ + ".") or field_.startswith(k + ".")]
+        if blamed:
+            raise ConfigError(f"--set {blamed[0]}={sets[blamed[0]]!r}: {exc.reason}") from None
+        raise
     return cfg
+
+
+def _field_type(key: str) -> Any:
+    """The declared type of dotted ``key`` in :class:`StudyConfig`; ConfigError if there is none."""
+    tp: Any = StudyConfig
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if dataclasses.is_dataclass(tp):
+            hints = {n: t for n, t in typing.get_type_hints(tp).items() if n not in ("profile", "root")}
+            if _ALIASES.get(part, part) not in hints:
+                raise ConfigError(f"--set {key}: unknown field {'.'.join(parts[: i + 1])} "
+                                  f"(allowed: {', '.join(sorted(n.rstrip('_') for n in hints))})")
+            tp = hints[_ALIASES.get(part, part)]
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
+    return tp
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    return {key.split(".")[0]: _nest(key.split(".", 1)[1], value) if "." in key else value}
+
+
+def parse_overrides(overrides: Sequence[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``["a.b=VALUE", ...]`` or ``{"a.b": value}`` -> ``{"a.b": value}``, each checked against the schema;
+    VALUE is YAML (``0.1``, ``true``, ``[0, 1]``, ``{k: v}``); a later override of a key wins.
+
+    Raises:
+        ConfigError: no ``=``, an unknown key or a value of the wrong type (names the key).
+    """
+    if not overrides:
+        return {}
+    items: list[tuple[str, Any]] = []
+    if isinstance(overrides, Mapping):
+        items = [(str(k), v) for k, v in overrides.items()]
+    else:
+        for text in overrides:
+            key, eq, value = str(text).partition("=")
+            if not eq or not key.strip():
+                raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted config key, e.g. loss.tau=0.1")
+            try:
+                items.append((key.strip(), yaml.safe_load(value) if value.strip() else ""))
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"--set {key.strip()}: value is not valid YAML: {exc}") from None
+    out: dict[str, Any] = {}
+    for key, value in items:
+        _check_type(value, _field_type(key), f"--set {key}")
+        out[key] = value
+    return out
 
 
 def _default_path() -> Path:

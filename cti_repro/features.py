@@ -41,11 +41,13 @@ import numpy as np
 from cti_repro.config import StudyConfig
 from cti_repro.data.catalogue import Catalogue
 from cti_repro.device import amp_context, pick_device
+from cti_repro.clip_weights import (
+    _activation, _register_custom_configs, cached_checkpoint, clip_pretrained_cfg, image_weights_key,
+)
 from cti_repro.io_utils import atomic_write_bytes, atomic_write_json, stable_hash
 
 PARTS = ("image", "title", "attributes", "category", "clip_category")
 RAGGED_PARTS = ("attribute_values", "attribute_index", "attribute_offsets")
-RESOURCES = Path(__file__).resolve().parent / "resources"
 CACHE_VERSION = 1
 
 
@@ -54,14 +56,6 @@ class WeightsUnavailableError(RuntimeError):
 
 
 # ---- encoders --------------------------------------------------------------------------------
-def _register_custom_configs() -> None:
-    import open_clip
-
-    for cfg in sorted(RESOURCES.glob("*.json")):
-        if cfg.stem not in open_clip.list_models():
-            open_clip.add_model_config(cfg)
-
-
 def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cpu", seed: int = 0):
     """Build an open_clip model with its own preprocessing.
 
@@ -72,9 +66,15 @@ def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cp
         device: where to put the model.
         seed: seed for random initialisation (so random features are reproducible).
 
+    The architecture is the one the weights need: open_clip 3.3 builds ``ViT-B-32`` with
+    ``nn.GELU``, while its pretrained config marks the ``openai`` tag (and others) ``quick_gelu``
+    and ``create_model`` only warns on a mismatch; so ``force_quick_gelu`` is taken from the tag's
+    pretrained config, for any model and tag.
+
     Returns:
-        (model, preprocess, tokenizer, identity) where identity records name, weights and
-        whether they are pretrained.
+        (model, preprocess, tokenizer, identity) where identity records name, weights, whether
+        they are pretrained, the ``architecture`` built (name, activation) and, for pretrained
+        weights, the ``checkpoint`` file and its ``sha256``.
 
     Raises:
         WeightsUnavailableError: weights missing and ``allow_random`` is false.
@@ -88,8 +88,15 @@ def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cp
     torch.manual_seed(seed)
     if tag is not None:
         try:
-            net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=tag, device=device)
+            quick = bool(clip_pretrained_cfg(model, tag).get("quick_gelu", False))
+            net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=tag, device=device,
+                                                                       force_quick_gelu=quick)
             identity["pretrained"] = True
+            ckpt = cached_checkpoint(model, tag)
+            if ckpt is not None:
+                from cti_repro.io_utils import sha256_file
+
+                identity.update(checkpoint=str(ckpt), sha256=sha256_file(ckpt))
         except Exception as exc:  # hub errors, missing file, offline mode: many types
             if not allow_random:
                 raise WeightsUnavailableError(
@@ -108,6 +115,7 @@ def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cp
         net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=None, device=device)
         identity.update(weights=f"random(seed={seed})", pretrained=False)
     net.eval()
+    identity["architecture"] = {"name": model, "activation": _activation(net)}
     return net, preprocess, open_clip.get_tokenizer(model), identity
 
 
@@ -270,10 +278,14 @@ class FeatureSet:
         return {c: i for i, c in enumerate(self.categories)}
 
 
-def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str) -> str:
+def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str, device: str = "cpu") -> str:
+    from cti_repro.device import amp_enabled
+
     enc = cfg.encoders
     if part in ("image", "clip_category"):
-        spec = {"model": enc.image.model, "pretrained": enc.image.pretrained, "allow_random": enc.image.allow_random}
+        spec = {"model": enc.image.model, "pretrained": enc.image.pretrained, "allow_random": enc.image.allow_random,
+                **image_weights_key(enc.image.model, enc.image.pretrained),
+                "precision": "bf16" if amp_enabled(device, None) else "fp32"}  # encode_images' autocast
         if part == "clip_category":
             spec["prompt"] = enc.clip_prompt
     else:
@@ -308,7 +320,7 @@ def load_features(
     fs = FeatureSet(categories=sorted({c for p in catalogue.paths for c in p}))
     todo = []
     for part in parts:
-        key = _part_key(cfg, catalogue, part)
+        key = _part_key(cfg, catalogue, part, device)
         npy, meta = root / f"{part}-{key}.npy", root / f"{part}-{key}.json"
         if npy.is_file() and meta.is_file():
             rows = {"category": len(fs.categories), "clip_category": len(fs.categories), "attribute_values": None,
@@ -335,7 +347,8 @@ def load_features(
             paths = [catalogue.image_path(i) for i in range(len(catalogue))]
             workers = ic.num_workers if device == "cuda" else min(ic.num_workers, os.cpu_count() or 1)
             arr, ok = encode_images(net, preprocess, paths, ic.batch_size, workers, device)
-            stats = {"images_unreadable": int((~ok).sum()), "image_seconds": round(time.perf_counter() - t0, 2)}
+            stats = {"images_unreadable": int((~ok).sum()), "images_total": len(paths),
+                     "image_seconds": round(time.perf_counter() - t0, 2)}
             computed["image"] = (arr, "image", ident, stats)
         if "clip_category" in need:
             texts = [cfg.encoders.clip_prompt.format(c) for c in fs.categories]

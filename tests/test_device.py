@@ -146,4 +146,4 @@ def test_training_amp_and_on_device_loss_sum():
             c, p = model(data.category[a : a + n], {"image": data.product["image"][a : a + n]})
             total += float(loss(c, p, data.labels[a : a + n])) * n
             count += n
-    assert evaluate_loss(model, data, loss, 16, "cpu", False) == pytest.approx(total / count, rel=1e-12)
+    assert evaluate_loss(model, data, loss, 16, "cpu", False, shuffle_seed=None) == pytest.approx(total / count, rel=1e-12)

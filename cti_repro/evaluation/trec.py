@@ -101,8 +101,9 @@ def ranked_relevance(
     """Ranked relevance matrix of a run against qrels (vectorised, no per-query loop).
 
     The evaluated queries are the qrels' queries with at least one relevant item (rel > 0),
-    sorted by qid. Each query's run lines are ranked by score descending, then docid ascending
-    (string order; the rank column is ignored). Queries absent from the run get an all-zero row.
+    sorted by qid. Each query's run lines are ranked by score descending, then docid *descending*
+    (string order; the rank column is ignored): trec_eval's rule (its ``form_res_rels`` sorts
+    ties by docno, reversed), so ties score as ``trec_eval`` / ``pytrec_eval`` score them. Queries absent from the run get an all-zero row.
     Run queries absent from the qrels are ignored.
 
     Args:
@@ -131,8 +132,8 @@ def ranked_relevance(
     keep = queries[run_q] == r_qid  # drop run lines of queries that are not evaluated
     run_q, run_doc, score = run_q[keep], run_doc[keep], r_score[keep]
 
-    # Sort by query, then score descending, then docid ascending (lexsort: last key is primary).
-    order = np.lexsort((run_doc, -score, run_q))
+    # Sort by query, then score descending, then docid descending as trec_eval (lexsort: last key is primary).
+    order = np.lexsort((-run_doc, -score, run_q))
     run_q, run_doc = run_q[order], run_doc[order]
     starts = np.searchsorted(run_q, np.arange(len(queries)))
     pos = np.arange(len(run_q)) - starts[run_q]

@@ -12,10 +12,12 @@ modalities it concatenates. Outputs are not normalised: the loss and retrieval d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cti_repro.study import MODALITIES
@@ -159,6 +161,11 @@ class CtIModel(nn.Module):
         attribute_pool: ``"mean"`` (eq. 5: ``feats["attributes"]`` is the cached mean [B, d_a]) or
             ``"attention"`` (:class:`AttentionPool`: ``feats["attributes"]`` is a [B, A] index
             into the table given to :meth:`set_attribute_table`).
+        normalize_modalities: L2-normalise each modality's features before the concatenation, so
+            a block with a large norm (random ViT-B-32 image features: ~22) does not drown the
+            unit-norm text blocks.
+        learn_tau: hold a learnable ``logit_scale = log(1/tau)`` (CLIP's), started at ``tau``.
+        tau: the temperature ``logit_scale`` starts from.
 
     Example::
 
@@ -177,6 +184,9 @@ class CtIModel(nn.Module):
         d: int = 256,
         dropout: float = 0.1,
         attribute_pool: str = "mean",
+        normalize_modalities: bool = False,
+        learn_tau: bool = False,
+        tau: float = 1.0,
     ) -> None:
         super().__init__()
         if attribute_pool not in ATTRIBUTE_POOLS:
@@ -198,6 +208,9 @@ class CtIModel(nn.Module):
         self.head_kind, self.d, self.dropout = head, int(d), float(dropout)
         self.category_head = build_head(head, self.category_dim, self.d, dropout)  # g_c
         self.product_head = build_head(head, self.product_dim, self.d, dropout)  # g_p
+        self.normalize_modalities = bool(normalize_modalities)
+        # registered after the heads: it draws no random numbers, so the heads' init is unchanged
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / tau))) if learn_tau else None
         self.attribute_pool = attribute_pool
         if attribute_pool == "attention" and "attributes" in self.modalities:
             self.attribute_attention = AttentionPool(self.dims["attributes"])
@@ -256,7 +269,8 @@ class CtIModel(nn.Module):
                 x = self.attribute_attention(x)  # [B, A] indices -> pooled [B, d_a]
             if x.shape[-1] != self.dims[m]:
                 raise ValueError(f"{m!r} features have size {x.shape[-1]}, expected {self.dims[m]}")
-            parts.append(x.to(self._dtype))  # cached features may be float16
+            x = x.to(self._dtype)  # cached features may be float16
+            parts.append(F.normalize(x, dim=-1) if self.normalize_modalities else x)
         return self.product_head(torch.cat(parts, dim=-1))
 
     def forward(self, category_feats: Tensor, product_feats: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -265,7 +279,12 @@ class CtIModel(nn.Module):
 
     @property
     def _dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
+        return next(self.category_head.parameters()).dtype
+
+    @property
+    def tau(self) -> float | None:
+        """The learnt temperature, ``1 / exp(logit_scale)`` (None unless ``learn_tau``)."""
+        return None if self.logit_scale is None else float(torch.exp(-self.logit_scale.detach()).float())
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary for result records: modalities, sizes, head and parameter counts."""
@@ -279,6 +298,8 @@ class CtIModel(nn.Module):
             "dim": self.d,
             "dropout": self.dropout,
             "attribute_pool": self.attribute_pool if "attributes" in self.modalities else None,
+            "normalize_modalities": self.normalize_modalities,
+            **({"learnt_tau": self.tau} if self.logit_scale is not None else {}),
             "params": sum(p.numel() for p in self.parameters()),
             "params_category_head": sum(p.numel() for p in self.category_head.parameters()),
             "params_product_head": sum(p.numel() for p in self.product_head.parameters()),

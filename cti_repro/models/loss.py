@@ -17,6 +17,7 @@ tau = 1 the logits live in [-1, 1], where bf16 rounding is a visible fraction of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -47,6 +48,8 @@ def contrastive_loss(
     tau: float = 1.0,
     lam: float = 0.5,
     labels: Tensor | None = None,
+    similarity: str = "cosine",
+    logit_scale: Tensor | None = None,
 ) -> Tensor:
     """Bidirectional contrastive loss of the paper (eqs. 7-9), cosine similarity.
 
@@ -71,6 +74,9 @@ def contrastive_loss(
         lam: Weight lambda of the product-to-category direction (the paper uses 0.5);
             lam = 0 gives pure c->p, lam = 1 pure p->c.
         labels: Optional LongTensor [B] of category ids; enables same-label masking.
+        similarity: ``"cosine"`` (the paper's s) or ``"dot"``: raw dot products of the head
+            outputs, as the OpenAI-CLIP tutorial whose defaults the paper matches does.
+        logit_scale: a learnable ``log(1/tau)`` (CLIP's; clamped at log 100) used instead of ``tau``.
 
     Returns:
         Scalar float32 tensor L.
@@ -86,7 +92,10 @@ def contrastive_loss(
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
     with torch.autocast(device_type=c.device.type, enabled=False):
-        logits = _similarity(c, p, normalize=True) / tau
+        if similarity not in ("cosine", "dot"):
+            raise ValueError(f"similarity must be cosine or dot, got {similarity!r}")
+        logits = _similarity(c, p, normalize=similarity == "cosine")
+        logits = logits * logit_scale.float().clamp(max=math.log(100.0)).exp() if logit_scale is not None else logits / tau
         if labels is not None:
             if labels.shape != (c.shape[0],):
                 raise ValueError(f"labels must have shape [{c.shape[0]}], got {tuple(labels.shape)}")
@@ -247,8 +256,9 @@ LOSS_KINDS: tuple[str, ...] = (*LOSSES, *TREE_LOSSES)
 
 
 def build_loss(
-    kind: str, tau: float = 1.0, lam: float = 0.5, mask_same_label: bool = False,
-    label_dist: Tensor | None = None, decay: float = 0.5, beta: float = 1.0, margin: float = 0.0,
+    kind: str, tau: float = 1.0, lam: float = 0.5, mask_same_label: bool = False, similarity: str = "cosine",
+    logit_scale: Tensor | None = None, label_dist: Tensor | None = None, decay: float = 0.5, beta: float = 1.0,
+    margin: float = 0.0,
 ) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
     """Bind a loss from the config into ``loss_fn(c, p, labels=None) -> Tensor``.
 
@@ -259,6 +269,7 @@ def build_loss(
         lam: lambda of eq. 9; used by ``"infonce"`` and the tree losses.
         mask_same_label: Drop same-label in-batch negatives (``"infonce"`` only); the returned
             function then requires ``labels``.
+        similarity, logit_scale: see :func:`contrastive_loss` (``"infonce"`` only).
         label_dist: Tree distance between label ids, [L, L] (-1 = not on one path); required by
             the tree losses, whose function then requires ``labels`` (ids into it).
         decay: gamma of ``"tree_soft"``.
@@ -273,8 +284,8 @@ def build_loss(
     """
     if kind not in LOSS_KINDS:
         raise ValueError(f"unknown loss kind {kind!r}; choose one of {sorted(LOSS_KINDS)}")
-    if mask_same_label and kind != "infonce":
-        raise ValueError("mask_same_label applies to the 'infonce' loss only")
+    if kind != "infonce" and (mask_same_label or logit_scale is not None or similarity != "cosine"):
+        raise ValueError("mask_same_label, a learnable tau and dot similarity apply to the 'infonce' loss only")
     if kind in TREE_LOSSES:
         if label_dist is None:
             raise ValueError(f"loss {kind!r} needs the label tree distances (label_dist)")
@@ -301,6 +312,7 @@ def build_loss(
     def infonce_fn(c: Tensor, p: Tensor, labels: Tensor | None = None) -> Tensor:
         if mask_same_label and labels is None:
             raise ValueError("mask_same_label=True needs the batch's category labels")
-        return contrastive_loss(c, p, tau=tau, lam=lam, labels=labels if mask_same_label else None)
+        return contrastive_loss(c, p, tau=tau, lam=lam, labels=labels if mask_same_label else None,
+                                similarity=similarity, logit_scale=logit_scale)
 
     return infonce_fn

@@ -7,18 +7,18 @@ each lives in one module: :mod:`~cti_repro.report.tables` (DataFrames and styled
 :mod:`~cti_repro.report.styles` (boxes and table styles).
 """
 
-from cti_repro.report import beyond, data_page, paper, row_page
+from cti_repro.report import ablations, beyond, data_page, paper, row_page
 from cti_repro.report.figures import default_gallery_queries, gallery, published_vs_reproduced_figure, training_curves
 from cti_repro.report.provenance import DEMO_WARNING, provenance, provenance_html
-from cti_repro.report.stats import holm, paired_tests, per_query_scores, significance, significance_summary
+from cti_repro.report.stats import bootstrap_ci, holm, paired_tests, per_query_scores, significance, significance_summary
 from cti_repro.report.styles import admonition, styled
 from cti_repro.report.tables import (
-    TOL_ABS, TOL_REL, TOLERANCE_RULE, ap_norm_table, load_study, ranking_differences, table1, table1_block, table1_wide,
-    table2, table3, verdict,
+    COMPARISON_COLUMNS, VERDICT_RULE, VERDICTS, ap_norm_table, comparison_frame, load_study, per_query_frame,
+    ranking_differences, table1, table1_block, table1_wide, table2, table3, verdict, write_comparison,
 )
 
-__all__ = ["beyond", "data_page", "paper", "row_page", "TOLERANCE_RULE", "TOL_ABS", "TOL_REL", "DEMO_WARNING", "load_study", "verdict", "table1", "table1_wide",
+__all__ = ["ablations", "beyond", "data_page", "paper", "row_page", "VERDICT_RULE", "VERDICTS", "COMPARISON_COLUMNS", "comparison_frame", "per_query_frame", "write_comparison", "DEMO_WARNING", "load_study", "verdict", "table1", "table1_wide",
            "table1_block", "styled", "admonition", "ranking_differences", "provenance", "provenance_html", "table2",
-           "table3", "ap_norm_table", "significance", "significance_summary", "holm", "paired_tests",
+           "table3", "ap_norm_table", "significance", "significance_summary", "bootstrap_ci", "holm", "paired_tests",
            "per_query_scores", "training_curves", "gallery", "published_vs_reproduced_figure",
            "default_gallery_queries"]

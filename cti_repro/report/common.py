@@ -28,6 +28,21 @@ def study_order(keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return sorted(set(keys), key=rank)
 
 
+MISSING_IMAGES_FLAG = 0.01  # flag image-based rows when more than 1% of the images could not be read
+
+
+def missing_images(record: dict) -> tuple[int, int, bool]:
+    """``(unreadable, total, flagged)`` images behind a record's image features (zero vectors);
+    ``flagged`` when the model uses images and more than :data:`MISSING_IMAGES_FLAG` are missing."""
+    from cti_repro.study import FEATURES_BY_MODEL
+
+    st = record.get("feature_stats") or {}
+    n, total = int(st.get("images_unreadable", 0) or 0), int(st.get("images_total", 0) or 0)
+    total = total or int((record.get("data") or {}).get("products", 0) or 0)
+    uses = "image" in FEATURES_BY_MODEL.get(record.get("model"), ())
+    return n, total, bool(uses and total and n / total > MISSING_IMAGES_FLAG)
+
+
 def empty_figure(message: str, size: tuple[float, float] = (6, 1.5)) -> Figure:
     """A figure holding only ``message`` (what a page shows when there is nothing to plot)."""
     fig = Figure(figsize=size)
@@ -37,4 +52,4 @@ def empty_figure(message: str, size: tuple[float, float] = (6, 1.5)) -> Figure:
     return fig
 
 
-__all__ = ["fmt", "ok_records", "study_order", "empty_figure"]
+__all__ = ["fmt", "ok_records", "study_order", "empty_figure", "missing_images", "MISSING_IMAGES_FLAG"]

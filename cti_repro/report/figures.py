@@ -14,7 +14,6 @@ from matplotlib.figure import Figure
 
 from cti_repro.report.common import empty_figure, ok_records
 from cti_repro.report.styles import OK_COLOUR, WRONG_COLOUR, mpl_text
-from cti_repro.report.tables import TOL_ABS, TOL_REL
 from cti_repro.study import METRICS, MODELS, SETTING_LABELS, SETTINGS, TRAINED
 
 
@@ -165,11 +164,11 @@ def gallery(records: list[dict], catalogue: Any, setting: str, queries: list[str
 
 
 def published_vs_reproduced_figure(t1: pd.DataFrame) -> Figure:
-    """Reproduced (mean ± sd over seeds) against published, one panel per setting.
+    """Reproduced (mean, bars: 95% bootstrap interval) against published, one panel per setting.
 
-    Colour = model, marker = metric; the diagonal is perfect agreement and the shaded band the
-    OK tolerance of :data:`cti_repro.report.TOLERANCE_RULE`. Failed and missing rows are counted
-    in the panel title.
+    Colour = model, marker = metric; the diagonal is perfect agreement: a bar that crosses it is a
+    *consistent* cell (:data:`cti_repro.report.VERDICT_RULE`). Failed and missing rows are
+    counted in the panel title.
     """
     import seaborn as sns
 
@@ -184,15 +183,15 @@ def published_vs_reproduced_figure(t1: pd.DataFrame) -> Figure:
     for ax, s in zip(axes, settings):
         t = t1[t1.setting == s]
         have = t[np.isfinite(t.published) & np.isfinite(t["mean"])]
-        lim = max(1.0, float(np.nanmax([have.published.max(), (have["mean"] + have.sd.fillna(0)).max()]))
-                  if len(have) else 1.0) * 1.06
+        top = have["ci_hi"].fillna(have["mean"]) if "ci_hi" in have else have["mean"]
+        lim = max(1.0, float(np.nanmax([have.published.max(), top.max()])) if len(have) else 1.0) * 1.06
         x = np.linspace(0, lim, 200)
-        band = np.maximum(TOL_ABS, TOL_REL * x)
-        ax.fill_between(x, x - band, x + band, color="0.88", zorder=0, label="OK tolerance")
         ax.plot(x, x, color="0.5", lw=1, zorder=1)
         for r in have.itertuples():
-            if np.isfinite(r.sd):
-                ax.errorbar(r.published, r.mean, yerr=r.sd, color=palette[r.model], lw=1, zorder=2)
+            lo, hi = getattr(r, "ci_lo", np.nan), getattr(r, "ci_hi", np.nan)
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.errorbar(r.published, r.mean, yerr=[[r.mean - lo], [hi - r.mean]], color=palette[r.model], lw=1,
+                            zorder=2)
         if len(have):
             sns.scatterplot(data=have, x="published", y="mean", hue="model", style="metric", palette=palette,
                             markers=markers, hue_order=[m for m in models if m in set(have.model)],

@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from cti_repro.report.common import ok_records
+from cti_repro.report.common import missing_images, ok_records
 from cti_repro.report.styles import admonition
 from cti_repro.study import SETTING_LABELS, SETTINGS
 
@@ -32,7 +32,12 @@ def provenance(records: list[dict]) -> dict[str, Any]:
     encoders, random_weights = [], False
     for r in ok:
         for role, e in (r.get("encoders") or {}).items():
-            desc = f"{role}: {e.get('name')} ({e.get('weights')}; pretrained: {'yes' if e.get('pretrained') else 'NO'})"
+            desc = f"{role}: {e.get('name')} ({e.get('weights')}; pretrained: {'yes' if e.get('pretrained') else 'NO'}"
+            if (arch := e.get("architecture")) and arch.get("activation"):
+                desc += f"; {arch['activation']}"
+            if e.get("sha256"):
+                desc += f"; {Path(str(e.get('checkpoint', ''))).name} sha256 {e['sha256'][:12]}"
+            desc += ")"
             encoders.append(desc)
             random_weights |= not e.get("pretrained", True)
 
@@ -64,6 +69,8 @@ def provenance(records: list[dict]) -> dict[str, Any]:
         "config_hashes": _uniq(r.get("config_hash") for r in ok),
         "data_fingerprints": _uniq(r.get("data_fingerprint") for r in ok),
         "demonstration": any(r.get("demonstration") for r in records) or random_weights,
+        "missing_images": max((missing_images(r)[:2] for r in ok), default=(0, 0)),
+        "missing_images_flagged": sorted({f"{r['setting']} {r['model']}" for r in ok if missing_images(r)[2]}),
     }
 
 
@@ -89,6 +96,8 @@ def provenance_html(records: list[dict]) -> str:
         ("Date", " … ".join(dict.fromkeys(p["dates"])) if p["dates"] else "—"),
         ("Hardware", "; ".join(p["hardware"]) or "—"),
         ("Results folder", ", ".join(p["results_dirs"]) or "—"),
+        ("Images unreadable", f"{p['missing_images'][0]:,} of {p['missing_images'][1]:,}"
+         + (f" (more than 1%: FLAGGED for {', '.join(p['missing_images_flagged'])})" if p["missing_images_flagged"] else "")),
     ]
     if len(p["config_hashes"]) > 1 or len(p["data_fingerprints"]) > 1:
         items.append(("Caution", f"{len(p['config_hashes'])} configs / {len(p['data_fingerprints'])} catalogues "

@@ -9,6 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cti_repro.report import paper
+from cti_repro.report.common import missing_images
 from cti_repro.report.styles import admonition
 from cti_repro.study import METRICS
 
@@ -35,7 +36,18 @@ def data_table(record: dict[str, Any]) -> pd.DataFrame:
              "test_pairs": "test pairs (= candidate products)", "categories": "categories in this setting",
              "train_categories": "categories among training pairs", "test_queries": "test queries",
              "test_queries_seen": "  seen in training", "test_queries_unseen": "  unseen in training"}
-    return pd.DataFrame({"count": [s.get(k) for k in names]}, index=list(names.values()))
+    n, total, _ = missing_images(record)
+    counts = [s.get(k) for k in names] + [f"{n:,} of {total:,}" + (f" ({100 * n / total:.1f}%)" if total else "")]
+    return pd.DataFrame({"count": counts}, index=[*names.values(), "images unreadable (zero vectors)"])
+
+
+def missing_images_box(record: dict[str, Any]) -> str | None:
+    """A warning box (HTML) when an image-based row has more than 1% unreadable images, else None."""
+    n, total, flagged = missing_images(record)
+    if not flagged:
+        return None
+    return admonition("danger", "Missing images", f"<p>{n:,} of {total:,} product images ({100 * n / total:.1f}%) "
+                      "could not be read; their image features are zero vectors, which biases this row.</p>")
 
 
 def metrics_table(record: dict[str, Any]) -> pd.DataFrame:

@@ -16,7 +16,9 @@ from cti_repro.report.common import fmt
 
 ADMONITION_COLOURS = {"warning": "#f0b37e", "danger": "#e74c3c", "note": "#6ab0de", "tip": "#1abc9c"}
 OK_COLOUR, WRONG_COLOUR = "#1a9641", "#d7191c"
-VERDICT_COLOURS = {"OK": "#d9f2d9", "MISMATCH": "#f8d7da", "FAILED": "#e0e0e0", "not run": "#f2f2f2", "n/a": "#ffffff"}
+# demonstration: a neutral blue-grey, so a demonstration cell never reads as a pass (green)
+VERDICT_COLOURS = {"consistent": "#d9f2d9", "higher": "#fde2c0", "lower": "#f8d7da", "demonstration": "#e3e8f0",
+                   "FAILED": "#e0e0e0", "not run": "#f2f2f2", "n/a": "#ffffff"}
 
 
 def admonition(kind: str, title: str, body_html: str) -> str:

@@ -25,15 +25,18 @@ import pandas as pd
 
 from cti_repro.report import paper
 from cti_repro.report.common import fmt, ok_records, study_order
+from cti_repro.report.stats import bootstrap_ci
 from cti_repro.report.styles import VERDICT_COLOURS
 from cti_repro.results import load_results, results_frame
 from cti_repro.study import AP_NORM_LABELS, METRICS, SETTING_LABELS, SETTINGS
 
-# ---- the tolerance of the OK / MISMATCH verdict ------------------------------------------------
-TOL_ABS = 2.0   # percentage points
-TOL_REL = 0.10  # share of the published value
-TOLERANCE_RULE = (f"OK if |reproduced − published| ≤ max({TOL_ABS:g} points, {TOL_REL:.0%} of the published value), "
-                  "else MISMATCH; reproduced = mean over seeds")
+# ---- the verdict: the published value against our 95% interval --------------------------------
+VERDICTS = ("consistent", "higher", "lower", "demonstration")
+VERDICT_RULE = ("consistent if the published value lies inside the 95% interval of ours (a bootstrap over the "
+                "test queries and the seeds), else higher / lower (ours above / below it); runs on demonstration "
+                "data get the verdict demonstration, whatever their numbers")
+COMPARISON_COLUMNS = ["setting", "model", "metric", "published", "mean", "sd", "ci_lo", "ci_hi", "n_queries",
+                      "points_per_query", "verdict"]
 
 
 def load_study(results_dir: str | Path | Sequence[str | Path]) -> list[dict[str, Any]]:
@@ -42,11 +45,20 @@ def load_study(results_dir: str | Path | Sequence[str | Path]) -> list[dict[str,
     return [r for d in dirs for r in load_results(d)]
 
 
-def verdict(published: float, reproduced: float) -> str:
-    """``OK`` / ``MISMATCH`` under :data:`TOLERANCE_RULE`; ``n/a`` if either value is missing."""
-    if not (np.isfinite(published) and np.isfinite(reproduced)):
+def verdict(published: float, ci_lo: float, ci_hi: float, demonstration: bool = False) -> str:
+    """:data:`VERDICT_RULE`: ``consistent`` / ``higher`` / ``lower`` / ``demonstration``; ``n/a`` if a value is missing."""
+    if demonstration:
+        return "demonstration"
+    if not all(np.isfinite(v) for v in (published, ci_lo, ci_hi)):
         return "n/a"
-    return "OK" if abs(reproduced - published) <= max(TOL_ABS, TOL_REL * abs(published)) + 1e-9 else "MISMATCH"
+    return "higher" if ci_lo > published else "lower" if ci_hi < published else "consistent"
+
+
+def _score_matrix(records: list[dict], metric: str) -> np.ndarray:
+    """Seeds x queries per-query scores of the successful runs (queries aligned by name)."""
+    rows = [pd.Series(np.asarray(r["per_query"][metric], float), index=r.get("queries", []))
+            for r in records if metric in (r.get("per_query") or {})]
+    return pd.DataFrame(rows).to_numpy() if rows else np.empty((0, 0))
 
 
 # ---- Table 1 ---------------------------------------------------------------------------------
@@ -58,31 +70,76 @@ def table1(records: list[dict], published: pd.DataFrame | str | Path | None = No
         published: the published table, a CSV path, or None for :func:`cti_repro.report.paper.table1`.
 
     Returns:
-        Columns ``setting, model, metric, published, mean, sd, n, n_failed, diff, verdict,
-        status``. ``status`` is ``ok`` (at least one successful seed), ``failed`` (only failed
-        records) or ``not run``; ``verdict`` is ``OK`` / ``MISMATCH`` (see
-        :data:`TOLERANCE_RULE`), ``FAILED`` or ``not run``. Rows of the published table come
-        first in its order, then any extra (setting, model) found in the records.
+        Columns ``setting, model, metric, published, mean, sd, ci_lo, ci_hi, n, n_queries,
+        points_per_query, n_failed, diff, verdict, position, status``. ``mean`` is the mean over
+        seeds of the runs' means, ``sd`` the sd over seeds, ``ci_lo, ci_hi`` the 95% interval of
+        :func:`cti_repro.report.stats.bootstrap_ci` (queries and seeds resampled),
+        ``points_per_query`` = 100 / n_queries (what one query moves the mean by, at most).
+        ``verdict``: :data:`VERDICT_RULE`, ``FAILED`` or ``not run``; ``position`` is where the
+        published value lies even for demonstration runs (``consistent`` / ``higher`` / ``lower``).
+        ``status`` is ``ok`` (at least one successful seed), ``failed`` or ``not run``. Rows of
+        the published table come first in its order, then any extra (setting, model).
     """
     pub = published if isinstance(published, pd.DataFrame) else paper.table1(published)
     pub_idx = pub.set_index(["setting", "model"])
     res = results_frame(records)
+    oks = ok_records(records)
     keys = list(pub_idx.index) + study_order([k for k in zip(res.setting, res.model) if k not in pub_idx.index])
     rows = []
     for setting, model in keys:
         mine = res[(res.setting == setting) & (res.model == model)]
         ok, n_failed = mine[mine.status == "ok"], int((mine.status != "ok").sum())
+        recs = [r for r in oks if r.get("setting") == setting and r.get("model") == model]
+        demo = any(r.get("demonstration", False) for r in recs)
         for metric in METRICS:
             p = float(pub_idx.loc[(setting, model), metric]) if (setting, model) in pub_idx.index else math.nan
             vals = pd.to_numeric(ok[metric], errors="coerce").dropna()
             n = len(vals)
             mean = float(vals.mean()) if n else math.nan
             sd = float(vals.std(ddof=1)) if n > 1 else math.nan
+            x = _score_matrix(recs, metric)
+            _, lo, hi = bootstrap_ci(x) if x.size else (math.nan, math.nan, math.nan)
+            n_q = int(x.shape[1]) if x.size else 0
             status = "ok" if len(ok) else ("failed" if n_failed else "not run")
-            v = verdict(p, mean) if status == "ok" else {"failed": "FAILED", "not run": "not run"}[status]
+            position = verdict(p, lo, hi)
+            v = (verdict(p, lo, hi, demo) if status == "ok" else {"failed": "FAILED", "not run": "not run"}[status])
             rows.append({"setting": setting, "model": model, "metric": metric, "published": p, "mean": mean,
-                         "sd": sd, "n": n, "n_failed": n_failed, "diff": mean - p, "verdict": v, "status": status})
+                         "sd": sd, "ci_lo": lo, "ci_hi": hi, "n": n, "n_queries": n_q,
+                         "points_per_query": 100 / n_q if n_q else math.nan, "n_failed": n_failed,
+                         "diff": mean - p, "verdict": v, "position": position, "status": status})
     return pd.DataFrame(rows)
+
+
+def comparison_frame(t1: pd.DataFrame) -> pd.DataFrame:
+    """:func:`table1` with exactly :data:`COMPARISON_COLUMNS` (what ``comparison.csv`` holds)."""
+    return t1[COMPARISON_COLUMNS].copy()
+
+
+def per_query_frame(records: list[dict]) -> pd.DataFrame:
+    """Every successful run's per-query metrics, long format: ``setting, model, seed, query, seen,
+    metric, value`` (percent; AP@k under the run's ``ap_norm``)."""
+    rows = []
+    for r in ok_records(records):
+        queries, seen = r.get("queries", []), r.get("seen") or [None] * len(r.get("queries", []))
+        for metric, vals in (r.get("per_query") or {}).items():
+            rows += [{"setting": r["setting"], "model": r["model"], "seed": int(r.get("seed", 0)), "query": q,
+                      "seen": s, "metric": metric, "value": float(v)} for q, s, v in zip(queries, seen, vals)]
+    return pd.DataFrame(rows, columns=["setting", "model", "seed", "query", "seen", "metric", "value"])
+
+
+def write_comparison(records: list[dict], results_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``<results_dir>/comparison.csv`` (:func:`comparison_frame`, one line per Table 1 cell)
+    and ``<results_dir>/per_query.parquet`` (:func:`per_query_frame`), atomically."""
+    import io
+
+    from cti_repro.io_utils import atomic_write_bytes
+
+    out = Path(results_dir)
+    csv = atomic_write_bytes(out / "comparison.csv",
+                             comparison_frame(table1(records)).to_csv(index=False, float_format="%.6g").encode())
+    buf = io.BytesIO()
+    per_query_frame(records).to_parquet(buf, index=False)
+    return csv, atomic_write_bytes(out / "per_query.parquet", buf.getvalue())
 
 
 def table1_wide(t1: pd.DataFrame) -> pd.DataFrame:
@@ -245,8 +302,9 @@ def ap_norm_table(records: list[dict], published: pd.DataFrame | None = None) ->
 def table1_block(t1: pd.DataFrame, setting: str) -> Any:
     """One setting of Table 1 as a styled HTML table (pandas Styler): models x metrics.
 
-    Each cell shows the published value, ours (mean ± sd, n seeds) and the difference with the
-    verdict; the background says OK (green) / MISMATCH (red) / FAILED or not run (grey); a cell
+    Each cell shows the published value, ours (mean ± sd, n seeds), our 95% interval and the
+    verdict; the background says consistent (green) / higher or lower (orange / red) /
+    demonstration (blue-grey: no pass colour) / FAILED or not run (grey); a cell
     whose model takes part in a ranking swap for that metric has an orange frame and ``⇅``.
     """
     t = t1[t1.setting == setting]
@@ -255,8 +313,8 @@ def table1_block(t1: pd.DataFrame, setting: str) -> Any:
     for r in t.itertuples():
         if r.status == "ok":
             sd = f" ± {fmt(r.sd)}" if np.isfinite(r.sd) else ""
-            ours = f"ours {fmt(r.mean)}{sd} <small>(n={r.n})</small>"
-            tail = f"Δ {r.diff:+.2f} {r.verdict}" if np.isfinite(r.diff) else r.verdict
+            ours = f"ours {fmt(r.mean)}{sd} <small>(n={r.n})</small><br><small>[{fmt(r.ci_lo)}, {fmt(r.ci_hi)}]</small>"
+            tail = r.verdict + (f" <small>({r.position})</small>" if r.verdict == "demonstration" else "")
         else:
             ours, tail = f"<b>{r.verdict}</b>", ""
         mark = " ⇅" if (r.metric, r.model) in swapped else ""
@@ -273,5 +331,6 @@ def table1_block(t1: pd.DataFrame, setting: str) -> Any:
             .set_table_styles([{"selector": "th", "props": "white-space: nowrap; padding: 0.2em 0.5em"}]))
 
 
-__all__ = ["TOLERANCE_RULE", "TOL_ABS", "TOL_REL", "load_study", "verdict", "table1", "table1_wide", "table1_block",
+__all__ = ["VERDICT_RULE", "VERDICTS", "COMPARISON_COLUMNS", "comparison_frame", "per_query_frame",
+           "write_comparison", "load_study", "verdict", "table1", "table1_wide", "table1_block",
            "ranking_differences", "table2", "table3", "ap_norm_table"]

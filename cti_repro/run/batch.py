@@ -110,6 +110,7 @@ def default_workers() -> int:
 def run_rows(
     tasks: list[RowTask], cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path,
     force: bool = False, executor: Callable[[RowTask], Any] | None = None, workers: int = 1,
+    overrides: list[str] | None = None,
 ) -> list[RowTask]:
     """Execute the row notebook of every task not marked ``skip``; return the tasks that failed.
 
@@ -124,7 +125,8 @@ def run_rows(
 
     def job(task: RowTask) -> tuple[Callable[..., Any], tuple, dict]:
         params = {"setting": task.setting, "model": task.model, "profile": cfg.profile, "seed": task.seed,
-                  "results_dir": str(task.result.parent.parent), "config_path": str(config_path), "force": force}
+                  "results_dir": str(task.result.parent.parent), "config_path": str(config_path), "force": force,
+                  "overrides": list(overrides or [])}
         return execute, (template, task.notebook, params, meta, cwd), {
             "title": f"{task.model}, {SETTING_LABELS.get(task.setting, task.setting).lower()}, seed {task.seed}",
             "drop_tag": None if task.model in TRAINED else "trained-only",
@@ -271,6 +273,20 @@ def execute_pages(
     return problems
 
 
+def write_data_files(cfg: StudyConfig) -> list[str]:
+    """``<results_dir>/comparison.csv`` and ``per_query.parquet`` (:func:`cti_repro.report.tables.write_comparison`);
+    returns a problem line if they could not be written."""
+    from cti_repro.report.tables import load_study, write_comparison
+
+    results_dir = cfg.path(cfg.results_dir).resolve()
+    try:
+        csv, pq = write_comparison(load_study(results_dir), results_dir)
+    except Exception as exc:  # the book must still build
+        return [f"comparison.csv: {type(exc).__name__}: {exc}"]
+    print(f"comparison: {csv}, {pq}", flush=True)
+    return []
+
+
 def _build(layout: BookLayout, stages: _Stages, seeds: list[int] | None) -> bool:
     with stages("book"):
         code = build_book(layout, seeds)
@@ -288,6 +304,7 @@ def _finish(stages: _Stages, problems: list[str]) -> None:
 def reproduce(
     profile: str = "embedded", seeds: list[int] | None = None, force: bool = False,
     config_path: str | Path | None = None, build_book: bool = True, workers: int | None = None, study: str = "both",
+    overrides: list[str] | None = None, ablations: list[str] | None = None,
 ) -> bool:
     """Run every row of Table 1 through its notebook, then the report notebooks and the book.
 
@@ -299,6 +316,9 @@ def reproduce(
         build_book: also execute the report notebooks and build the HTML.
         workers: row notebooks at once (default :func:`default_workers`).
         study: ``cti`` (Table 1), ``xmodal`` (the text-image study, :mod:`cti_repro.run.xmodal_batch`) or ``both``.
+        overrides: ``--set KEY=VALUE`` overrides of the profile, for every row.
+        ablations: also run these ablation variants (``[]``: the config's ``run`` set, ``["all"]``:
+            every one; see :mod:`cti_repro.run.ablations`) before the report; None: none.
 
     Returns:
         True if every row, every page and the book build succeeded.
@@ -307,7 +327,7 @@ def reproduce(
     from cti_repro.run.row import prepare_catalogue
 
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
-    cfg = load_config(profile, config_path)
+    cfg = load_config(profile, config_path, overrides=overrides)
     seeds = list(seeds) if seeds else list(cfg.seeds)
     layout, stages = book_layout(cfg), _Stages()
     with stages("data"):
@@ -326,12 +346,17 @@ def reproduce(
     problems = execute_pages(cfg, fingerprint, layout, config_path, reports=False, force=force, stages=stages)
     workers = workers or default_workers()
     with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):
-        failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers)
+        failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers, overrides=overrides)
     if xtasks:
         with stages(f"text-image rows ({sum(not t.skip for t in xtasks)} of {len(xtasks)} to run)"):
             failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows)
         tasks = tasks + xtasks
     problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
+    if ablations is not None:
+        from cti_repro.run.ablations import run_ablations
+
+        with stages("ablations"):
+            problems += run_ablations(profile, ablations, config_path, seeds, workers, force)
     if build_book and cfg.extensions.runs:  # the "Beyond the paper" chapter's runs
         from cti_repro.run.extensions import run_extensions
 
@@ -341,6 +366,7 @@ def reproduce(
             except Exception as exc:  # the chapter then shows what exists; Table 1 is unaffected
                 problems.append(f"extensions: {error_text(exc)}")
     built = True
+    problems += write_data_files(cfg)
     if build_book:
         problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages, study=study)
         built = _build(layout, stages, seeds)
@@ -351,13 +377,15 @@ def reproduce(
 
 
 def build_report(profile: str = "embedded", config_path: str | Path | None = None) -> bool:
-    """Execute the report notebooks (and the data notebook if stale) and build the book; no rows."""
+    """Write ``comparison.csv`` / ``per_query.parquet``, execute the report notebooks (and the data
+    notebook if stale) and build the book; no rows."""
     from cti_repro.run.row import prepare_catalogue
 
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
     cfg = load_config(profile, config_path)
     layout, stages = book_layout(cfg), _Stages()
-    problems = execute_pages(cfg, prepare_catalogue(cfg).fingerprint(), layout, config_path, stages=stages)
+    problems = write_data_files(cfg)
+    problems += execute_pages(cfg, prepare_catalogue(cfg).fingerprint(), layout, config_path, stages=stages)
     ok = _build(layout, stages, None)
     _finish(stages, problems)
     return ok and not problems

@@ -20,7 +20,7 @@ from pathlib import Path
 from cti_repro.config import StudyConfig
 from cti_repro.study import MODELS, SETTING_LABELS, SETTINGS
 
-REPORTS: tuple[str, ...] = ("report_table1", "report_training", "report_analysis", "report_beyond")
+REPORTS: tuple[str, ...] = ("report_table1", "report_training", "report_analysis", "report_ablations", "report_beyond")
 XMODAL_REPORTS: tuple[str, ...] = ("report_xmodal",)  # the text <-> image study's chapter
 NOTES: tuple[str, ...] = ("deviations", "real_data", "performance", "references")  # then other top-level pages
 

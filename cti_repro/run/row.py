@@ -9,6 +9,7 @@ report's gallery).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -20,12 +21,35 @@ from cti_repro.config import StudyConfig, beyond_the_paper, load_config
 from cti_repro.data.pairs import SettingData, build_setting
 from cti_repro.data.prepare import prepare_catalogue
 from cti_repro.results import git_commit, hardware, is_current, package_versions, result_path, write_result
-from cti_repro.study import AP_NORMS, FEATURES_BY_MODEL, MODALITIES, MODELS
+from cti_repro.study import AP_NORMS, BASELINES, FEATURES_BY_MODEL, MODALITIES, MODELS, TRAINED
+
+
+class AllProducts(SettingData):
+    """A setting whose candidates are every product of the catalogue (``eval.candidates: all``):
+    the first author's "for all the products in the dataset" protocol for the baselines."""
+
+    @property
+    def candidates(self) -> np.ndarray:
+        return np.arange(len(self.labels))
+
+
+def tie_order(ids: np.ndarray, rule: str = "id", seed: int = 0) -> np.ndarray:
+    """Tie-break rank of each candidate (lower ranks first among equal scores).
+
+    ``id``: ascending product id (deterministic, but on XMarket ISBN-like ASINs of Books sort
+    before ``B0...`` ones and win every tie); ``random``: a permutation seeded by ``seed``, which
+    favours no id range and is the same for every model of a run.
+    """
+    if rule == "random":
+        return np.random.default_rng(seed).permutation(len(ids))
+    if rule != "id":
+        raise ValueError(f"eval.tie_rule: id or random, got {rule!r}")
+    return np.argsort(np.argsort(ids, kind="stable"), kind="stable")  # rank of each id, ascending
 
 
 def _evaluate(
     q_emb: np.ndarray | None, c_emb: np.ndarray | None, scores, data: SettingData, tie_key: np.ndarray,
-    cfg: StudyConfig, device: str,
+    cfg: StudyConfig, device: str, normalize: bool = True,
 ) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
     """Top-10 of every query and its metrics under each AP normalisation, in one fused pass.
 
@@ -40,7 +64,7 @@ def _evaluate(
         idx, per_norm = evaluate_scores(scores, data.queries, cand_labels, **common)
     else:
         idx, per_norm = evaluate_embeddings(np.asarray(q_emb), np.asarray(c_emb), data.queries, cand_labels,
-                                            device=device, **common)
+                                            device=device, normalize=normalize, **common)
     return np.asarray(idx.cpu()), per_norm
 
 
@@ -136,17 +160,18 @@ def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, s
     torch.manual_seed(seed)
     dims = {m: int(fs["attribute_values" if m == "attributes" and pool == "attention" else m].shape[1]) for m in mods}
     model = CtIModel(mods, dims, category_dim=cat_feat.shape[1], head=cfg.model.head, d=cfg.model.dim,
-                     dropout=cfg.model.dropout, attribute_pool=pool)
+                     dropout=cfg.model.dropout, attribute_pool=pool, normalize_modalities=cfg.model.normalize_modalities,
+                     learn_tau=cfg.loss.learn_tau, tau=cfg.loss.tau)
     if pool == "attention":
         model.set_attribute_table(torch.from_numpy(np.array(fs["attribute_values"])))  # a copy of the memmap
-    tree = {}
+    extra = dict(similarity=cfg.loss.similarity, logit_scale=model.logit_scale)  # refused by non-InfoNCE losses
     if cfg.loss.kind in ("tree_soft", "tree_margin"):  # label ids index a [L, L] tree-distance table
         from cti_repro.data.tree import label_distance_matrix
 
-        tree = dict(label_dist=label_distance_matrix(list(label_ids), data.paths), decay=cfg.loss.tree_decay,
-                    beta=cfg.loss.tree_beta, margin=cfg.loss.tree_margin)
+        extra.update(label_dist=label_distance_matrix(list(label_ids), data.paths), decay=cfg.loss.tree_decay,
+                     beta=cfg.loss.tree_beta, margin=cfg.loss.tree_margin)
     loss_fn = build_loss(cfg.loss.kind, tau=cfg.loss.tau, lam=cfg.loss.lambda_, mask_same_label=cfg.loss.mask_same_label,
-                         **tree)
+                         **extra)
     batch = cfg.train.batch_size[data.setting]
     result = train(model, pairs("train"), pairs("val"), loss_fn, cfg.train, batch, seed=seed, device=device,
                    progress=progress)
@@ -207,8 +232,12 @@ def run_row(
     t0 = time.perf_counter()
     device = pick_device(cfg.train.device)
     data = build_setting(catalogue, setting, cfg.split)
+    if cfg.eval.candidates == "all":
+        if model not in BASELINES:
+            raise ValueError(f"eval.candidates: all ranks every product, training ones included: baselines only, not {model}")
+        data = AllProducts(**{f.name: getattr(data, f.name) for f in dataclasses.fields(data)})
     ids = np.asarray(catalogue.product_ids, dtype=object)[data.candidates]
-    tie_key = np.argsort(np.argsort(ids, kind="stable"), kind="stable")  # rank of each id, ascending
+    tie_key = tie_order(ids, cfg.eval.tie_rule, cfg.eval.tie_seed)
     parts = FEATURES_BY_MODEL[model]
     if cfg.model.attribute_pool == "attention" and "attributes" in MODALITIES.get(model, ()):
         from cti_repro.features import RAGGED_PARTS
@@ -238,7 +267,8 @@ def run_row(
         training = tr.to_dict()
         model_info = net.describe()
         _save_checkpoint(cfg, setting, model, seed, net)
-    idx, per_norm = _evaluate(q_emb, c_emb, scores, data, tie_key, cfg, device)
+    normalize = model not in TRAINED or cfg.loss.similarity == "cosine"
+    idx, per_norm = _evaluate(q_emb, c_emb, scores, data, tie_key, cfg, device, normalize=normalize)
     per_query = {**per_norm[cfg.eval.ap_norm], **graded(idx, data)}  # the six metrics + GRADED_METRICS
     seen = data.seen
     cand_ids = ids
@@ -252,6 +282,9 @@ def run_row(
         "held_out_categories": sorted(data.held_out),
         "encoders": fs.identities, "feature_stats": fs.stats, "model_info": model_info,
         "ap_norm": cfg.eval.ap_norm,
+        "ranking": {"tie_rule": cfg.eval.tie_rule, "tie_seed": cfg.eval.tie_seed if cfg.eval.tie_rule == "random" else None,
+                    "candidates": cfg.eval.candidates, "n_candidates": int(len(data.candidates)),
+                    "similarity": "cosine" if normalize else "dot"},
         "queries": list(data.queries),
         "seen": seen.tolist(),
         "per_query": {m: np.round(np.asarray(v, float), 6).tolist() for m, v in per_query.items()},

@@ -181,25 +181,25 @@ q2 0 d5 1
 q3 0 d1 0
 q4 0 d9 1
 """
-# q1: d1 (0.9) first; d2 and d3 tie at 0.5 -> docid ascending puts d2 first (trec_eval would put
-#     d3 first; the rank column says d3 first too; both must be ignored). rel = 1 0 1, R = 2.
-#     P@1 = 1, P@5 = 2/5, P@10 = 2/10, AP@5 = AP@10 = (1 + 2/3) / 2 = 5/6, RP = (1 + 0) / 2 = 1/2
-# q2: d6 and d5 tie at 0.3; file order puts d6 first, docid order d5. rel = 1 0, R = 1.
-#     P@1 = 1, P@5 = 1/5, P@10 = 1/10, AP = 1, RP = 1
+# Ties: trec_eval's rule, docid descending; the rank column and the file order are ignored.
+# q1: d1 (0.9) first; d2 and d3 tie at 0.5 -> d3 before d2 (the rank column says d2 first).
+#     rel = 1 1 0, R = 2. P@1 = 1, P@5 = 2/5, P@10 = 2/10, AP@5 = AP@10 = (1 + 1) / 2 = 1, RP = 1
+# q2: d5 and d6 tie at 0.3; the file puts d5 first, the rule d6. rel = 0 1, R = 1.
+#     P@1 = 0, P@5 = 1/5, P@10 = 1/10, AP = (1/2) / 1 = 1/2, RP = 0
 # q3: no relevant item -> not evaluated.  q4: absent from the run -> 0 everywhere.
 # q9: not in the qrels -> ignored.
-# Means over q1, q2, q4: P@1 = 2/3, P@5 = 0.6/3 = 0.2, P@10 = 0.3/3 = 0.1,
-#     MAP@5 = MAP@10 = (5/6 + 1)/3 = 11/18, RP = 1.5/3 = 0.5
-RUN = """q1 Q0 d3 1 0.5 tag
-q1 Q0 d2 2 0.5 tag
+# Means over q1, q2, q4: P@1 = 1/3, P@5 = 0.6/3 = 0.2, P@10 = 0.3/3 = 0.1,
+#     MAP@5 = MAP@10 = (1 + 1/2)/3 = 1/2, RP = 1/3
+RUN = """q1 Q0 d2 1 0.5 tag
+q1 Q0 d3 2 0.5 tag
 q1 Q0 d1 3 0.9 tag
-q2 Q0 d6 1 0.3 tag
-q2 Q0 d5 2 0.3 tag
+q2 Q0 d5 1 0.3 tag
+q2 Q0 d6 2 0.3 tag
 q3 Q0 d1 1 1.0 tag
 q9 Q0 d1 1 1.0 tag
 """
-EXPECTED = {"P@1": 200 / 3, "P@5": 20.0, "P@10": 10.0, "MAP@5": 1100 / 18, "MAP@10": 1100 / 18,
-            "R-precision": 50.0}
+EXPECTED = {"P@1": 100 / 3, "P@5": 20.0, "P@10": 10.0, "MAP@5": 50.0, "MAP@10": 50.0,
+            "R-precision": 100 / 3}
 
 
 def _write(path, text: str, gz: bool = False):
@@ -220,7 +220,29 @@ def test_evaluate_trec_hand_computed(tmp_path, gz: bool) -> None:
     for name, want in EXPECTED.items():
         assert got[name] == pytest.approx(want, abs=1e-9), name
     # min_k_R and R: q1 has Z = min(k, 2) = 2 = hits, q2 Z = 1 = hits -> same values here.
-    assert evaluate_trec(q, r, ap_norm="R")["MAP@5"] == pytest.approx(1100 / 18)
+    assert evaluate_trec(q, r, ap_norm="R")["MAP@5"] == pytest.approx(50.0)
+
+
+def test_ties_are_broken_as_pytrec_eval_does(tmp_path) -> None:
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    rng = np.random.default_rng(11)
+    # tie-heavy: 30 queries x 60 docs, 3 distinct scores (most docs share a score), docids of mixed shapes
+    docs = [f"{rng.integers(0, 10**9):010d}" if j % 2 else f"B0{rng.integers(0, 10**8):08d}" for j in range(60)]
+    qrels = {f"q{i}": {d: int(rng.random() < 0.15) for d in docs} for i in range(30)}
+    for i in range(30):
+        qrels[f"q{i}"][docs[i]] = 1
+    run = {q: {d: float(rng.integers(0, 3)) for d in docs} for q in qrels}
+    ref = pytrec_eval.RelevanceEvaluator(qrels, {"P_1", "P_5", "P_10", "Rprec"}).evaluate(run)
+    q = tmp_path / "qrels"
+    q.write_text("".join(f"{qi} 0 {d} {r}\n" for qi, rs in qrels.items() for d, r in rs.items()))
+    r = tmp_path / "run"
+    lines = [(qi, d, s) for qi, ss in run.items() for d, s in ss.items()]
+    rng.shuffle(lines)  # file order must not matter
+    r.write_text("".join(f"{qi} Q0 {d} 1 {s} t\n" for qi, d, s in lines))
+    got = evaluate_trec(q, r)
+    for ours, theirs in (("P@1", "P_1"), ("P@5", "P_5"), ("P@10", "P_10"), ("R-precision", "Rprec")):
+        want = 100 * np.mean([ref[qi][theirs] for qi in qrels])
+        assert got[ours] == pytest.approx(want, abs=1e-9), ours
 
 
 def test_evaluate_trec_matches_trec_eval_on_files(tmp_path) -> None:

@@ -88,3 +88,45 @@ def test_nan_features_stop_training_instead_of_keeping_the_untrained_weights():
     with pytest.raises(NonFiniteLossError, match="epoch 1: .*not finite"):
         train(model, data, _toy(32, 1), build_loss("infonce", tau=0.5), TrainConfig(epochs=3, amp="off"),
               batch_size=16, progress=False)
+
+
+def test_loop_keeps_the_best_epoch_not_the_last(monkeypatch):
+    """Scripted validation losses (best at epoch 2 of 4): the returned weights are epoch 2's."""
+    import cti_repro.models.train as tr
+
+    losses, snapshots = iter([2.0, 1.0, 3.0, 4.0]), []
+
+    def fake_val(model, *args, **kwargs):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(losses)
+
+    monkeypatch.setattr(tr, "evaluate_loss", fake_val)
+    model, res = _run(0, epochs=4)
+    assert res.best_epoch == 2 and res.best_val_loss == 1.0
+    final = model.state_dict()
+    assert all(torch.equal(final[k], snapshots[1][k]) for k in final)
+    assert not all(torch.equal(final[k], snapshots[3][k]) for k in final)  # the last epoch differs
+
+
+def test_validation_criterion_responds_to_the_model_on_root_sorted_pairs():
+    """Pairs sorted by root (as the XMarket importer writes them), 8 roots x 8 pairs, every pair of a
+    root with the same category and product features: catalogue-order batches of 8 hold one root,
+    where the loss is ln 8 whatever the model; the shuffled batches tell two models apart."""
+    import math
+
+    from cti_repro.models.train import evaluate_loss
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(8).repeat_interleave(8)
+    cat, img = torch.randn(8, 16, generator=g)[labels], torch.randn(8, 12, generator=g)[labels]
+    val = PairTensors(category=cat, product={"image": img}, labels=labels)
+    loss = build_loss("infonce", tau=1.0)
+    models = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        models.append(CtIModel(("image",), {"image": 12}, category_dim=16, d=8))
+    ordered = [evaluate_loss(m, val, loss, 8, "cpu", False, shuffle_seed=None) for m in models]
+    assert ordered == [math.log(8)] * 2 or all(abs(x - math.log(8)) < 1e-6 for x in ordered)
+    shuffled = [evaluate_loss(m, val, loss, 8, "cpu", False) for m in models]
+    assert abs(shuffled[0] - shuffled[1]) > 1e-3 and all(abs(x - math.log(8)) > 1e-3 for x in shuffled)
+    assert evaluate_loss(models[0], val, loss, 8, "cpu", False) == shuffled[0]  # the same batches every call

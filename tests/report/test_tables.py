@@ -80,22 +80,63 @@ def test_table1_mean_sd_diff_verdict():
     assert r.published == pytest.approx(35.71)
     assert r["mean"] == pytest.approx(35.0)
     assert r.sd == pytest.approx(math.sqrt(2))
-    assert r.n == 2 and r.status == "ok"
+    assert r.n == 2 and r.status == "ok" and r.n_queries == 5 and r.points_per_query == pytest.approx(20.0)
     assert r["diff"] == pytest.approx(-0.71)
-    assert r.verdict == "OK"
+    # constant per query, so only the seeds vary: the replicates are 34, 35 or 36
+    assert (r.ci_lo, r.ci_hi) == (pytest.approx(34.0), pytest.approx(36.0))
+    assert r.verdict == "consistent"
     r = row(t1, "most_general", "CLIP-ITA", "MAP@5")
     assert r["mean"] == pytest.approx(21.0) and r["diff"] == pytest.approx(21.0 - 35.51)
-    assert r.verdict == "MISMATCH"
+    assert r.verdict == "lower" and r.ci_hi == pytest.approx(22.0)
 
 
-def test_verdict_tolerance_rule():
-    # max(2 points, 10 % of published)
-    assert report.verdict(10.0, 11.99) == "OK"
-    assert report.verdict(10.0, 12.01) == "MISMATCH"
-    assert report.verdict(30.95, 27.90) == "OK"        # tolerance 3.095
-    assert report.verdict(30.95, 27.80) == "MISMATCH"
-    assert report.verdict(math.nan, 1.0) == "n/a"
-    assert "max(2 points, 10%" in report.TOLERANCE_RULE
+def test_interval_follows_the_queries_and_demonstration_is_no_pass():
+    # one seed, P@1 of 5 queries = 0/0/0/100/100: mean 40, one query is 20 points; the bootstrap
+    # mean is 20 x Binomial(5, 0.4): P(<= 0) = 0.078 > 2.5%, P(>= 5) = 0.010 < 2.5%: interval [0, 80]
+    recs = [make_record("all", "CLIP-ITA", 0, {"P@1": [0, 0, 0, 100, 100]})]
+    r = row(report.table1(recs), "all", "CLIP-ITA", "P@1")
+    assert r["mean"] == pytest.approx(40.0) and r.points_per_query == pytest.approx(20.0)
+    assert r.ci_lo == pytest.approx(0.0) and r.ci_hi == pytest.approx(80.0)
+    assert r.verdict == "consistent"  # published 9.90 lies inside
+    # 0/100/100/100/100: Binomial(5, 0.8): P(<= 1) = 0.007, P(<= 2) = 0.058: interval [40, 100]
+    recs = [make_record("all", "CLIP-ITA", 0, {"P@1": [0, 100, 100, 100, 100]})]
+    r = row(report.table1(recs), "all", "CLIP-ITA", "P@1")
+    assert (r.ci_lo, r.ci_hi, r.verdict) == (pytest.approx(40.0), pytest.approx(100.0), "higher")
+    demo = [make_record("all", "CLIP-ITA", 0, {"P@1": [0, 100, 100, 100, 100]}, demonstration=True)]
+    t = report.table1(demo)
+    d = row(t, "all", "CLIP-ITA", "P@1")
+    assert d.verdict == "demonstration" and d.position == "higher"
+    html = report.table1_block(t, "all").to_html()
+    assert report.styles.VERDICT_COLOURS["demonstration"] in html
+    assert report.styles.VERDICT_COLOURS["consistent"] not in html
+
+
+def test_verdict_rule():
+    assert report.verdict(10.0, 9.0, 11.0) == "consistent"
+    assert report.verdict(10.0, 10.0, 11.0) == "consistent"  # on the edge: inside
+    assert report.verdict(10.0, 10.5, 11.0) == "higher"
+    assert report.verdict(10.0, 8.0, 9.9) == "lower"
+    assert report.verdict(10.0, 8.0, 9.9, demonstration=True) == "demonstration"
+    assert report.verdict(math.nan, 1.0, 2.0) == "n/a"
+    assert "95% interval" in report.VERDICT_RULE
+
+
+def test_comparison_csv_and_per_query_parquet(tmp_path):
+    recs = [make_record("all", "BM25", 0, {"P@1": [0, 100, 0, 0, 0]}),
+            make_record("all", "CLIP-ITA", 0), make_record("all", "CLIP-ITA", 1)]
+    csv, pq = report.write_comparison(recs, tmp_path)
+    c = pd.read_csv(csv)
+    assert list(c.columns) == ["setting", "model", "metric", "published", "mean", "sd", "ci_lo", "ci_hi",
+                               "n_queries", "points_per_query", "verdict"]
+    assert len(c) == 108
+    bm = c[(c.setting == "all") & (c.model == "BM25") & (c.metric == "P@1")].iloc[0]
+    assert (bm["mean"], bm.n_queries, bm.points_per_query) == (20.0, 5, 20.0)
+    assert set(c.verdict) <= {"consistent", "higher", "lower", "demonstration", "not run", "FAILED"}
+    p = pd.read_parquet(pq)
+    assert list(p.columns) == ["setting", "model", "seed", "query", "seen", "metric", "value"]
+    assert len(p) == 3 * 6 * 5
+    got = p[(p.model == "BM25") & (p.metric == "P@1")].set_index("query").value
+    assert got.to_dict() == dict(zip(QUERIES, [0.0, 100.0, 0.0, 0.0, 0.0]))
 
 
 def test_failed_and_missing_rows():
@@ -174,6 +215,25 @@ def test_paired_t_test_equals_scipy_on_seed_averaged_scores():
     assert sig.p_holm.tolist() == pytest.approx(report.holm(ps).tolist())
     assert sig.significant.tolist() == [p < 0.05 for p in report.holm(ps)]
     assert len(report.significance_summary(sig)) == 1
+
+
+def test_holm_runs_over_the_whole_family():
+    rng = np.random.default_rng(1)
+    def scores(m):  # CLIP-ITA clearly ahead: small p-values, so the family size shows in the adjustment
+        lo = 60 if m == "CLIP-ITA" else 0
+        return rng.uniform(lo, lo + 40, len(QUERIES))
+
+    recs = [make_record(st, m, 0, {"P@1": scores(m), "MAP@5": scores(m)})
+            for st in ("all", "most_specific") for m in ("CLIP-ITA", "CLIP-IA", "CLIP-I", "MPNet")]
+    sig = report.significance(recs, metrics=("P@1", "MAP@5"), settings=("all", "most_specific"))
+    assert len(sig) == 12
+    assert sig.p_holm.tolist() == pytest.approx(report.holm(sig.p.tolist()).tolist())  # one family of 12
+    cell = report.significance(recs, metrics=("P@1", "MAP@5"), settings=("all", "most_specific"), family="cell")
+    first = cell[(cell.setting == "all") & (cell.metric == "P@1")]
+    assert first.p_holm.tolist() == pytest.approx(report.holm(first.p.tolist()).tolist())  # three at a time
+    assert not np.allclose(sig.p_holm, cell.p_holm)
+    assert ((sig.diff_lo <= sig["diff"]) & (sig["diff"] <= sig.diff_hi)).all()
+    assert "[" in report.significance_summary(sig).iloc[0, 2]
 
 
 def test_significance_degenerate_cases_give_nan_with_a_note():
@@ -306,3 +366,33 @@ def test_gallery_marks_relevant_products(tmp_path):
     assert report.gallery(recs, cat, "most_general", k=2).cti_queries == expected[:3]
     empty = report.gallery(recs, cat, "most_specific")
     assert empty.cti_gallery == [] and isinstance(empty, Figure)
+
+
+def test_missing_images_are_counted_and_flagged_above_one_percent():
+    from cti_repro.report import row_page
+
+    few = make_record("all", "CLIP-ITA", 0, feature_stats={"images_unreadable": 10, "images_total": 1000})
+    many = make_record("all", "CLIP-I", 0, feature_stats={"images_unreadable": 11, "images_total": 1000})
+    text = make_record("all", "MPNet", 0, feature_stats={"images_unreadable": 500, "images_total": 1000})
+    assert row_page.missing_images_box(few) is None  # exactly 1%: not flagged
+    assert "11 of 1,000" in row_page.missing_images_box(many)
+    assert row_page.missing_images_box(text) is None  # MPNet does not use the images
+    assert row_page.data_table(many).loc["images unreadable (zero vectors)", "count"] == "11 of 1,000 (1.1%)"
+    box = report.provenance_html([few, many, text])
+    assert "Images unreadable" in box and "FLAGGED for all CLIP-I" in box and "CLIP-ITA" not in box.split("FLAGGED")[1]
+
+
+def test_provenance_shows_activation_and_checkpoint_hash():
+    rec = make_record("all", "CLIP", 0)
+    rec["encoders"]["image"].update(architecture={"name": "ViT-B-32", "activation": "QuickGELU"},
+                                    checkpoint="/hub/open_clip_model.safetensors", sha256="ab" * 32)
+    box = report.provenance_html([rec])
+    assert "QuickGELU" in box and "open_clip_model.safetensors sha256 abababababab" in box
+
+
+def test_ablation_page_helpers_without_any_variant(tmp_path):
+    t = report.ablations.ablation_table(tmp_path)
+    assert t.empty and list(t.columns) == report.ablations.COLUMNS
+    assert report.ablations.ablation_wide(t).empty
+    fig = report.ablations.ablation_figure(t)  # the "nothing has run" figure, not an error
+    assert isinstance(fig, Figure) and "No ablation variant" in fig.axes[0].texts[0].get_text()

@@ -185,6 +185,11 @@ def test_all_rows_in_process(study, rows):
         rec = read_result(t.result)
         assert rec["status"] == "ok" and set(rec["means"]) >= {"P@1", "MAP@10", "R-precision"}, t.label
     assert all(t.skip is False for t in rows)
+    # the committed expected numbers of the smoke profile (`cti-repro verify --profile smoke`)
+    from cti_repro.report import verify
+
+    check = verify.verify_results(study.cfg.path(study.cfg.results_dir), verify.expected_path("smoke"))
+    assert len(check) == 18 * 6 and (check.status == "OK").all(), check[check.status != "OK"].to_string()
 
 
 @pytest.mark.slow

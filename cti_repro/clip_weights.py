@@ -1,0 +1,84 @@
+"""Which open_clip weights and architecture a CLIP tag means, found without the network.
+
+open_clip 3.3 builds ``ViT-B-32`` with ``nn.GELU`` while its pretrained config marks the
+``openai`` tag ``quick_gelu`` (``create_model`` only warns); :func:`clip_pretrained_cfg` reads that
+config for any model and tag, :func:`cached_checkpoint` finds the file open_clip would load, and
+:func:`image_weights_key` is what the image feature cache key needs beyond the names.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+RESOURCES = Path(__file__).resolve().parent / "resources"  # Tiny-ViT-32.json: open_clip configs of this package
+
+
+def _register_custom_configs() -> None:
+    import open_clip
+
+    for cfg in sorted(RESOURCES.glob("*.json")):
+        if cfg.stem not in open_clip.list_models():
+            open_clip.add_model_config(cfg)
+
+
+def clip_pretrained_cfg(model: str, pretrained: str) -> dict[str, Any]:
+    """open_clip's pretrained config of ``model`` / tag ``pretrained`` ({} for a file, ``none`` or an unknown tag)."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    tag = None if pretrained.lower() in ("", "none", "random") else pretrained
+    return dict(get_pretrained_cfg(model, tag)) if tag and not os.path.isfile(tag) else {}
+
+
+def cached_checkpoint(model: str, pretrained: str) -> Path | None:
+    """The checkpoint file open_clip would load for ``model`` / ``pretrained``, if it is on disk; no network.
+
+    A file path is itself; a tag is looked up where open_clip caches it (the Hugging Face hub cache
+    for ``hf_hub`` entries, safetensors first as open_clip prefers them; ``~/.cache/clip`` for URLs).
+    """
+    if os.path.isfile(pretrained):
+        return Path(pretrained).resolve()
+    pcfg = clip_pretrained_cfg(model, pretrained)
+    if pcfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+        from open_clip.constants import HF_WEIGHTS_NAME
+        from open_clip.pretrained import _get_safe_alternatives
+
+        repo, name = os.path.split(pcfg["hf_hub"])
+        name = name or HF_WEIGHTS_NAME
+        for fname in [*_get_safe_alternatives(name), name]:
+            hit = try_to_load_from_cache(repo, fname)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return Path(hit)
+    if pcfg.get("url"):
+        p = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(pcfg["url"])
+        return p if p.is_file() else None
+    return None
+
+
+def _activation(net) -> str:
+    """``QuickGELU`` or ``GELU``: the activation of the transformer MLPs open_clip actually built."""
+    from open_clip.transformer import QuickGELU
+
+    return "QuickGELU" if any(isinstance(m, QuickGELU) for m in net.modules()) else "GELU"
+
+
+def image_weights_key(model: str, pretrained: str) -> dict[str, Any]:
+    """What the image features depend on beyond the names: the checkpoint on disk (name, size,
+    mtime; ``random`` when there is none, so a random-weight cache never serves a run that now has
+    real weights), the activation the tag needs and open_clip's preprocessing for it."""
+    import open_clip
+
+    _register_custom_configs()
+    ckpt = cached_checkpoint(model, pretrained)
+    pcfg = clip_pretrained_cfg(model, pretrained)
+    vision = (open_clip.get_model_config(model) or {}).get("vision_cfg", {})
+    pre = {k: pcfg.get(k) for k in ("mean", "std", "interpolation", "resize_mode")}
+    st = ckpt.stat() if ckpt else None
+    return {"weights": {"file": ckpt.name, "size": st.st_size, "mtime": int(st.st_mtime)} if st else "random",
+            "quick_gelu": bool(pcfg.get("quick_gelu", False)),
+            "preprocess": {"image_size": vision.get("image_size"), **pre, "open_clip": open_clip.__version__}}
+
+
+__all__ = ["clip_pretrained_cfg", "cached_checkpoint", "image_weights_key"]

@@ -1,0 +1,138 @@
+"""The sensitivity study's page: each ablation variant's difference from the default, with intervals.
+
+A variant's rows live in ``<results_dir>/ablations/<variant>/`` (:mod:`cti_repro.run.ablations`);
+the default is the study's own rows in ``<results_dir>``. For every (variant, setting, model,
+metric) the difference variant − default is taken query by query and seed by seed (the same seed
+trains from the same initialisation in both), and its mean gets a 95% bootstrap interval over
+queries and seeds (:func:`cti_repro.report.stats.bootstrap_ci`).
+
+Example:
+    >>> from cti_repro.report import ablations
+    >>> t = ablations.ablation_table("runs/smoke")
+    >>> ablations.ablation_figure(t)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cti_repro.report.common import empty_figure, ok_records, study_order
+from cti_repro.report.stats import bootstrap_ci
+from cti_repro.results import load_results
+from cti_repro.study import METRICS, SETTING_LABELS, SETTINGS
+
+COLUMNS = ["variant", "setting", "model", "metric", "default", "variant_mean", "diff", "ci_lo", "ci_hi",
+           "n_seeds", "n_queries", "overrides"]
+
+
+def variant_records(results_dir: str | Path) -> dict[str, list[dict]]:
+    """``{variant: its successful records}`` for every folder under ``<results_dir>/ablations``."""
+    root = Path(results_dir) / "ablations"
+    if not root.is_dir():
+        return {}
+    return {d.name: ok_records(load_results(d)) for d in sorted(root.iterdir()) if d.is_dir()}
+
+
+def _matrix(records: list[dict], setting: str, model: str, metric: str) -> pd.DataFrame:
+    """Per-query scores, one row per seed, one column per query."""
+    rows = {}
+    for r in records:
+        if r.get("setting") == setting and r.get("model") == model and metric in (r.get("per_query") or {}):
+            rows[r.get("seed", 0)] = pd.Series(np.asarray(r["per_query"][metric], float), index=r.get("queries", []))
+    return pd.DataFrame(rows).T if rows else pd.DataFrame()
+
+
+def _overrides(records: list[dict], default: dict) -> str:
+    """The config fields where a variant's records differ from the default's (``loss.tau=0.1``)."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in (d or {}).items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(records[0].get("config") or {}), flat(default.get("config") or {}) if default else {}
+    skip = ("root", "results_dir", "cache_dir", "book_dir", "profile")
+    return ", ".join(f"{k}={a[k]}" for k in sorted(a) if k not in skip and b.get(k, a[k]) != a[k])
+
+
+def ablation_table(results_dir: str | Path, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Every variant's difference from the default, per setting, model and metric.
+
+    Returns:
+        Columns :data:`COLUMNS`: ``default`` and ``variant_mean`` (mean over the paired seeds and
+        queries, percent), ``diff`` = variant − default with its 95% interval ``ci_lo, ci_hi``,
+        the paired ``n_seeds`` and ``n_queries``, and ``overrides`` (the config fields that differ).
+        Empty when no variant has run.
+    """
+    default = ok_records(load_results(results_dir))
+    rows = []
+    for name, recs in variant_records(results_dir).items():
+        for setting, model in study_order((r["setting"], r["model"]) for r in recs):
+            base = [r for r in default if r.get("setting") == setting and r.get("model") == model]
+            mine = [r for r in recs if r.get("setting") == setting and r.get("model") == model]
+            for metric in metrics:
+                a, b = _matrix(mine, setting, model, metric), _matrix(base, setting, model, metric)
+                seeds = sorted(set(a.index) & set(b.index))
+                queries = sorted(set(a.columns) & set(b.columns))
+                diff = mean_a = mean_b = lo = hi = math.nan
+                if seeds and queries:
+                    va, vb = a.loc[seeds, queries].to_numpy(), b.loc[seeds, queries].to_numpy()
+                    diff, lo, hi = bootstrap_ci(va - vb)
+                    mean_a, mean_b = float(va.mean()), float(vb.mean())
+                rows.append({"variant": name, "setting": setting, "model": model, "metric": metric,
+                             "default": mean_b, "variant_mean": mean_a, "diff": diff, "ci_lo": lo, "ci_hi": hi,
+                             "n_seeds": len(seeds), "n_queries": len(queries),
+                             "overrides": _overrides(mine, base[0] if base else {})})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def ablation_wide(t: pd.DataFrame) -> pd.DataFrame:
+    """One row per (variant, model, metric), one column per setting: ``"+3.21 [+1.0, +5.4]"``."""
+    if t.empty:
+        return pd.DataFrame(columns=["variant", "model", "metric", *SETTINGS])
+    cell = t.apply(lambda r: "—" if not np.isfinite(r["diff"]) else
+                   f"{r['diff']:+.2f} [{r.ci_lo:+.2f}, {r.ci_hi:+.2f}]" + (" *" if r.ci_lo > 0 or r.ci_hi < 0 else ""),
+                   axis=1)
+    wide = t.assign(cell=cell).pivot_table(index=["variant", "model", "metric"], columns="setting", values="cell",
+                                           aggfunc="first", sort=False)
+    wide = wide.reindex(columns=[s for s in SETTINGS if s in wide.columns]).rename(columns=SETTING_LABELS)
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def ablation_figure(t: pd.DataFrame, metrics: Sequence[str] = ("P@1", "R-precision")) -> Figure:
+    """A forest plot: per setting, each variant's difference from the default (points) and its 95%
+    interval (bars), one marker per metric; the vertical line is no difference."""
+    t = t[t.metric.isin(metrics)] if len(t) else t
+    t = t[np.isfinite(t["diff"].astype(float))] if len(t) else t
+    if t.empty:
+        return empty_figure("No ablation variant has run yet (cti-repro reproduce --ablations).")
+    labels = list(dict.fromkeys(f"{v} ({m})" for v, m in zip(t.variant, t.model)))
+    settings = [s for s in SETTINGS if s in set(t.setting)]
+    fig = Figure(figsize=(4.2 * len(settings) + 2.5, 0.45 * len(labels) * len(metrics) + 1.5), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(settings), sharey=True, squeeze=False).ravel())
+    markers = dict(zip(metrics, ("o", "s", "D", "^", "v", "P")))
+    step = 0.8 / max(1, len(metrics))
+    for ax, s in zip(axes, settings):
+        for j, metric in enumerate(metrics):
+            g = t[(t.setting == s) & (t.metric == metric)]
+            y = np.array([labels.index(f"{v} ({m})") for v, m in zip(g.variant, g.model)]) + (j - (len(metrics) - 1) / 2) * step
+            ax.errorbar(g["diff"], y, xerr=[g["diff"] - g.ci_lo, g.ci_hi - g["diff"]], fmt=markers[metric], capsize=3,
+                        label=metric)
+        ax.axvline(0, color="0.4", lw=1)
+        ax.set_title(SETTING_LABELS.get(s, s), fontsize=11)
+        ax.set_xlabel("variant − default (points)")
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks(range(len(labels)), labels)
+    axes[0].invert_yaxis()
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    return fig
+
+
+__all__ = ["ablation_table", "ablation_wide", "ablation_figure", "variant_records", "COLUMNS"]

@@ -1,0 +1,126 @@
+"""Two-click verification of our own numbers, and the README's table generated from the results.
+
+The embedded and smoke profiles are deterministic, so their per-run means are committed as
+expected numbers (``cti_repro/resources/expected/<profile>.json``, written by ``cti-repro verify
+--write``, never by hand); ``cti-repro verify`` compares a user's results with them cell by cell
+(every setting, model, seed and metric) at :data:`TOLERANCE` points. pyserini's "two-click
+reproduction" idea, applied to this package.
+
+Example:
+    >>> from cti_repro.report import verify
+    >>> table = verify.verify_results("runs/smoke", verify.expected_path("smoke"))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cti_repro.io_utils import atomic_write_json
+from cti_repro.report.common import ok_records, study_order
+from cti_repro.results import load_results
+from cti_repro.study import METRICS, SETTING_LABELS
+
+EXPECTED_DIR = Path(__file__).resolve().parent.parent / "resources" / "expected"
+# Points (percent). Measured: the 18 smoke rows (108 cells) computed with torch at 1 and at 2
+# threads, features recomputed in separate caches, agree exactly (features bit-identical, largest
+# difference of a mean 0.0). The tolerance is therefore the printed precision, 0.01 points: a
+# different CPU type or BLAS build that flips one query's ranking moves a cell by a whole query
+# (>= 100 / n_queries points), far outside it, and verify names that cell.
+MEASURED_THREAD_DRIFT = 0.0
+TOLERANCE = 0.01
+
+
+def expected_path(profile: str) -> Path:
+    """The committed expected numbers of ``profile``."""
+    return EXPECTED_DIR / f"{profile}.json"
+
+
+def _cells(records: list[dict]) -> dict[str, float]:
+    """``{"setting/model/seed/metric": mean}`` of the successful records."""
+    return {f"{r['setting']}/{r['model']}/{r.get('seed', 0)}/{m}": float(v)
+            for r in ok_records(records) for m, v in (r.get("means") or {}).items() if m in METRICS}
+
+
+def write_expected(results_dir: str | Path, path: str | Path, profile: str) -> Path:
+    """Write the expected numbers of ``profile`` from the results under ``results_dir``.
+
+    Raises:
+        ValueError: there is no successful result to record.
+    """
+    records = load_results(results_dir)
+    cells = _cells(records)
+    if not cells:
+        raise ValueError(f"{results_dir}: no successful results to record as expected numbers")
+    ok = ok_records(records)
+    meta = {"profile": profile, "written_by": "cti-repro verify --write",
+            "git_commits": sorted({r.get("git_commit", "?") for r in ok}),
+            "config_hashes": sorted({r.get("config_hash", "?") for r in ok}),
+            "data_fingerprints": sorted({r.get("data_fingerprint", "?") for r in ok}),
+            "hardware": sorted({json.dumps(r.get("device") or {}, sort_keys=True) for r in ok}),
+            "tolerance_points": TOLERANCE}
+    return atomic_write_json(Path(path), {**meta, "cells": dict(sorted(cells.items()))})
+
+
+def verify_results(results_dir: str | Path, expected: str | Path, tolerance: float = TOLERANCE) -> pd.DataFrame:
+    """Compare the results under ``results_dir`` with an expected-numbers file, cell by cell.
+
+    Returns:
+        Columns ``setting, model, seed, metric, expected, got, diff, status``; ``status`` is ``OK``
+        (``|got - expected| <= tolerance``), ``FAIL`` or ``MISSING`` (no successful result).
+
+    Raises:
+        FileNotFoundError: no expected-numbers file (write one with ``cti-repro verify --write``).
+        ValueError: the file is not an expected-numbers file.
+    """
+    path = Path(expected)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no expected numbers (write them with `cti-repro verify --write`)")
+    try:
+        want = json.loads(path.read_text())["cells"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not an expected-numbers file ({exc})") from None
+    got = _cells(load_results(results_dir))
+    rows = []
+    for key, e in want.items():
+        setting, model, seed, metric = key.split("/")
+        g = got.get(key, math.nan)
+        d = g - e
+        status = "MISSING" if not np.isfinite(g) else ("OK" if abs(d) <= tolerance + 1e-12 else "FAIL")
+        rows.append({"setting": setting, "model": model, "seed": int(seed), "metric": metric, "expected": e,
+                     "got": g, "diff": d, "status": status})
+    return pd.DataFrame(rows, columns=["setting", "model", "seed", "metric", "expected", "got", "diff", "status"])
+
+
+def readme_table(results_dir: str | Path) -> str:
+    """Table 1 of the results as Markdown (mean ± sd over seeds), with the commit and machine that produced it."""
+    from cti_repro.report.tables import table1
+
+    records = load_results(results_dir)
+    ok = ok_records(records)
+    if not ok:
+        raise ValueError(f"{results_dir}: no successful results")
+    t1 = table1(records)
+    t1 = t1[t1.status == "ok"]
+    lines = ["| Setting | Model | " + " | ".join(METRICS) + " |", "|---|---|" + "---:|" * len(METRICS)]
+    for setting, model in study_order(zip(t1.setting, t1.model)):
+        g = t1[(t1.setting == setting) & (t1.model == model)].set_index("metric")
+        cells = [f"{g.loc[m, 'mean']:.2f}" + (f" ± {g.loc[m, 'sd']:.2f}" if np.isfinite(g.loc[m, "sd"]) else "")
+                 for m in METRICS]
+        lines.append(f"| {SETTING_LABELS.get(setting, setting)} | {model} | " + " | ".join(cells) + " |")
+    commits = sorted({r.get("git_commit", "?") for r in ok})
+    dev: dict[str, Any] = (ok[0].get("device") or {})
+    machine = f"{dev.get('device', '?')}: {dev.get('gpu') or dev.get('processor', '?')}, {dev.get('cpu_count', '?')} CPU cores"
+    seeds = sorted({r.get("seed", 0) for r in ok})
+    head = (f"Generated by `cti-repro readme-table` from `{results_dir}` (commit {', '.join(commits)}; {machine}; "
+            f"seeds {', '.join(map(str, seeds))}; mean ± sd over seeds, percent).")
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
+__all__ = ["verify_results", "write_expected", "expected_path", "readme_table", "TOLERANCE",
+           "MEASURED_THREAD_DRIFT", "EXPECTED_DIR"]

@@ -1,0 +1,123 @@
+"""The sensitivity study: every ablation variant's rows, beside the default study.
+
+Each variant of ``ablations:`` in ``_config.yml`` (:mod:`cti_repro.ablations`) is the profile
+with a set of ``--set`` overrides; its rows (its models x the three settings x the profile's
+seeds) are written to ``<results_dir>/ablations/<variant>/<setting>/<model>_seed<seed>.json`` by
+:func:`cti_repro.run.row.run_row`, in worker processes, skipping current results. The default is
+the profile's own results (the Table 1 rows). The book's sensitivity page
+(``report_ablations``) compares each variant with it (:mod:`cti_repro.report.ablations`).
+
+Example:
+    >>> from cti_repro.run.ablations import run_ablations
+    >>> failed = run_ablations("smoke", names=["tau_0.1"])
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from cti_repro.ablations import Ablation, load_ablations
+from cti_repro.config import DEFAULT_CONFIG, load_config
+from cti_repro.results import is_current, result_path
+from cti_repro.study import SETTINGS
+
+
+def ablation_dir(results_dir: str | Path, name: str) -> Path:
+    """Where the rows of variant ``name`` go: ``<results_dir>/ablations/<name>``."""
+    return Path(results_dir) / "ablations" / name
+
+
+def select(names: list[str] | None, config_path: str | Path | None = None) -> list[Ablation]:
+    """The variants to run: ``names`` (``["all"]``: every variant; None or ``[]``: the ``run`` set)."""
+    variants, default = load_ablations(config_path)
+    if names and "all" in names:
+        return list(variants.values())
+    chosen = names or default
+    unknown = [n for n in chosen if n not in variants]
+    if unknown:
+        raise ValueError(f"no such ablation variant(s) {unknown} (have: {', '.join(variants)})")
+    return [variants[n] for n in chosen]
+
+
+def _row(profile: str, config_path: str, overrides: dict[str, Any], out_dir: str, setting: str, model: str,
+         seed: int) -> tuple[str | None, float]:
+    """One ablation row in a worker process: ``(error text or None, seconds)``."""
+    t0 = time.perf_counter()
+    try:
+        from cti_repro.run.row import run_row
+
+        cfg = load_config(profile, config_path, overrides=overrides)
+        run_row(setting, model, seed=seed, cfg=cfg, out_dir=Path(out_dir), progress=False)
+        return None, time.perf_counter() - t0
+    except Exception as exc:  # one variant must not stop the study
+        return f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
+
+
+def run_ablations(
+    profile: str = "embedded", names: list[str] | None = None, config_path: str | Path | None = None,
+    seeds: list[int] | None = None, workers: int = 1, force: bool = False,
+) -> list[str]:
+    """Run the rows of the chosen variants (current ones are skipped); return one line per failure.
+
+    Args:
+        profile: config profile; its ``results_dir`` holds the default rows and ``ablations/``.
+        names: variants (see :func:`select`).
+        config_path: study config (default ``./_config.yml``).
+        seeds: model seeds (default: the profile's).
+        workers: rows at once (``reproduce`` passes :func:`cti_repro.run.batch.default_workers`).
+        force: recompute current rows.
+    """
+    from cti_repro.data.prepare import prepare_catalogue
+
+    config_path = Path(config_path or DEFAULT_CONFIG).resolve()
+    base = load_config(profile, config_path)
+    seeds = list(seeds) if seeds else list(base.seeds)
+    results_dir = base.path(base.results_dir).resolve()
+    fingerprint = prepare_catalogue(base).fingerprint()
+    jobs, n_current = [], 0
+    for ab in select(names, config_path):
+        cfg = load_config(profile, config_path, overrides=ab.overrides)  # validates the variant first
+        out = ablation_dir(results_dir, ab.name)
+        for seed in seeds:
+            for model in ab.models:
+                for setting in SETTINGS:
+                    if not force and is_current(result_path(out, setting, model, seed), cfg.hash(), fingerprint):
+                        n_current += 1
+                        continue
+                    jobs.append((ab.name, (profile, str(config_path), ab.overrides, str(out), setting, model, seed)))
+    print(f"ablations: {len(jobs)} rows to run, {n_current} current", flush=True)
+    failed: list[str] = []
+
+    def done(i: int, name: str, args: tuple, err: str | None, sec: float) -> None:
+        label = f"{name}: {args[4]} {args[5]} seed {args[6]}"
+        print(f"[ablation {i}/{len(jobs)}] {label}: {'ok' if err is None else 'FAILED (' + err[:160] + ')'} "
+              f"in {sec:.1f} s", flush=True)
+        if err is not None:
+            failed.append(f"{label}: {err}")
+
+    if workers <= 1 or len(jobs) <= 1:
+        for i, (name, args) in enumerate(jobs, 1):
+            done(i, name, args, *_row(*args))
+        return failed
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from cti_repro.run.notebooks import KERNEL_ENV
+
+    added = {k: v for k, v in KERNEL_ENV.items() if k not in os.environ}  # single-threaded, as the kernels
+    os.environ.update(added)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_row, *args): (name, args) for name, args in jobs}
+            for i, fut in enumerate(as_completed(futures), 1):
+                done(i, *futures[fut], *fut.result())
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+    return failed
+
+
+__all__ = ["run_ablations", "ablation_dir", "select"]

@@ -1,0 +1,75 @@
+"""OpenAI CLIP weights: the architecture the tag needs (QuickGELU), the checkpoint's identity, the cache key.
+
+Offline: a checkpoint file is placed in a temporary Hugging Face hub cache (where open_clip looks
+for ``timm/vit_base_patch32_clip_224.openai``) and open_clip's weight load is intercepted, so the
+whole of :func:`cti_repro.features.load_clip` runs except reading the tensors.
+"""
+
+import hashlib
+
+import pytest
+
+from cti_repro import features
+
+
+def _place_in_hub_cache(root, repo: str, filename: str, data: bytes):
+    folder = root / f"models--{repo.replace('/', '--')}"
+    snap = folder / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    snap.mkdir(parents=True)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(snap.name)
+    (snap / filename).write_bytes(data)
+    return snap / filename
+
+
+@pytest.fixture()
+def hub(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hc
+    import open_clip.factory
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+    loaded = []
+    monkeypatch.setattr(open_clip.factory, "load_checkpoint",
+                        lambda model, path, **kw: loaded.append((model, str(path))))
+    return tmp_path / "hub", loaded
+
+
+def test_openai_tag_builds_quickgelu_and_records_the_checkpoint(hub):
+    root, loaded = hub
+    assert features.clip_pretrained_cfg("ViT-B-32", "openai")["quick_gelu"] is True  # open_clip's own config
+    ckpt = _place_in_hub_cache(root, "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors",
+                               b"not really weights")
+    assert features.cached_checkpoint("ViT-B-32", "openai") == ckpt
+    net, _, _, ident = features.load_clip("ViT-B-32", "openai", allow_random=False)
+    assert loaded and loaded[0][1] == str(ckpt)  # open_clip loaded exactly this file
+    assert ident["pretrained"] is True
+    assert ident["architecture"] == {"name": "ViT-B-32", "activation": "QuickGELU"}
+    assert ident["checkpoint"] == str(ckpt) and ident["sha256"] == hashlib.sha256(b"not really weights").hexdigest()
+
+
+def test_a_gelu_tag_keeps_gelu(hub):
+    root, loaded = hub
+    tag = "laion2b_s34b_b79k"
+    assert not features.clip_pretrained_cfg("ViT-B-32", tag).get("quick_gelu", False)
+    _place_in_hub_cache(root, "laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_model.safetensors", b"x")
+    _, _, _, ident = features.load_clip("ViT-B-32", tag, allow_random=False)
+    assert ident["architecture"]["activation"] == "GELU" and ident["pretrained"] is True
+
+
+def test_random_weights_record_gelu_and_no_checkpoint(hub):
+    _, _, _, ident = features.load_clip("ViT-B-32", "openai", allow_random=True)  # nothing in the cache
+    assert ident["pretrained"] is False and "checkpoint" not in ident
+    assert ident["architecture"]["activation"] == "GELU"  # random weights: open_clip's default config
+
+
+def test_cache_key_changes_when_real_weights_appear(hub):
+    root, _ = hub
+    before = features.image_weights_key("ViT-B-32", "openai")
+    assert before["weights"] == "random" and before["quick_gelu"] is True
+    assert before["preprocess"]["image_size"] == 224 and before["preprocess"]["mean"]
+    _place_in_hub_cache(root, "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors", b"w" * 10)
+    after = features.image_weights_key("ViT-B-32", "openai")
+    assert after["weights"]["file"] == "open_clip_model.safetensors" and after["weights"]["size"] == 10
+    assert after != before
