@@ -44,7 +44,7 @@ def build_md(records: list[dict], profile: str, cfg: Any = None) -> str:
     Read from the records (what actually ran), else from ``cfg`` (nothing ran yet).
     """
     p = provenance(records)
-    demo = p["demonstration"] or bool(cfg is not None and cfg.labels.get("demonstration", False) and not records)
+    demo = p["demonstration"] or bool(cfg is not None and getattr(cfg.labels, "demonstration", False) and not records)
     kind, title = ("warning", "Demonstration, not a reproduction") if demo else ("note", "A reproduction run")
     source = ", ".join(p["data_source"]) or (cfg.data.source if cfg is not None else "—")
     products = ", ".join(f"{n:,}" for n in p["products"]) or "—"

@@ -115,24 +115,27 @@ def test_failure_is_recorded_and_others_run(small, capsys):
     assert re.search(r"^\[2/4\] most_general BM25 seed 0: FAILED \(RuntimeError: boom BM25\); notebook: ", out, re.M)
 
 
-def test_toc_lists_existing_pages(small):
+def test_publish_fills_the_committed_structure(small):
     layout = small.layout
+    book.stage_book(layout)
     stamp = nbrun.stamp(small.cfg, small.fp, layout.templates / "row.ipynb")
     _stamped_notebook(layout.data_notebook, stamp)
     _stamped_notebook(layout.row_notebook("all", "CLIP-I", 0), stamp)
-    _stamped_notebook(layout.row_notebook("all", "BM25", 1).with_suffix(".failed.ipynb"), stamp)
+    _stamped_notebook(layout.row_notebook("all", "BM25", 0).with_suffix(".failed.ipynb"), stamp)
     _stamped_notebook(layout.row_notebook("all", "BM25", 2).with_name(".BM25_seed2.partial.ipynb"), stamp)
-    for page in ("intro", "zebra", "references", "deviations"):
-        (layout.root / f"{page}.md").write_text(f"# {page}\n")
-    assert book.write_toc(layout) is True and book.write_toc(layout) is False  # unchanged the 2nd time
-    toc = yaml.safe_load((layout.root / "_toc.yml").read_text())
-    assert toc["format"] == "jb-book" and toc["root"] == "intro"
-    caps = {p["caption"]: p["chapters"] for p in toc["parts"]}
-    assert caps["Data"] == [{"file": "runs/smoke/data"}]
-    assert caps["Table 1 rows: all categories"] == [
-        {"file": "runs/smoke/rows/all/BM25_seed1.failed", "title": "BM25, seed 1: FAILED"},
-        {"file": "runs/smoke/rows/all/CLIP-I_seed0", "title": "CLIP-I, seed 0"}]
-    assert caps["Notes"] == [{"file": "deviations"}, {"file": "references"}, {"file": "zebra"}]
+    assert book.publish(layout, small.cfg) is True and book.publish(layout, small.cfg) is False  # same pages
+    gen = layout.root / "generated"
+    assert sorted(p.relative_to(gen).as_posix() for p in gen.rglob("*.ipynb")) == [
+        "data.ipynb", "rows/all/1_BM25_FAILED.ipynb", "rows/all/4_CLIP-I_seed0.ipynb"]
+    toc = yaml.safe_load((layout.root / "_toc.yml").read_text())  # the committed one, unchanged
+    assert toc == yaml.safe_load((book.SOURCE_BOOK / "_toc.yml").read_text())
+    rows = (gen / "fragments" / "rows_all.md").read_text()
+    assert "[ok](generated/rows/all/4_CLIP-I_seed0.ipynb)" in rows and "[FAILED](generated/rows/all/1_BM25_FAILED" in rows
+    # the missing rows name the command that produces them; baselines have no seed
+    assert "- CLIP-IA, seed 0: `cti-repro reproduce --profile smoke --seeds 0`" in rows
+    assert "- MPNet: `cti-repro reproduce --profile smoke --seeds 0`" in rows
+    pages = (gen / "fragments" / "pages.md").read_text()
+    assert "Table 1: published vs reproduced: **missing** (`cti-repro report --profile smoke`)" in pages
 
 
 # ---- end to end on the smoke profile --------------------------------------------------------
@@ -230,18 +233,18 @@ def test_pages_and_book_build(study, notebooks):
                     if o.output_type == "error"], nb_path
     # a failed row page (with its traceback) must build too
     shutil.copy(notebooks.bad.notebook.with_suffix(".failed.ipynb"),
-                layout.row_notebook("all", "MPNet", 7).with_suffix(".failed.ipynb"))
+                layout.row_notebook("all", "CLIP-IA", 0).with_suffix(".failed.ipynb"))
 
-    assert book.build_book(layout, strict=True) == 0  # jupyter-book build -W -n --keep-going
+    assert book.build_book(layout, strict=True, cfg=study.cfg) == 0  # jupyter-book build -W -n --keep-going
     html = layout.root / "_build" / "html"
     assert (html / "index.html").is_file()
     static = [p.stem for p in layout.source.glob("*.md")]
     assert {"intro", "deviations", "real_data"} <= set(static)
-    for page in ["runs/smoke/data", "runs/smoke/rows/most_specific/CLIP-I_seed0",
-                 "runs/smoke/rows/all/MPNet_seed7.failed", *static]:
+    for page in ["generated/data", "generated/rows/most_specific/4_CLIP-I_seed0",
+                 "generated/rows/all/5_CLIP-IA_seed0_FAILED", "generated/rows/all/1_BM25", "results", *static]:
         assert (html / f"{page}.html").is_file(), page
 
-    text = unescape(re.sub(r"<[^>]+>", " ", (html / "runs/smoke/report/report_table1.html").read_text()))
+    text = unescape(re.sub(r"<[^>]+>", " ", (html / "generated/report/1_report_table1.html").read_text()))
     pub = paper.table1().set_index(["setting", "model"])
     assert f"{pub.loc[('most_general', 'CLIP-ITA'), 'P@1']:.2f}" == "35.71" and "35.71" in text
     for title in ("All categories", "Most general category", "Most specific category", *MODELS):
