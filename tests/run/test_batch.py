@@ -26,18 +26,7 @@ from cti_repro.report import paper
 from cti_repro.results import read_result, result_path, write_result
 from cti_repro.study import MODELS, SETTINGS
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def smoke_config(base: Path) -> Path:
-    """A copy of the repo's ``_config.yml`` whose smoke profile writes everything under ``base``."""
-    raw = yaml.safe_load((REPO / "_config.yml").read_text())
-    prof = raw["profiles"]["smoke"]
-    prof.update(results_dir=str(base / "runs"), cache_dir=str(base / "cache"), book_dir=str(base / "book"))
-    prof["data"] = {**prof.get("data", {}), "dir": str(base / "data")}
-    path = base / "_config.yml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+from tests.smoke import smoke_config
 
 
 # ---- unit: plan, resume, failure isolation ---------------------------------------------------
@@ -139,46 +128,20 @@ def test_publish_fills_the_committed_structure(small):
 
 
 # ---- end to end on the smoke profile --------------------------------------------------------
+# the study, its rows, notebooks and book are built once per session (tests/conftest.py, tests/smoke.py)
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    from cti_repro.data.prepare import prepare_catalogue
-
-    base = tmp_path_factory.mktemp("study")
-    config_path = smoke_config(base)
-    cfg = load_config("smoke", config_path)
-    catalogue = prepare_catalogue(cfg)
-    return SimpleNamespace(base=base, config_path=config_path, cfg=cfg, fp=catalogue.fingerprint(),
-                           layout=book.book_layout(cfg))
+def study(smoke_study):
+    return smoke_study
 
 
 @pytest.fixture(scope="module")
-def rows(study):
-    """All 18 rows in-process (the features are computed once, then cached), single-threaded
-    like the batch's kernels (see ``nbrun.KERNEL_ENV``)."""
-    import torch
-
-    from cti_repro.run.row import run_row
-
-    tasks, threads = batch.plan_rows(study.cfg, study.fp, study.layout), torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for t in tasks:
-            run_row(t.setting, t.model, seed=t.seed, cfg=study.cfg, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    return tasks
+def rows(smoke_rows):
+    return smoke_rows
 
 
 @pytest.fixture(scope="module")
-def notebooks(study, rows):
-    """One good row notebook (trained), and a failing one next to a good baseline."""
-    good = next(t for t in rows if (t.setting, t.model) == ("most_specific", "CLIP-I"))
-    baseline = next(t for t in rows if (t.setting, t.model) == ("all", "BM25"))
-    results = study.cfg.path(study.cfg.results_dir).resolve()
-    bad = batch.RowTask("all", "NoSuchModel", 0, result_path(results, "all", "NoSuchModel", 0),
-                        study.layout.row_notebook("all", "NoSuchModel", 0))
-    failed = batch.run_rows([good, bad, baseline], study.cfg, study.fp, study.layout, study.config_path, workers=2)
-    return SimpleNamespace(good=good, bad=bad, baseline=baseline, failed=failed)
+def notebooks(smoke_notebooks):
+    return smoke_notebooks
 
 
 @pytest.mark.slow
@@ -223,19 +186,13 @@ def test_failing_row_notebook_is_recorded(study, notebooks):
 
 
 @pytest.mark.slow
-def test_pages_and_book_build(study, notebooks):
+def test_pages_and_book_build(study, smoke_book):
     layout = study.layout
-    problems = batch.execute_pages(study.cfg, study.fp, layout, study.config_path)
-    assert problems == []
+    assert smoke_book.problems == [] and smoke_book.code == 0
     for nb_path in [layout.data_notebook] + [layout.report_notebook(r) for r in book.REPORTS]:
         nb = nbformat.read(nb_path, as_version=4)
         assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                     if o.output_type == "error"], nb_path
-    # a failed row page (with its traceback) must build too
-    shutil.copy(notebooks.bad.notebook.with_suffix(".failed.ipynb"),
-                layout.row_notebook("all", "CLIP-IA", 0).with_suffix(".failed.ipynb"))
-
-    assert book.build_book(layout, strict=True, cfg=study.cfg) == 0  # jupyter-book build -W -n --keep-going
     html = layout.root / "_build" / "html"
     assert (html / "index.html").is_file()
     static = [p.stem for p in layout.source.glob("*.md")]
