@@ -52,7 +52,7 @@ def build_md(records: list[dict], profile: str, cfg: Any = None) -> str:
     why = ("The catalogue is synthetic and/or an encoder has random weights: these numbers show that "
            "the pipeline runs end to end and **cannot be compared with the paper's**. "
            if demo else "The numbers below come from the real data and pretrained weights. ")
-    lines = [f"```{{{kind}}} {title}", why + "To reproduce the paper, follow "
+    lines = ["```{admonition} " + title, f":class: {kind}", "", why + "To reproduce the paper, follow "
              "[Reproducing on the real data](real_data.md).", "",
              f"- **Profile:** `{profile}` ({p['ok']} runs ok, {p['failed']} failed)",
              f"- **Catalogue:** {source}, {products} products",
@@ -64,17 +64,29 @@ def build_md(records: list[dict], profile: str, cfg: Any = None) -> str:
 
 
 def headline_md(t1: pd.DataFrame) -> str:
-    """The paper's qualitative claims on this build (:func:`cti_repro.report.claims.claims_table`)."""
+    """The paper's qualitative claims on this build (:func:`cti_repro.report.claims.claims_table`).
+
+    One row per claim, one column per setting (``holds 6/6 (paper 6/6)``), then the metrics
+    where ours breaks a claim, with the values compared.
+    """
     t = claims_table(t1)
     if (t.verdict == "not run").all():
         return "No Table 1 results in this build: the claims cannot be checked.\n"
-    t = t.assign(setting=t.setting.map(lambda s: SETTING_LABELS.get(s, s)))
     held = t[t.verdict == "holds"]
     intro = (f"Of {len(t)} (claim, setting) checks, **{len(held)} hold on every metric** in this build, "
-             f"{(t.verdict == 'partly').sum()} on some, {(t.verdict == 'fails').sum()} on none. "
-             "`paper` / `ours`: the metrics (of six) on which the ordering is strict; the evidence lists the "
-             "metrics where ours breaks it (best model of each group).")
-    return intro + "\n\n" + md_table(t.rename(columns={"evidence": "where ours does not hold"})) + "\n"
+             f"{(t.verdict == 'partly').sum()} on some, {(t.verdict == 'fails').sum()} on none. Each cell: the "
+             "verdict on our means, then on how many of the six metrics the ordering is strict here and in the paper.")
+    t = t.assign(cell=[f"**{v}** {o} (paper {p})" for v, o, p in zip(t.verdict, t.ours, t.paper)])
+    wide = t.pivot(index="claim", columns="setting", values="cell").reindex(
+        index=list(dict.fromkeys(t.claim)), columns=[s for s in dict.fromkeys(t.setting)])
+    wide.columns = [SETTING_LABELS.get(c, c) for c in wide.columns]
+    text = intro + "\n\n" + md_table(wide.reset_index()) + "\n"
+    broken = t[t.evidence.astype(bool) & (t.evidence != "no results")]
+    if len(broken):
+        text += "\nWhere ours does not hold (best model of each group):\n\n" + "\n".join(
+            f"- {r.claim}, {SETTING_LABELS.get(r.setting, r.setting).lower()}: {r.evidence}"
+            for r in broken.itertuples()) + "\n"
+    return text
 
 
 def pages_md(pages: list[dict[str, Any]]) -> str:

@@ -20,12 +20,12 @@ from cti_repro.report.styles import admonition
 TEMPLATES = "book/templates"
 
 
-def _rel(value: Any, root: Path | None) -> str:
+def _rel(value: Any, root: str | Path | None) -> str:
     """A path parameter relative to ``root`` (the repository) when it lies inside it."""
     s = str(value)
     if root is not None and s:
         try:
-            return Path(s).resolve().relative_to(root.resolve()).as_posix()
+            return Path(s).resolve().relative_to(Path(root).resolve()).as_posix()
         except ValueError:
             pass
     return s

@@ -43,15 +43,21 @@ class Browser:
                 self.close()
                 raise RuntimeError("chromium did not start (no DevToolsActivePort)")
             time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
-            pages = [t for t in json.load(r) if t.get("type") == "page"]
-        from tornado.websocket import websocket_connect
+        try:
+            port = int(port_file.read_text().split()[0])
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+                pages = [t for t in json.load(r) if t.get("type") == "page"]
+            from tornado.websocket import websocket_connect
 
-        self.ws = self.loop.run_until_complete(websocket_connect(pages[0]["webSocketDebuggerUrl"],
-                                                                 max_message_size=512 * 2**20))
-        self.call("Page.enable")
-        self.call("Runtime.enable")
+            async def connect():  # the future must belong to this loop
+                return await websocket_connect(pages[0]["webSocketDebuggerUrl"], max_message_size=512 * 2**20)
+
+            self.ws = self.loop.run_until_complete(connect())
+            self.call("Page.enable")
+            self.call("Runtime.enable")
+        except Exception:
+            self.close()
+            raise
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         """Send one CDP command and wait for its answer (events in between are dropped)."""
@@ -75,9 +81,10 @@ class Browser:
     def open(self, url: str, width: int, height: int = 900) -> None:
         """Load ``url`` in a ``width`` px wide window and wait until the document is complete."""
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        self.evaluate("window.__cti_old = true")  # gone once the new document has replaced this one
         self.call("Page.navigate", url=url)
         t0 = time.monotonic()
-        while self.evaluate("document.readyState") != "complete" or self.evaluate("location.href") != url:
+        while self.evaluate("document.readyState") != "complete" or self.evaluate("window.__cti_old === true"):
             if time.monotonic() - t0 > self.timeout:
                 raise TimeoutError(url)
             time.sleep(0.05)

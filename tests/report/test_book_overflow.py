@@ -27,7 +27,7 @@ WIDTHS = (1400, 800)
 
 
 def _pages(html: Path) -> list[Path]:
-    skip = {"genindex.html", "search.html"}
+    skip = {"genindex.html", "search.html", "index.html"}  # index.html only redirects
     return sorted(p for p in html.rglob("*.html") if p.name not in skip and "_static" not in p.parts
                   and "_sources" not in p.parts)
 
