@@ -170,7 +170,15 @@ def publish(layout: BookLayout, cfg: StudyConfig | None = None, seeds: list[int]
                        "downloads": book_pages.downloads_md(files, layout.root, records, stages)}.items():
         _write_if_changed(frag / f"{name}.md", text)
     after = sorted(p.relative_to(gen).as_posix() for p in gen.rglob("*.ipynb"))
-    return after != before
+    # Sphinx skips the HTML (static files included) when no page is outdated: a changed stylesheet
+    # or extension must rebuild everything
+    assets = "".join(f"{p.relative_to(layout.root)}:{p.stat().st_mtime_ns}\n" for d in ("_static", "_ext")
+                     for p in sorted((layout.root / d).rglob("*")) if p.is_file() and "__pycache__" not in p.parts)
+    stamp_file, assets_changed = gen / ".assets", False
+    if not stamp_file.is_file() or stamp_file.read_text() != assets:
+        stamp_file.write_text(assets)
+        assets_changed = True
+    return after != before or assets_changed
 
 
 def build_book(layout: BookLayout, seeds: list[int] | None = None, strict: bool = False,

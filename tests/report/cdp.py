@@ -128,9 +128,11 @@ class Browser:
 
 # Elements whose content runs past their box without a way to scroll it: a table, pre or figure
 # wider than its own visible box (scrollWidth > clientWidth) while its overflow is hidden or
-# visible, or whose right edge lies beyond the article column.
+# visible, or whose right edge lies beyond the article column; a table cell cut with an ellipsis.
+# With ``fit`` (the check at 1400 px) an element must fit the column even inside a scroll box,
+# except the collapsed full tables (cells tagged ``hide-output``).
 OVERFLOW_JS = r"""
-(() => {
+((fit) => {
   const col = document.querySelector('.bd-article') || document.querySelector('main') || document.body;
   const right = col.getBoundingClientRect().right + 1;
   const out = [];
@@ -146,13 +148,20 @@ OVERFLOW_JS = r"""
       if (o === 'auto' || o === 'scroll') { inScroller = true; break; }
     }
     const clipped = el.scrollWidth > el.clientWidth + 1 && !scrolls;
-    const past = r.right > right && !inScroller;
+    const past = r.right > right && (!inScroller || fit);
+    // the collapsed machine-readable "full" tables (hide-output) may scroll at any width
+    const wide = fit && el.scrollWidth > col.clientWidth + 1 && !el.closest('details, .tag_hide-output');
     const ell = [...el.querySelectorAll('td, th')].some(c => getComputedStyle(c).textOverflow === 'ellipsis'
                                                           && c.scrollWidth > c.clientWidth + 1);
-    if (clipped || past || ell) out.push({tag: el.tagName.toLowerCase(), cls: el.className && String(el.className).slice(0, 60),
+    if (clipped || past || ell || wide) out.push({tag: el.tagName.toLowerCase(), cls: el.className && String(el.className).slice(0, 60),
       scrollWidth: el.scrollWidth, clientWidth: el.clientWidth, right: Math.round(r.right), column: Math.round(right),
       text: (el.innerText || '').slice(0, 60)});
   }
   return out;
-})()
+})(FIT)
 """
+
+
+def overflow_js(fit: bool) -> str:
+    """:data:`OVERFLOW_JS` with ``fit`` (true: everything must fit the column, no scrolling)."""
+    return OVERFLOW_JS.replace("(FIT)", "(true)" if fit else "(false)")

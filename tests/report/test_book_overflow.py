@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from cti_repro.report.commands import row_commands
-from tests.report.cdp import OVERFLOW_JS, Browser, chromium_binary
+from tests.report.cdp import Browser, chromium_binary, overflow_js
 
 pytestmark = pytest.mark.slow
 WIDTHS = (1400, 800)
@@ -48,7 +48,7 @@ def test_no_page_overflows(smoke_book, browser):
     for width in WIDTHS:
         for page in pages:
             browser.open(page.as_uri(), width)
-            found = browser.evaluate(OVERFLOW_JS)
+            found = browser.evaluate(overflow_js(fit=width >= 1400))  # 800 px: scrolling in its box is fine
             if found:
                 problems[f"{page.relative_to(smoke_book.html)} @ {width}px"] = found[:3]
     assert not problems, json.dumps(problems, indent=1)[:3000]
@@ -61,7 +61,7 @@ def test_overflow_check_can_fail(smoke_book, browser, tmp_path):
     page.write_text(f"<html><body><main style='width:700px;overflow:hidden'><table><tr>{cells}</tr></table>"
                     "</main></body></html>")
     browser.open(page.as_uri(), 800)
-    assert browser.evaluate(OVERFLOW_JS)
+    assert browser.evaluate(overflow_js(fit=False))
 
 
 def test_row_page_commands_match_their_parameters(smoke_book, smoke_study, browser):
@@ -94,7 +94,8 @@ def test_downloads_exist_and_parse(smoke_book, browser):
     assert set(files) >= {"table1_comparison.csv", "per_seed_metrics.csv", "config.yaml", "environment.csv",
                           "build_stages.json"}
     t1 = pd.read_csv(files["table1_comparison.csv"])
-    assert {"setting", "model", "metric", "published", "mean"} <= set(t1.columns) and len(t1) == 18 * 6
+    assert {"setting", "model", "metric", "published", "mean", "verdict"} <= set(t1.columns)
+    assert len(t1.dropna(subset=["published"])) == 18 * 6  # every published cell (+ the fixture's failed row)
     per_seed = pd.read_csv(files["per_seed_metrics.csv"])
     assert len(per_seed) >= 18 and {"seed", "P@1", "R-precision"} <= set(per_seed.columns)
     conf = yaml.safe_load(files["config.yaml"].read_text())
@@ -102,9 +103,11 @@ def test_downloads_exist_and_parse(smoke_book, browser):
     env = pd.read_csv(files["environment.csv"]).set_index("item")["value"]
     assert env["python"].count(".") == 2 and "torch" in env.index and "git commit" in env.index
     assert isinstance(json.loads(files["build_stages.json"].read_text()), dict)
-    # the headline is computed: one row per claim and setting
-    text = browser.evaluate("document.querySelector('#headline-the-paper-s-claims-in-this-build').innerText")
-    assert text.count("CLIP-ITA > CLIP-IA > CLIP-I") == 3
+    # the headline: one row per claim, one verdict per setting, computed from the data
+    cells = browser.evaluate("[...document.querySelectorAll('#headline-the-paper-s-claims-in-this-build tbody tr')]"
+                             ".map(r => [...r.cells].map(c => c.innerText.trim()))")
+    assert [c[0] for c in cells][0] == "CLIP-ITA > CLIP-IA > CLIP-I" and len(cells) == 3
+    assert all(re.fullmatch(r"(holds|partly|fails) \d/6 \(paper \d/6\)", v) for c in cells for v in c[1:]), cells
 
 
 def test_screenshots(smoke_book, browser):
