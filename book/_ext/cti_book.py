@@ -2,13 +2,13 @@
 
 The committed pages (``intro.md``, ``results.md``, ``rows_*.md``) hold the book's stable structure;
 what a build knows (which rows ran, the headline, the downloads) is written by
-``cti_repro.run.book.publish`` into ``generated/fragments/*.md``. The directive parses that file
+``cti_repro.run.book.publish`` into ``runs/_book/fragments/*.md``. The directive parses that file
 as MyST Markdown in place, or its own content when the file is missing (a fresh clone: the
 content says which command produces it). The page is rebuilt whenever the file changes.
 
 Usage in a page::
 
-    ```{cti-generated} generated/fragments/headline.md
+    ```{cti-generated} runs/_book/fragments/headline.md
     Not built yet: run `cti-repro reproduce`.
     ```
 """

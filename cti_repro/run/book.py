@@ -10,7 +10,7 @@ Executed notebooks live under ``<book_dir>/runs/<profile>/`` (git-ignored)::
 
 The committed ``book/_toc.yml`` is the book's stable structure: index pages (``results.md``,
 ``rows_<setting>.md``) under which :func:`publish` hangs a copy of the profile built last
-(``<book_dir>/generated/``, git-ignored), so ``jupyter-book build book/`` works on a fresh clone
+(``<book_dir>/runs/_book/``, git-ignored), so ``jupyter-book build book/`` works on a fresh clone
 (the index pages then say which command produces their pages) and after any partial run.
 """
 
@@ -76,7 +76,7 @@ def stage_book(layout: BookLayout) -> None:
         return
     layout.root.mkdir(parents=True, exist_ok=True)
     for p in layout.source.iterdir():
-        if p.name not in ("runs", "_build", "templates", GENERATED) and not p.name.startswith("."):
+        if p.name not in ("runs", "_build", "templates") and not p.name.startswith("."):
             if p.is_dir():
                 shutil.copytree(p, layout.root / p.name, dirs_exist_ok=True)
             else:
@@ -87,7 +87,7 @@ def _seed_of(p: Path) -> int:
     return int(p.name.split("_seed")[1].split(".")[0])
 
 
-GENERATED = "generated"  # the book's copy of the profile built last (git-ignored)
+GENERATED = "runs/_book"  # the book's copy of the profile built last (git-ignored with runs/)
 REPORT_TITLES = {"report_table1": "Table 1: published vs reproduced", "report_training": "Training curves and retrieved examples",
                  "report_analysis": "Analysis: error types, seen vs unseen, AP@k, significance"}
 
@@ -104,14 +104,14 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def publish(layout: BookLayout, cfg: StudyConfig | None = None, seeds: list[int] | None = None) -> bool:
-    """Fill what the committed ``_toc.yml`` expects under ``<book>/generated/``; True if the page set changed.
+    """Fill what the committed ``_toc.yml`` expects under ``<book>/runs/_book/``; True if the page set changed.
 
-    The executed notebooks of ``layout.profile`` are copied to ``generated/data.ipynb``,
-    ``generated/report/<n>_<name>.ipynb`` and ``generated/rows/<setting>/<n>_<model>[_seed<s>].ipynb``
+    The executed notebooks of ``layout.profile`` are copied to ``runs/_book/data.ipynb``,
+    ``runs/_book/report/<n>_<name>.ipynb`` and ``runs/_book/rows/<setting>/<n>_<model>[_seed<s>].ipynb``
     (``n`` orders the sidebar; baselines carry no seed; a failed row's notebook when it has no
-    successful one), and the index pages' parts are written to ``generated/fragments/*.md``:
+    successful one), and the index pages' parts are written to ``runs/_book/fragments/*.md``:
     what the build is, the headline claims, the pages (missing ones with their command), the rows
-    of each setting, the downloads (``generated/downloads/``).
+    of each setting, the downloads (``runs/_book/downloads/``).
     """
     from cti_repro.report import book_pages
     from cti_repro.report.tables import load_study, table1

@@ -65,7 +65,7 @@ def test_overflow_check_can_fail(smoke_book, browser, tmp_path):
 
 
 def test_row_page_commands_match_their_parameters(smoke_book, smoke_study, browser):
-    rows = sorted((smoke_book.html / "generated" / "rows").glob("*/*.html"))
+    rows = sorted((smoke_book.html / "runs" / "_book" / "rows").glob("*/*.html"))
     good = [p for p in rows if "FAILED" not in p.stem]
     assert len(good) >= 2
     for page in good:
@@ -75,7 +75,7 @@ def test_row_page_commands_match_their_parameters(smoke_book, smoke_study, brows
         browser.open(page.as_uri(), 1400)
         shown = dict(browser.evaluate(
             "[...document.querySelectorAll('pre.cti-command')].map(p => [p.dataset.kind, p.innerText.trim()])"))
-        nb = nbformat.read(smoke_study.layout.root / "generated" / "rows" / setting / f"{page.stem}.ipynb", as_version=4)
+        nb = nbformat.read(smoke_study.layout.root / "runs" / "_book" / "rows" / setting / f"{page.stem}.ipynb", as_version=4)
         params = nb.metadata["papermill"]["parameters"]
         assert (params["setting"], params["model"], int(params["seed"])) == (setting, model, seed)
         expected = row_commands(setting, model, params["profile"], seed, params["results_dir"], params["config_path"],
@@ -112,7 +112,7 @@ def test_downloads_exist_and_parse(smoke_book, browser):
 
 def test_screenshots(smoke_book, browser):
     out = smoke_book.html.parent / "screenshots"
-    row = next(p for p in (smoke_book.html / "generated" / "rows").glob("*/*.html") if "FAILED" not in p.stem)
+    row = next(p for p in (smoke_book.html / "runs" / "_book" / "rows").glob("*/*.html") if "FAILED" not in p.stem)
     for name, page in {"landing": smoke_book.html / "intro.html", "results": smoke_book.html / "results.html",
                        "row": row}.items():
         for width in WIDTHS:

@@ -113,13 +113,13 @@ def test_publish_fills_the_committed_structure(small):
     _stamped_notebook(layout.row_notebook("all", "BM25", 0).with_suffix(".failed.ipynb"), stamp)
     _stamped_notebook(layout.row_notebook("all", "BM25", 2).with_name(".BM25_seed2.partial.ipynb"), stamp)
     assert book.publish(layout, small.cfg) is True and book.publish(layout, small.cfg) is False  # same pages
-    gen = layout.root / "generated"
+    gen = layout.root / "runs" / "_book"
     assert sorted(p.relative_to(gen).as_posix() for p in gen.rglob("*.ipynb")) == [
         "data.ipynb", "rows/all/1_BM25_FAILED.ipynb", "rows/all/4_CLIP-I_seed0.ipynb"]
     toc = yaml.safe_load((layout.root / "_toc.yml").read_text())  # the committed one, unchanged
     assert toc == yaml.safe_load((book.SOURCE_BOOK / "_toc.yml").read_text())
     rows = (gen / "fragments" / "rows_all.md").read_text()
-    assert "[ok](generated/rows/all/4_CLIP-I_seed0.ipynb)" in rows and "[FAILED](generated/rows/all/1_BM25_FAILED" in rows
+    assert "[ok](runs/_book/rows/all/4_CLIP-I_seed0.ipynb)" in rows and "[FAILED](runs/_book/rows/all/1_BM25_FAILED" in rows
     # the missing rows name the command that produces them; baselines have no seed
     assert "- CLIP-IA, seed 0: `cti-repro reproduce --profile smoke --seeds 0`" in rows
     assert "- MPNet: `cti-repro reproduce --profile smoke --seeds 0`" in rows
@@ -197,11 +197,11 @@ def test_pages_and_book_build(study, smoke_book):
     assert (html / "index.html").is_file()
     static = [p.stem for p in layout.source.glob("*.md")]
     assert {"intro", "deviations", "real_data"} <= set(static)
-    for page in ["generated/data", "generated/rows/most_specific/4_CLIP-I_seed0",
-                 "generated/rows/all/5_CLIP-IA_seed0_FAILED", "generated/rows/all/1_BM25", "results", *static]:
+    for page in ["runs/_book/data", "runs/_book/rows/most_specific/4_CLIP-I_seed0",
+                 "runs/_book/rows/all/5_CLIP-IA_seed0_FAILED", "runs/_book/rows/all/1_BM25", "results", *static]:
         assert (html / f"{page}.html").is_file(), page
 
-    text = unescape(re.sub(r"<[^>]+>", " ", (html / "generated/report/1_report_table1.html").read_text()))
+    text = unescape(re.sub(r"<[^>]+>", " ", (html / "runs/_book/report/1_report_table1.html").read_text()))
     pub = paper.table1().set_index(["setting", "model"])
     assert f"{pub.loc[('most_general', 'CLIP-ITA'), 'P@1']:.2f}" == "35.71" and "35.71" in text
     for title in ("All categories", "Most general category", "Most specific category", *MODELS):

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import yaml
 
-from cti_repro.run.book import GENERATED, SOURCE_BOOK
+from cti_repro.run.book import SOURCE_BOOK
 
 
 def test_fresh_clone_book_builds(tmp_path):
     book = tmp_path / "book"
-    shutil.copytree(SOURCE_BOOK, book, ignore=shutil.ignore_patterns("_build", "runs", GENERATED, "__pycache__"))
+    shutil.copytree(SOURCE_BOOK, book, ignore=shutil.ignore_patterns("_build", "runs", "__pycache__"))
     toc = yaml.safe_load((book / "_toc.yml").read_text())
     assert toc["root"] == "intro" and [p["caption"] for p in toc["parts"]] == ["Results", "Notes", "Table 1 rows"]
     exe = Path(sys.executable).with_name("jupyter-book")
