@@ -38,7 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf book/_build book/runs book/_toc.yml runs cache
+	rm -rf book/_build book/runs book/generated runs cache
 
 models: $(STAMP)
 	$(BIN)/cti-repro models mpnet

@@ -129,34 +129,42 @@ def plot(data: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10.5, 5.2), dpi=90)
-    colours = [plt.get_cmap("tab20")(i) for i in (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 1, 3, 5, 7, 9)] * 2
-    for i, (name, s) in enumerate(sorted(data["series"].items())):
-        c = colours[i]
-        if "computed" in s:
-            xs = sorted(int(p) for p in s["computed"])
-            ax.plot(xs, [s["computed"][str(p)] for p in xs], ":", color=c, lw=1.6, label=f"{name} (rate x size)")
-            continue
+    # legible at the page's ~770 px: 7.5 in at 100 dpi, fonts >= 10 pt. Measured stages get an
+    # Okabe-Ito colour and a marker each (the legend); the "rate x size" estimates are thin grey
+    # lines labelled at their right end instead of a dozen look-alike legend entries.
+    fig, ax = plt.subplots(figsize=(7.5, 5.6), dpi=100)
+    okabe = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+    marks = ["o", "s", "D", "^", "v", "P", "X", "*"]
+    measured = [(n, s) for n, s in sorted(data["series"].items()) if "computed" not in s]
+    for i, (name, s) in enumerate(measured):
+        c, mk = okabe[i % len(okabe)], marks[i % len(marks)]
         xm = sorted(int(p) for p in s["measured"])
-        ax.plot(xm, [s["measured"][str(p)] for p in xm], "o-", color=c, ms=4, label=name)
+        ax.plot(xm, [s["measured"][str(p)] for p in xm], "-", marker=mk, color=c, ms=6, lw=2, label=name)
         if s["extrapolated"]:
             xe = [xm[-1]] + sorted(int(p) for p in s["extrapolated"])
             ye = [s["measured"][str(xm[-1])]] + [s["extrapolated"][str(p)] for p in xe[1:]]
-            ax.plot(xe, ye, "--", color=c, alpha=0.7)
-            ax.plot(xe[1:], ye[1:], "o", mfc="none", color=c, ms=4)
+            ax.plot(xe, ye, "--", color=c, lw=1.5)
+            ax.plot(xe[1:], ye[1:], marker=mk, ls="", mfc="white", color=c, ms=6)
+    for name, s in sorted(data["series"].items()):
+        if "computed" in s:
+            xs = sorted(int(p) for p in s["computed"])
+            ys = [s["computed"][str(p)] for p in xs]
+            ax.plot(xs, ys, "-", color="0.6", lw=1)
+            ax.annotate(name, (xs[-1], ys[-1]), xytext=(4, 0), textcoords="offset points", fontsize=8,
+                        color="0.35", va="center")
     for x, lab in ((C.PAPER["products"], "paper scale"), (10 * C.PAPER["products"], "10x")):
         ax.axvline(x, color="grey", lw=0.8, ls="-.")
         ax.text(x * 1.05, 0.02, lab, transform=ax.get_xaxis_transform(), fontsize=8, color="grey")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("products in the catalogue (test split 10 %, queries = 1.41 x candidates)")
-    ax.set_ylabel("seconds")
+    ax.set_xlabel("products in the catalogue (test split 10 %, queries = 1.41 x candidates)", fontsize=10)
+    ax.set_ylabel("seconds", fontsize=10)
     m = data["machine"]
     ax.set_title(f"Stage time vs catalogue size ({m['cpu']}, {m['torch_threads']} thread(s), no GPU)\n"
-                 "solid: measured; dashed, hollow: extrapolated (x P^2); dotted: measured rate x size",
-                 fontsize=8.5, loc="left")
+                 "solid: measured; dashed, hollow: extrapolated (x P^2); grey: measured rate x size",
+                 fontsize=9, loc="left")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.legend(fontsize=10, loc="upper left", frameon=True, framealpha=0.9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -177,30 +177,56 @@ def _cmd_readme_table(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = ("Reproduce 'Extending CLIP for Category-to-image Retrieval in E-commerce' (ECIR 2022): "
+               "build catalogues, run the rows of Table 1 (BM25, CLIP, MPNet, CLIP-I/-IA/-ITA x 3 settings), "
+               "evaluate TREC runs and build the report book.")
+
+
+def _version() -> str:
+    """``cti-repro <package version> (commit <sha>)``."""
+    from cti_repro import __version__
+    from cti_repro.results import git_commit
+
+    return f"cti-repro {__version__} (commit {git_commit()})"
+
+
+def _profiles_epilog() -> str:
+    """The profiles of ./_config.yml, for the help text (empty if it cannot be read)."""
+    try:
+        from cti_repro.config import DEFAULT_CONFIG, available_profiles
+
+        return (f"profiles in {DEFAULT_CONFIG}: {', '.join(available_profiles(DEFAULT_CONFIG))} "
+                "(embedded: offline demonstration; smoke: tiny, for tests; xmarket: the paper's data and weights)")
+    except (OSError, ValueError):
+        return "profiles: see _config.yml (none found in the current folder)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cti-repro`` argument parser (subcommands and their options)."""
     from cti_repro.study import MODELS, SETTINGS
 
-    p = argparse.ArgumentParser(prog="cti-repro", description=__doc__.split("\n")[0])
+    epilog = _profiles_epilog()
+    p = argparse.ArgumentParser(prog="cti-repro", description=DESCRIPTION, epilog=epilog)
+    p.add_argument("--version", action="version", version=_version(), help="print the package version and git commit")
     sub = p.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="build and inspect catalogues")
     dsub = data.add_subparsers(dest="data_command", required=True)
     s = dsub.add_parser("stats", help="print the paper's dataset statistics as JSON")
-    s.add_argument("dir")
+    s.add_argument("dir", help="a catalogue folder (products.jsonl + images/)")
     s.set_defaults(func=_cmd_data_stats)
     s = dsub.add_parser("synthetic", help="generate the embedded synthetic catalogue")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="folder to write the catalogue into")
     s.add_argument("--products", type=int, default=None, help="number of products (default: profile size)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     s.set_defaults(func=_cmd_data_synthetic)
     s = dsub.add_parser("xmarket", help="import XMarket metadata (directory or base URL)")
     s.add_argument("--source", required=True, help="directory with metadata_*.json.gz, or the XMarket base URL")
-    s.add_argument("--market", default="us")
-    s.add_argument("--out", required=True)
+    s.add_argument("--market", default="us", help="XMarket market (default: us, the paper's)")
+    s.add_argument("--out", required=True, help="folder to write the catalogue into")
     s.add_argument("--categories", nargs="*", default=None, help="XMarket file categories (default: all)")
-    s.add_argument("--skip-images", action="store_true")
-    s.add_argument("--workers", type=int, default=8)
+    s.add_argument("--skip-images", action="store_true", help="metadata only, do not download images")
+    s.add_argument("--workers", type=int, default=8, help="parallel image downloads (default: 8)")
     s.add_argument("--force", action="store_true",
                    help="replace a complete catalogue in --out even with an empty or smaller one")
     s.add_argument("--max-image-mb", type=float, default=None, help="largest image download in MiB (default 8)")
@@ -218,9 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a TREC run (qid Q0 docid rank score tag) against qrels. Lines are "
                                    "ranked by score descending; ties are broken as trec_eval does (docid in "
                                    "descending string order); the rank column is ignored.")
-    s.add_argument("--qrels", required=True)
-    s.add_argument("--run", required=True)
-    s.add_argument("--ap-norm", default="hits", choices=("hits", "min_k_R", "R"))
+    s.add_argument("--qrels", required=True, help="TREC qrels file (query 0 doc relevance)")
+    s.add_argument("--run", required=True, help="TREC run file (query Q0 doc rank score tag)")
+    s.add_argument("--ap-norm", default="hits", choices=("hits", "min_k_R", "R"),
+                   help="AP@k denominator: hits in the top k (default, the paper's), min(k, R) or R")
     s.set_defaults(func=_cmd_eval)
 
     for name, fn, helptext in (
@@ -228,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("reproduce", _cmd_reproduce, "run every row with papermill, then build the report"),
         ("report", _cmd_report, "execute the report notebooks and build the book"),
     ):
-        s = sub.add_parser(name, help=helptext)
-        s.add_argument("--profile", default="embedded")
+        s = sub.add_parser(name, help=helptext, description=helptext, epilog=epilog)
+        s.add_argument("--profile", default="embedded", help="profile of the config (default: embedded)")
         s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
         if name in ("run", "reproduce"):
             s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -237,14 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 "repeatable; checked like _config.yml). `run` then writes to "
                                 "<results_dir>/overrides/<hash>/ unless --out is given")
         if name == "run":
-            s.add_argument("--setting", required=True, choices=SETTINGS)
-            s.add_argument("--model", required=True, choices=MODELS)
-            s.add_argument("--seed", type=int, default=None)
+            s.add_argument("--setting", required=True, choices=SETTINGS, help="evaluation setting")
+            s.add_argument("--model", required=True, choices=MODELS, help="model (row of Table 1)")
+            s.add_argument("--seed", type=int, default=None, help="model seed (default: the profile's first seed)")
             s.add_argument("--out", default=None, help="results directory (default: from the profile)")
             s.add_argument("--force", action="store_true", help="recompute even if the result exists")
         if name == "reproduce":
-            s.add_argument("--seeds", type=int, nargs="*", default=None)
-            s.add_argument("--force", action="store_true")
+            s.add_argument("--seeds", type=int, nargs="*", default=None,
+                           help="seeds of the trained models (default: the profile's seeds; baselines run once)")
+            s.add_argument("--force", action="store_true", help="re-run rows whose result is current (default: skip them)")
             s.add_argument("--no-book", action="store_true", help="stop after the notebooks")
             s.add_argument("--study", default="both", choices=("cti", "xmodal", "both"),
                            help="which study's rows to run: category-to-image (Table 1), text-image, or both")

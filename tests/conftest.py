@@ -9,3 +9,34 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import cti_repro  # noqa: E402,F401  (installs the torchvision import hook first)
+
+import pytest  # noqa: E402
+
+
+# ---- the smoke study, built once per session (tests/smoke.py) ----------------------------------
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory):
+    from tests.smoke import make_study
+
+    return make_study(tmp_path_factory.mktemp("study"))
+
+
+@pytest.fixture(scope="session")
+def smoke_rows(smoke_study):
+    from tests.smoke import run_all_rows
+
+    return run_all_rows(smoke_study)
+
+
+@pytest.fixture(scope="session")
+def smoke_notebooks(smoke_study, smoke_rows):
+    from tests.smoke import run_notebooks
+
+    return run_notebooks(smoke_study, smoke_rows)
+
+
+@pytest.fixture(scope="session")
+def smoke_book(smoke_study, smoke_notebooks):
+    from tests.smoke import build
+
+    return build(smoke_study, smoke_notebooks)

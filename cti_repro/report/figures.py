@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cti_repro.report.common import empty_figure, ok_records
-from cti_repro.report.styles import OK_COLOUR, WRONG_COLOUR, mpl_text
+from cti_repro.report.styles import MODEL_COLOURS, OK_COLOUR, WRONG_COLOUR, mpl_text
 from cti_repro.study import METRICS, MODELS, SETTING_LABELS, SETTINGS, TRAINED
 
 
@@ -33,7 +33,7 @@ def training_curves(records: list[dict]) -> Figure:
         return empty_figure("No training history in these results (CLIP-I / -IA / -ITA not run).")
     seeds = sorted({r.get("seed", 0) for r in runs})
     colours = dict(zip(seeds, plt.get_cmap("tab10").colors * 10))
-    fig = Figure(figsize=(4.2 * len(TRAINED), 3.0 * len(settings)), layout="constrained")
+    fig = Figure(figsize=(3.4 * len(TRAINED), 2.8 * len(settings) + 0.5), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(settings), len(TRAINED), sharey="row", squeeze=False))
     for i, s in enumerate(settings):
         for j, m in enumerate(TRAINED):
@@ -83,11 +83,12 @@ def _thumbnail(catalogue, i: int | None, size: int = 160) -> np.ndarray | None:
 
 
 def gallery(records: list[dict], catalogue: Any, setting: str, queries: list[str] | None = None, k: int = 5,
-            models: list[str] | None = None, n_queries: int = 3) -> Figure:
+            models: list[str] | None = None, n_queries: int = 2) -> Figure:
     """Top-``k`` retrieved product images per model for a few category queries of ``setting``.
 
     A green frame and ``✓`` mark a relevant product (its category label in this setting equals
-    the query), a red frame and ``✗`` a wrong one; below each image is the product's own label.
+    the query), a red frame and ``✗`` a wrong one; below each image are the product's title (what
+    BM25 and MPNet rank on, shortened) and its own category label.
     Rankings come from each model's lowest successful seed (``top10`` of the record).
 
     Args:
@@ -122,7 +123,8 @@ def gallery(records: list[dict], catalogue: Any, setting: str, queries: list[str
         known = set.intersection(*(set(runs[m]["top10"]) for m in models))
         queries = default_gallery_queries({q: n for q, n in test_labels.items() if q in known}, n_queries)
     k = min(k, 10)
-    fig = Figure(figsize=(1.55 * k + 1.3, (1.75 * len(models) + 0.45) * max(1, len(queries))), layout="constrained")
+    titles = catalogue.titles
+    fig = Figure(figsize=(1.5 * k + 1.2, (1.55 * len(models) + 0.4) * max(1, len(queries))), layout="constrained")
     subfigs = np.atleast_1d(fig.subfigures(max(1, len(queries)), 1, squeeze=False).ravel())
     info = []
     for sf, q in zip(subfigs, queries):
@@ -156,7 +158,9 @@ def gallery(records: list[dict], catalogue: Any, setting: str, queries: list[str
                     sp.set_edgecolor(OK_COLOUR if rel else WRONG_COLOUR)
                     sp.set_linewidth(4)
                 ax.set_title(f"{col + 1} {'✓' if rel else '✗'}", fontsize=9, color=OK_COLOUR if rel else WRONG_COLOUR)
-                ax.set_xlabel(mpl_text(label if len(label) <= 20 else label[:19] + "…"), fontsize=7)
+                title = str(titles[i]) if i is not None else ""
+                short = lambda t, n: t if len(t) <= n else t[: n - 1] + "…"  # noqa: E731
+                ax.set_xlabel(mpl_text(f"{short(title, 24)}\n[{short(label, 20)}]"), fontsize=7, linespacing=1.1)
                 info.append({"query": q, "model": m, "seed": runs[m].get("seed"), "rank": col + 1, "product_id": pid,
                              "label": label, "relevant": rel})
     fig.cti_gallery, fig.cti_queries = info, list(queries)
@@ -176,40 +180,44 @@ def published_vs_reproduced_figure(t1: pd.DataFrame) -> Figure:
     if not settings:
         return empty_figure("No rows to plot.")
     models = [m for m in MODELS if m in set(t1.model)] + sorted(set(t1.model) - set(MODELS))
-    palette = dict(zip(models, sns.color_palette("colorblind", len(models))))
+    extra = sns.color_palette("colorblind", len(models))
+    palette = {m: MODEL_COLOURS.get(m, extra[i]) for i, m in enumerate(models)}
     markers = dict(zip(METRICS, ("o", "s", "D", "^", "v", "P")))
-    fig = Figure(figsize=(5.0 * len(settings) + 1.8, 5.0), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(settings), squeeze=False).ravel())
+    # one panel per row of the page (the column is ~770 px): legible ticks; symlog axes so 0.01 and
+    # 100 both show (linear below 1 %, log above), padded so no marker sits on an axis
+    fig = Figure(figsize=(7.0, 5.2 * len(settings) + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(settings), 1, squeeze=False).ravel())
+    lo, hi = -0.3, 160.0
     for ax, s in zip(axes, settings):
         t = t1[t1.setting == s]
         have = t[np.isfinite(t.published) & np.isfinite(t["mean"])]
-        top = have["ci_hi"].fillna(have["mean"]) if "ci_hi" in have else have["mean"]
-        lim = max(1.0, float(np.nanmax([have.published.max(), top.max()])) if len(have) else 1.0) * 1.06
-        x = np.linspace(0, lim, 200)
+        x = np.concatenate([np.linspace(0, 1, 50), np.geomspace(1, hi, 200)])
         ax.plot(x, x, color="0.5", lw=1, zorder=1)
         for r in have.itertuples():
-            lo, hi = getattr(r, "ci_lo", np.nan), getattr(r, "ci_hi", np.nan)
-            if np.isfinite(lo) and np.isfinite(hi):
-                ax.errorbar(r.published, r.mean, yerr=[[r.mean - lo], [hi - r.mean]], color=palette[r.model], lw=1,
-                            zorder=2)
+            ci_lo, ci_hi = getattr(r, "ci_lo", np.nan), getattr(r, "ci_hi", np.nan)
+            if np.isfinite(ci_lo) and np.isfinite(ci_hi):
+                ax.errorbar(r.published, r.mean, yerr=[[r.mean - ci_lo], [ci_hi - r.mean]], color=palette[r.model],
+                            lw=1, zorder=2)
         if len(have):
             sns.scatterplot(data=have, x="published", y="mean", hue="model", style="metric", palette=palette,
                             markers=markers, hue_order=[m for m in models if m in set(have.model)],
-                            style_order=[m for m in METRICS if m in set(have.metric)], s=60, ax=ax, zorder=3,
-                            legend=ax is axes[-1])
+                            style_order=[m for m in METRICS if m in set(have.metric)], s=70, ax=ax, zorder=3,
+                            legend=True, edgecolor="black", linewidth=0.4)
         missing = t[t.status != "ok"][["model"]].drop_duplicates()
-        title = SETTING_LABELS.get(s, s)
-        if len(missing):
-            title += f"\n({len(missing)} model(s) failed / not run)"
-        ax.set_title(title, fontsize=11)
-        ax.set_xlim(0, lim), ax.set_ylim(0, lim)
-        ax.set_aspect("equal")
-        ax.set_xlabel("published (%)")
-        ax.set_ylabel("reproduced (%)")
+        title = SETTING_LABELS.get(s, s) + (f" ({len(missing)} model(s) failed / not run)" if len(missing) else "")
+        ax.set_title(title, fontsize=13)
+        for set_scale in (ax.set_xscale, ax.set_yscale):
+            set_scale("symlog", linthresh=1.0, linscale=0.5)
+        ticks = [0, 0.5, 1, 2, 5, 10, 20, 50, 100]
+        ax.set_xticks(ticks, [f"{v:g}" for v in ticks]), ax.set_yticks(ticks, [f"{v:g}" for v in ticks])
+        ax.set_xlim(lo, hi), ax.set_ylim(lo, hi)
+        ax.tick_params(labelsize=11)
+        ax.set_xlabel("published (%)", fontsize=12)
+        ax.set_ylabel("reproduced (%)", fontsize=12)
         ax.grid(alpha=0.3)
-    leg = axes[-1].get_legend()
-    if leg is not None:
-        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+        if ax.get_legend() is not None:
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), fontsize=10, title_fontsize=10,
+                            frameon=False)
     return fig
 
 

@@ -116,4 +116,18 @@ def provenance_table(record: dict[str, Any], path: str) -> pd.DataFrame:
     return pd.DataFrame({"value": prov}).rename_axis(None)
 
 
-__all__ = ["demonstration_box", "data_table", "metrics_table", "training_figure", "training_summary", "provenance_table"]
+
+
+def commands_box(setting: str, model: str, profile: str, seed: int, results_dir: str = "", config_path: str = "",
+                 root: str | None = None) -> str:
+    """The "run this page by hand" box of a row page, from the page's own parameters (HTML)."""
+    from pathlib import Path
+
+    from cti_repro.report.commands import commands_html, row_commands
+
+    cmds = row_commands(setting, model, profile, seed, results_dir, config_path, root=Path(root) if root else None)
+    return commands_html(cmds, "this row")
+
+
+__all__ = ["demonstration_box", "data_table", "metrics_table", "training_figure", "training_summary", "provenance_table",
+           "commands_box"]

@@ -16,6 +16,9 @@ from cti_repro.report.common import fmt
 
 ADMONITION_COLOURS = {"warning": "#f0b37e", "danger": "#e74c3c", "note": "#6ab0de", "tip": "#1abc9c"}
 OK_COLOUR, WRONG_COLOUR = "#1a9641", "#d7191c"
+# One colour per model in every figure: Okabe-Ito, colour-blind safe, no two models alike.
+MODEL_COLOURS: dict[str, str] = {"BM25": "#999999", "CLIP": "#E69F00", "MPNet": "#56B4E9",
+                                 "CLIP-I": "#009E73", "CLIP-IA": "#0072B2", "CLIP-ITA": "#D55E00"}
 # demonstration: a neutral blue-grey, so a demonstration cell never reads as a pass (green)
 VERDICT_COLOURS = {"consistent": "#d9f2d9", "higher": "#fde2c0", "lower": "#f8d7da", "demonstration": "#e3e8f0",
                    "FAILED": "#e0e0e0", "not run": "#f2f2f2", "n/a": "#ffffff"}
@@ -67,4 +70,4 @@ def mpl_text(text: object) -> str:
     return str(text).replace("$", r"\$")
 
 
-__all__ = ["mpl_text", "admonition", "styled", "ADMONITION_COLOURS", "VERDICT_COLOURS", "OK_COLOUR", "WRONG_COLOUR"]
+__all__ = ["mpl_text", "admonition", "styled", "ADMONITION_COLOURS", "MODEL_COLOURS", "VERDICT_COLOURS", "OK_COLOUR", "WRONG_COLOUR"]

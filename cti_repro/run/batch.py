@@ -128,8 +128,10 @@ def run_rows(
                   "results_dir": str(task.result.parent.parent), "config_path": str(config_path), "force": force,
                   "overrides": list(overrides or [])}
         return execute, (template, task.notebook, params, meta, cwd), {
-            "title": f"{task.model}, {SETTING_LABELS.get(task.setting, task.setting).lower()}, seed {task.seed}",
-            "drop_tag": None if task.model in TRAINED else "trained-only",
+            # baselines have no seed (they run once): their title names none
+            "title": f"{task.model}, {SETTING_LABELS.get(task.setting, task.setting).lower()}"
+                     + (f", seed {task.seed}" if task.model in TRAINED else ""),
+            "drop_tag": None if task.model in TRAINED else "trained-only", "hide_parameters": True,
             "log": layout.runs / "logs" / f"{task.setting}_{task.model}_seed{task.seed}.log"}
 
     for i, task in enumerate(tasks, 1):
@@ -225,7 +227,14 @@ def watch_parent(parent: int, interval: float = 2.0, exit_fn: Callable[[int], An
 
 
 class _Stages(dict):
-    """Stage name -> seconds; ``with stages(name):`` times and prints a stage."""
+    """Stage name -> seconds; ``with stages(name):`` times and prints a stage.
+
+    With ``path`` each finished stage is also merged into that JSON file (the book's stage-time
+    download): ``{"stages": {"rows": {"seconds", "detail", "finished_at"}, ...}}``; stages of an
+    earlier build that this one did not run keep their entry.
+    """
+
+    path: Path | None = None
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -236,6 +245,27 @@ class _Stages(dict):
         finally:
             self[name] = time.perf_counter() - t0
             print(f"== {name}: {_fmt(self[name])}", flush=True)
+            self._persist(name)
+
+    def _persist(self, name: str) -> None:
+        if self.path is None:
+            return
+        import json
+
+        from cti_repro.io_utils import atomic_write_text
+
+        key, _, detail = name.partition(" (")
+        try:
+            data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            data = {}
+        data.setdefault("stages", {})[key] = {"seconds": round(self[name], 2), "detail": detail.rstrip(")"),
+                                              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(data, indent=2))
+        except OSError as err:  # timing is a by-product: never fail a build on it
+            print(f"stage times not saved: {err}", flush=True)
 
     def summary(self) -> str:
         return ", ".join(f"{k} {_fmt(v)}" for k, v in self.items()) + f"; total {_fmt(sum(self.values()))}"
@@ -287,9 +317,15 @@ def write_data_files(cfg: StudyConfig) -> list[str]:
     return []
 
 
-def _build(layout: BookLayout, stages: _Stages, seeds: list[int] | None) -> bool:
+def _stages_for(cfg: StudyConfig) -> _Stages:
+    stages = _Stages()
+    stages.path = cfg.path(cfg.results_dir).resolve() / "build_stages.json"
+    return stages
+
+
+def _build(layout: BookLayout, stages: _Stages, seeds: list[int] | None, cfg: StudyConfig | None = None) -> bool:
     with stages("book"):
-        code = build_book(layout, seeds)
+        code = build_book(layout, seeds, cfg=cfg)
     print(f"HTML: file://{layout.html_index}" if code == 0 else f"jupyter-book build failed (exit {code})",
           flush=True)
     return code == 0
@@ -329,7 +365,7 @@ def reproduce(
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
     cfg = load_config(profile, config_path, overrides=overrides)
     seeds = list(seeds) if seeds else list(cfg.seeds)
-    layout, stages = book_layout(cfg), _Stages()
+    layout, stages = book_layout(cfg), _stages_for(cfg)
     with stages("data"):
         catalogue = prepare_catalogue(cfg)
         fingerprint = catalogue.fingerprint()
@@ -369,7 +405,7 @@ def reproduce(
     problems += write_data_files(cfg)
     if build_book:
         problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages, study=study)
-        built = _build(layout, stages, seeds)
+        built = _build(layout, stages, seeds, cfg)
     _finish(stages, problems)
     print(f"{len(tasks) - len(failed)} of {len(tasks)} rows ok" + (f", {len(failed)} FAILED" if failed else ""),
           flush=True)
@@ -383,10 +419,10 @@ def build_report(profile: str = "embedded", config_path: str | Path | None = Non
 
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
     cfg = load_config(profile, config_path)
-    layout, stages = book_layout(cfg), _Stages()
+    layout, stages = book_layout(cfg), _stages_for(cfg)
     problems = write_data_files(cfg)
     problems += execute_pages(cfg, prepare_catalogue(cfg).fingerprint(), layout, config_path, stages=stages)
-    ok = _build(layout, stages, None)
+    ok = _build(layout, stages, None, cfg)
     _finish(stages, problems)
     return ok and not problems
 

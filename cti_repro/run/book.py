@@ -7,10 +7,16 @@ Executed notebooks live under ``<book_dir>/runs/<profile>/`` (git-ignored)::
     rows/<setting>/<model>_seed<seed>.failed.ipynb    a row that raised (with its traceback)
     report/report_*.ipynb                             the report pages
     logs/*.log                                        the kernels' stderr
+
+The committed ``book/_toc.yml`` is the book's stable structure: index pages (``results.md``,
+``rows_<setting>.md``) under which :func:`publish` hangs a copy of the profile built last
+(``<book_dir>/runs/_book/``, git-ignored), so ``jupyter-book build book/`` works on a fresh clone
+(the index pages then say which command produces their pages) and after any partial run.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -18,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cti_repro.config import StudyConfig
-from cti_repro.study import MODELS, SETTING_LABELS, SETTINGS
+from cti_repro.study import MODELS, SETTINGS, TRAINED
 
 REPORTS: tuple[str, ...] = ("report_table1", "report_training", "report_analysis", "report_ablations", "report_beyond")
 XMODAL_REPORTS: tuple[str, ...] = ("report_xmodal",)  # the text <-> image study's chapter
-NOTES: tuple[str, ...] = ("deviations", "real_data", "performance", "references")  # then other top-level pages
 
 
 SOURCE_BOOK = Path(__file__).resolve().parents[2] / "book"  # the book sources of this checkout
@@ -58,6 +63,7 @@ class BookLayout:
         return self.runs / "report" / f"{name}.ipynb"
 
     def xmodal_row_notebook(self, model: str, seed: int) -> Path:
+        """The executed notebook of one (model, seed) of the text <-> image study."""
         return self.runs / "rows" / "xmodal" / f"{model}_seed{seed}.ipynb"
 
 
@@ -75,7 +81,7 @@ def stage_book(layout: BookLayout) -> None:
         return
     layout.root.mkdir(parents=True, exist_ok=True)
     for p in layout.source.iterdir():
-        if p.name not in ("runs", "_build", "templates", "_toc.yml") and not p.name.startswith("."):
+        if p.name not in ("runs", "_build", "templates") and not p.name.startswith("."):
             if p.is_dir():
                 shutil.copytree(p, layout.root / p.name, dirs_exist_ok=True)
             else:
@@ -86,79 +92,152 @@ def _seed_of(p: Path) -> int:
     return int(p.name.split("_seed")[1].split(".")[0])
 
 
-def write_toc(layout: BookLayout, seeds: list[int] | None = None) -> bool:
-    """Write ``_toc.yml`` (jb-book) listing the pages that exist; True if it changed.
+GENERATED = "runs/_book"  # the book's copy of the profile built last (git-ignored with runs/)
+REPORT_TITLES = {"report_table1": "Table 1: published vs reproduced", "report_training": "Training curves and retrieved examples",
+                 "report_analysis": "Analysis: error types, seen vs unseen, AP@k, significance",
+                 "report_ablations": "Sensitivity to the paper's ambiguities", "report_beyond": "Beyond the paper",
+                 "report_xmodal": "Text-image retrieval beside Rubio et al. (2017)"}
 
-    Parts: Data, Results (the report pages), one part per setting with its executed row
-    notebooks (a failed row's notebook when it has no successful one), Notes (every other
-    top-level page, :data:`NOTES` first).
+
+def _copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)  # keeps the mtime: Sphinx re-reads only what changed
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+def publish(layout: BookLayout, cfg: StudyConfig | None = None, seeds: list[int] | None = None) -> bool:
+    """Fill what the committed ``_toc.yml`` expects under ``<book>/runs/_book/``; True if the page set changed.
+
+    The executed notebooks of ``layout.profile`` are copied to ``runs/_book/data.ipynb``,
+    ``runs/_book/report/<n>_<name>.ipynb`` and ``runs/_book/rows/<setting>/<n>_<model>[_seed<s>].ipynb``
+    (``n`` orders the sidebar; baselines carry no seed; a failed row's notebook when it has no
+    successful one), and the index pages' parts are written to ``runs/_book/fragments/*.md``:
+    what the build is, the headline claims, the pages (missing ones with their command), the rows
+    of each setting, the downloads (``runs/_book/downloads/``).
     """
-    import yaml
+    from cti_repro.report import book_pages
+    from cti_repro.report.tables import load_study, table1
 
-    def entry(p: Path, title: str | None = None) -> dict[str, str]:
-        e = {"file": p.relative_to(layout.root).with_suffix("").as_posix()}
-        return {**e, "title": title} if title else e
-
-    parts = []
+    gen = layout.root / GENERATED
+    before = sorted(p.relative_to(gen).as_posix() for p in gen.rglob("*.ipynb")) if gen.is_dir() else []
+    for sub in ("report", "rows", "xmodal"):
+        shutil.rmtree(gen / sub, ignore_errors=True)
+    (gen / "data.ipynb").unlink(missing_ok=True)
+    results_dir = cfg.path(cfg.results_dir).resolve() if cfg is not None else None
+    records = load_study(results_dir) if results_dir is not None and results_dir.is_dir() else []
+    seeds = list(seeds if seeds is not None else (cfg.seeds if cfg is not None else sorted(
+        {_seed_of(p) for p in layout.runs.glob("rows/*/*_seed*.ipynb")}) or [0]))
+    prof = f"--profile {layout.profile}"
     if layout.data_notebook.is_file():
-        parts.append({"caption": "Data", "chapters": [entry(layout.data_notebook)]})
-    reports = [entry(layout.report_notebook(r)) for r in REPORTS if layout.report_notebook(r).is_file()]
-    if reports:
-        parts.append({"caption": "Results", "chapters": reports})
+        _copy(layout.data_notebook, gen / "data.ipynb")
+    pages = []
+    for i, name in enumerate(REPORTS, 1):
+        src, doc = layout.report_notebook(name), f"{GENERATED}/report/{i}_{name}"
+        if src.is_file():
+            _copy(src, gen / "report" / f"{i}_{name}.ipynb")
+        pages.append({"title": REPORT_TITLES.get(name, name), "doc": f"{doc}.ipynb" if src.is_file() else None,
+                      "command": f"cti-repro report {prof}"})
+    if layout.data_notebook.is_file():
+        pages.append({"title": "Data set", "doc": f"{GENERATED}/data.ipynb"})
+    else:
+        pages.append({"title": "Data set", "doc": None, "command": f"cti-repro reproduce {prof}"})
+    by_key = {(r.get("setting"), r.get("model"), r.get("seed")): r for r in records}
+    frag = gen / "fragments"
     for setting in SETTINGS:
         rows = []
-        for model in MODELS:
-            for p in sorted((layout.runs / "rows" / setting).glob(f"{model}_seed*.ipynb"), key=_seed_of):
-                ok = p.with_name(f"{model}_seed{_seed_of(p)}.ipynb")
-                if (seeds is None or _seed_of(p) in seeds) and (p == ok or not ok.is_file()):
-                    rows.append(entry(p, f"{model}, seed {_seed_of(p)}" + ("" if p == ok else ": FAILED")))
-        if rows:
-            parts.append({"caption": f"Table 1 rows: {SETTING_LABELS[setting].lower()}", "chapters": rows})
-    parts += _xmodal_parts(layout, seeds, entry)
-    pages = {p.stem for p in layout.root.glob("*") if p.suffix in (".md", ".ipynb")} - {"intro"}
-    notes = [{"file": n} for n in sorted(pages, key=lambda n: (NOTES.index(n) if n in NOTES else len(NOTES), n))]
-    if notes:
-        parts.append({"caption": "Notes", "chapters": notes})
-    text = ("# Generated by cti_repro.run.batch.write_toc (cti-repro reproduce / report): do not edit.\n"
-            + yaml.safe_dump({"format": "jb-book", "root": "intro", "parts": parts}, sort_keys=False))
-    path = layout.root / "_toc.yml"
-    changed = not path.is_file() or path.read_text() != text
-    path.write_text(text)
-    return changed
+        for i, model in enumerate(MODELS, 1):
+            trained = model in TRAINED
+            for seed in (seeds if trained else seeds[:1]):
+                ok, bad = layout.row_notebook(setting, model, seed), layout.row_notebook(setting, model, seed).with_suffix(".failed.ipynb")
+                stem = f"{i}_{model}" + (f"_seed{seed}" if trained else "")
+                rec = by_key.get((setting, model, seed)) or {}
+                row = {"model": model, "seed": seed if trained else None, "means": rec.get("means") or {},
+                       "command": f"cti-repro reproduce {prof} --seeds {seed}"}
+                if ok.is_file():
+                    _copy(ok, gen / "rows" / setting / f"{stem}.ipynb")
+                    row.update(status="ok", doc=f"{GENERATED}/rows/{setting}/{stem}.ipynb")
+                elif bad.is_file():
+                    _copy(bad, gen / "rows" / setting / f"{stem}_FAILED.ipynb")
+                    row.update(status="FAILED", doc=f"{GENERATED}/rows/{setting}/{stem}_FAILED.ipynb", means={})
+                else:
+                    row.update(status="result only, no page" if rec.get("status") == "ok" else "not run")
+                rows.append(row)
+        _write_if_changed(frag / f"rows_{setting}.md", book_pages.rows_md(rows))
+    _write_if_changed(frag / "xmodal.md", book_pages.rows_md(_publish_xmodal(layout, gen, seeds, prof)))
+    t1 = table1(records)
+    stages_path = results_dir / "build_stages.json" if results_dir is not None else None
+    stages = json.loads(stages_path.read_text()) if stages_path is not None and stages_path.is_file() else {}
+    files = book_pages.write_downloads(gen / "downloads", records, t1, cfg, stages)
+    for name, text in {"build": book_pages.build_md(records, layout.profile, cfg),
+                       "headline": book_pages.headline_md(t1), "pages": book_pages.pages_md(pages),
+                       "downloads": book_pages.downloads_md(files, layout.root, records, stages)}.items():
+        _write_if_changed(frag / f"{name}.md", text)
+    after = sorted(p.relative_to(gen).as_posix() for p in gen.rglob("*.ipynb"))
+    # Sphinx skips the HTML (static files included) when no page is outdated: a changed stylesheet
+    # or extension must rebuild everything
+    assets = "".join(f"{p.relative_to(layout.root)}:{p.stat().st_mtime_ns}\n" for d in ("_static", "_ext")
+                     for p in sorted((layout.root / d).rglob("*")) if p.is_file() and "__pycache__" not in p.parts)
+    stamp_file, assets_changed = gen / ".assets", False
+    if not stamp_file.is_file() or stamp_file.read_text() != assets:
+        stamp_file.write_text(assets)
+        assets_changed = True
+    return after != before or assets_changed
 
 
-def _xmodal_parts(layout: BookLayout, seeds: list[int] | None, entry) -> list[dict]:
-    """The text <-> image study's part: its chapter, then its row notebooks (a failed one when no success)."""
-    from cti_repro.study import XMODAL_MODELS
+def _publish_xmodal(layout: BookLayout, gen: Path, seeds: list[int], prof: str) -> list[dict]:
+    """Copy the text <-> image study's chapter and row notebooks to ``runs/_book/xmodal/``; its index rows."""
+    from cti_repro.study import XMODAL_MODELS, XMODAL_TRAINED
 
-    chapters = [entry(layout.report_notebook(r)) for r in XMODAL_REPORTS if layout.report_notebook(r).is_file()]
-    for model in XMODAL_MODELS:
-        for p in sorted((layout.runs / "rows" / "xmodal").glob(f"{model}_seed*.ipynb"), key=_seed_of):
-            ok = p.with_name(f"{model}_seed{_seed_of(p)}.ipynb")
-            if (seeds is None or _seed_of(p) in seeds) and (p == ok or not ok.is_file()):
-                chapters.append(entry(p, f"{model}, seed {_seed_of(p)}" + ("" if p == ok else ": FAILED")))
-    return [{"caption": "Text-image retrieval (Rubio et al. 2017)", "chapters": chapters}] if chapters else []
+    chapter = layout.report_notebook(XMODAL_REPORTS[0])
+    if chapter.is_file():
+        _copy(chapter, gen / "xmodal" / f"0_{XMODAL_REPORTS[0]}.ipynb")
+    rows = []
+    for i, model in enumerate(XMODAL_MODELS, 1):
+        trained = model in XMODAL_TRAINED
+        for seed in (seeds if trained else seeds[:1]):
+            ok = layout.xmodal_row_notebook(model, seed)
+            bad = ok.with_suffix(".failed.ipynb")
+            stem = f"{i}_{model}" + (f"_seed{seed}" if trained else "")
+            row = {"model": model, "seed": seed if trained else None, "means": {},
+                   "command": f"cti-repro reproduce {prof} --study xmodal --seeds {seed}"}
+            if ok.is_file():
+                _copy(ok, gen / "xmodal" / f"{stem}.ipynb")
+                row.update(status="ok", doc=f"{GENERATED}/xmodal/{stem}.ipynb")
+            elif bad.is_file():
+                _copy(bad, gen / "xmodal" / f"{stem}_FAILED.ipynb")
+                row.update(status="FAILED", doc=f"{GENERATED}/xmodal/{stem}_FAILED.ipynb")
+            else:
+                row.update(status="not run")
+            rows.append(row)
+    return rows
 
 
-def build_book(layout: BookLayout, seeds: list[int] | None = None, strict: bool = False) -> int:
-    """Stage the static pages, write ``_toc.yml`` and run this environment's ``jupyter-book build``.
+def build_book(layout: BookLayout, seeds: list[int] | None = None, strict: bool = False,
+               cfg: StudyConfig | None = None) -> int:
+    """Stage the static pages, :func:`publish` the build and run this environment's ``jupyter-book build``.
 
     Args:
         layout: the book.
-        seeds: list only these seeds' row notebooks (default: every one there is).
+        seeds: list only these seeds' row notebooks (default: the profile's).
         strict: ``-W -n --keep-going``: any warning fails the build.
+        cfg: the profile (its results feed the index pages, headline and downloads).
 
     Returns:
         jupyter-book's exit code.
     """
     stage_book(layout)
-    changed = write_toc(layout, seeds)
+    changed = publish(layout, cfg, seeds)
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.is_file() else (shutil.which("jupyter-book") or "jupyter-book"), "build", "-q"]
-    cmd += ["--all"] if changed else []  # a new toc changes every page's sidebar
+    cmd += ["--all"] if changed else []  # a new page set changes every page's sidebar
     cmd += ["-W", "-n", "--keep-going"] if strict else []
     return subprocess.run([*cmd, str(layout.root)], check=False).returncode
 
 
-__all__ = ["BookLayout", "book_layout", "stage_book", "write_toc", "build_book", "REPORTS", "XMODAL_REPORTS", "NOTES",
+__all__ = ["BookLayout", "book_layout", "stage_book", "publish", "GENERATED", "build_book", "REPORTS", "XMODAL_REPORTS",
            "SOURCE_BOOK"]

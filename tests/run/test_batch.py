@@ -10,7 +10,6 @@ and the Table 1 page checked for every row with published and reproduced values.
 from __future__ import annotations
 
 import re
-import shutil
 from html import unescape
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,18 +25,7 @@ from cti_repro.report import paper
 from cti_repro.results import read_result, result_path, write_result
 from cti_repro.study import MODELS, SETTINGS
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def smoke_config(base: Path) -> Path:
-    """A copy of the repo's ``_config.yml`` whose smoke profile writes everything under ``base``."""
-    raw = yaml.safe_load((REPO / "_config.yml").read_text())
-    prof = raw["profiles"]["smoke"]
-    prof.update(results_dir=str(base / "runs"), cache_dir=str(base / "cache"), book_dir=str(base / "book"))
-    prof["data"] = {**prof.get("data", {}), "dir": str(base / "data")}
-    path = base / "_config.yml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+from tests.smoke import smoke_config
 
 
 # ---- unit: plan, resume, failure isolation ---------------------------------------------------
@@ -115,67 +103,44 @@ def test_failure_is_recorded_and_others_run(small, capsys):
     assert re.search(r"^\[2/4\] most_general BM25 seed 0: FAILED \(RuntimeError: boom BM25\); notebook: ", out, re.M)
 
 
-def test_toc_lists_existing_pages(small):
+def test_publish_fills_the_committed_structure(small):
     layout = small.layout
+    book.stage_book(layout)
     stamp = nbrun.stamp(small.cfg, small.fp, layout.templates / "row.ipynb")
     _stamped_notebook(layout.data_notebook, stamp)
     _stamped_notebook(layout.row_notebook("all", "CLIP-I", 0), stamp)
-    _stamped_notebook(layout.row_notebook("all", "BM25", 1).with_suffix(".failed.ipynb"), stamp)
+    _stamped_notebook(layout.row_notebook("all", "BM25", 0).with_suffix(".failed.ipynb"), stamp)
     _stamped_notebook(layout.row_notebook("all", "BM25", 2).with_name(".BM25_seed2.partial.ipynb"), stamp)
-    for page in ("intro", "zebra", "references", "deviations"):
-        (layout.root / f"{page}.md").write_text(f"# {page}\n")
-    assert book.write_toc(layout) is True and book.write_toc(layout) is False  # unchanged the 2nd time
-    toc = yaml.safe_load((layout.root / "_toc.yml").read_text())
-    assert toc["format"] == "jb-book" and toc["root"] == "intro"
-    caps = {p["caption"]: p["chapters"] for p in toc["parts"]}
-    assert caps["Data"] == [{"file": "runs/smoke/data"}]
-    assert caps["Table 1 rows: all categories"] == [
-        {"file": "runs/smoke/rows/all/BM25_seed1.failed", "title": "BM25, seed 1: FAILED"},
-        {"file": "runs/smoke/rows/all/CLIP-I_seed0", "title": "CLIP-I, seed 0"}]
-    assert caps["Notes"] == [{"file": "deviations"}, {"file": "references"}, {"file": "zebra"}]
+    assert book.publish(layout, small.cfg) is True and book.publish(layout, small.cfg) is False  # same pages
+    gen = layout.root / "runs" / "_book"
+    assert sorted(p.relative_to(gen).as_posix() for p in gen.rglob("*.ipynb")) == [
+        "data.ipynb", "rows/all/1_BM25_FAILED.ipynb", "rows/all/4_CLIP-I_seed0.ipynb"]
+    toc = yaml.safe_load((layout.root / "_toc.yml").read_text())  # the committed one, unchanged
+    assert toc == yaml.safe_load((book.SOURCE_BOOK / "_toc.yml").read_text())
+    rows = (gen / "fragments" / "rows_all.md").read_text()
+    assert "[ok](runs/_book/rows/all/4_CLIP-I_seed0.ipynb)" in rows and "[FAILED](runs/_book/rows/all/1_BM25_FAILED" in rows
+    # the missing rows name the command that produces them; baselines have no seed
+    assert "- CLIP-IA, seed 0: `cti-repro reproduce --profile smoke --seeds 0`" in rows
+    assert "- MPNet: `cti-repro reproduce --profile smoke --seeds 0`" in rows
+    pages = (gen / "fragments" / "pages.md").read_text()
+    assert "Table 1: published vs reproduced: **missing** (`cti-repro report --profile smoke`)" in pages
 
 
 # ---- end to end on the smoke profile --------------------------------------------------------
+# the study, its rows, notebooks and book are built once per session (tests/conftest.py, tests/smoke.py)
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    from cti_repro.data.prepare import prepare_catalogue
-
-    base = tmp_path_factory.mktemp("study")
-    config_path = smoke_config(base)
-    cfg = load_config("smoke", config_path)
-    catalogue = prepare_catalogue(cfg)
-    return SimpleNamespace(base=base, config_path=config_path, cfg=cfg, fp=catalogue.fingerprint(),
-                           layout=book.book_layout(cfg))
+def study(smoke_study):
+    return smoke_study
 
 
 @pytest.fixture(scope="module")
-def rows(study):
-    """All 18 rows in-process (the features are computed once, then cached), single-threaded
-    like the batch's kernels (see ``nbrun.KERNEL_ENV``)."""
-    import torch
-
-    from cti_repro.run.row import run_row
-
-    tasks, threads = batch.plan_rows(study.cfg, study.fp, study.layout), torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for t in tasks:
-            run_row(t.setting, t.model, seed=t.seed, cfg=study.cfg, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    return tasks
+def rows(smoke_rows):
+    return smoke_rows
 
 
 @pytest.fixture(scope="module")
-def notebooks(study, rows):
-    """One good row notebook (trained), and a failing one next to a good baseline."""
-    good = next(t for t in rows if (t.setting, t.model) == ("most_specific", "CLIP-I"))
-    baseline = next(t for t in rows if (t.setting, t.model) == ("all", "BM25"))
-    results = study.cfg.path(study.cfg.results_dir).resolve()
-    bad = batch.RowTask("all", "NoSuchModel", 0, result_path(results, "all", "NoSuchModel", 0),
-                        study.layout.row_notebook("all", "NoSuchModel", 0))
-    failed = batch.run_rows([good, bad, baseline], study.cfg, study.fp, study.layout, study.config_path, workers=2)
-    return SimpleNamespace(good=good, bad=bad, baseline=baseline, failed=failed)
+def notebooks(smoke_notebooks):
+    return smoke_notebooks
 
 
 @pytest.mark.slow
@@ -225,28 +190,22 @@ def test_failing_row_notebook_is_recorded(study, notebooks):
 
 
 @pytest.mark.slow
-def test_pages_and_book_build(study, notebooks):
+def test_pages_and_book_build(study, smoke_book):
     layout = study.layout
-    problems = batch.execute_pages(study.cfg, study.fp, layout, study.config_path)
-    assert problems == []
+    assert smoke_book.problems == [] and smoke_book.code == 0
     for nb_path in [layout.data_notebook] + [layout.report_notebook(r) for r in book.REPORTS]:
         nb = nbformat.read(nb_path, as_version=4)
         assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                     if o.output_type == "error"], nb_path
-    # a failed row page (with its traceback) must build too
-    shutil.copy(notebooks.bad.notebook.with_suffix(".failed.ipynb"),
-                layout.row_notebook("all", "MPNet", 7).with_suffix(".failed.ipynb"))
-
-    assert book.build_book(layout, strict=True) == 0  # jupyter-book build -W -n --keep-going
     html = layout.root / "_build" / "html"
     assert (html / "index.html").is_file()
     static = [p.stem for p in layout.source.glob("*.md")]
     assert {"intro", "deviations", "real_data"} <= set(static)
-    for page in ["runs/smoke/data", "runs/smoke/rows/most_specific/CLIP-I_seed0",
-                 "runs/smoke/rows/all/MPNet_seed7.failed", *static]:
+    for page in ["runs/_book/data", "runs/_book/rows/most_specific/4_CLIP-I_seed0",
+                 "runs/_book/rows/all/5_CLIP-IA_seed0_FAILED", "runs/_book/rows/all/1_BM25", "results", *static]:
         assert (html / f"{page}.html").is_file(), page
 
-    text = unescape(re.sub(r"<[^>]+>", " ", (html / "runs/smoke/report/report_table1.html").read_text()))
+    text = unescape(re.sub(r"<[^>]+>", " ", (html / "runs/_book/report/1_report_table1.html").read_text()))
     pub = paper.table1().set_index(["setting", "model"])
     assert f"{pub.loc[('most_general', 'CLIP-ITA'), 'P@1']:.2f}" == "35.71" and "35.71" in text
     for title in ("All categories", "Most general category", "Most specific category", *MODELS):

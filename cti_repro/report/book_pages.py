@@ -1,0 +1,189 @@
+"""The build-dependent parts of the book's committed pages, and the downloads of a build.
+
+``cti_repro.run.book.publish`` calls these after a build's notebooks have run; each returns
+MyST Markdown that the ``{cti-generated}`` directive (``book/_ext/cti_book.py``) parses into a
+committed page: what this build is (intro and results pages), the headline claims, the list of
+pages with the command for each missing one, the row index of each setting, the downloads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cti_repro.report.claims import claims_table
+from cti_repro.report.common import ok_records
+from cti_repro.report.provenance import provenance
+from cti_repro.results import results_frame
+from cti_repro.study import METRICS, SETTING_LABELS
+
+ENV_PACKAGES = ("cti_repro", "torch", "open_clip_torch", "sentence-transformers", "transformers", "numpy",
+                "pandas", "scipy", "matplotlib", "papermill", "jupyter-book")
+
+
+def md_table(df: pd.DataFrame) -> str:
+    """A Markdown table (cells escaped for ``|``); empty string for an empty frame."""
+    if df.empty:
+        return ""
+    esc = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def build_md(records: list[dict], profile: str, cfg: Any = None) -> str:
+    """What this build is: demonstration or reproduction, profile, catalogue, weights, seeds.
+
+    Read from the records (what actually ran), else from ``cfg`` (nothing ran yet).
+    """
+    p = provenance(records)
+    demo = p["demonstration"] or bool(cfg is not None and getattr(cfg.labels, "demonstration", False) and not records)
+    kind, title = ("warning", "Demonstration, not a reproduction") if demo else ("note", "A reproduction run")
+    source = ", ".join(p["data_source"]) or (cfg.data.source if cfg is not None else "—")
+    products = ", ".join(f"{n:,}" for n in p["products"]) or "—"
+    weights = "; ".join(p["encoders"]) or "—"
+    why = ("The catalogue is synthetic and/or an encoder has random weights: these numbers show that "
+           "the pipeline runs end to end and **cannot be compared with the paper's**. "
+           if demo else "The numbers below come from the real data and pretrained weights. ")
+    lines = ["```{admonition} " + title, f":class: {kind}", "", why + "To reproduce the paper, follow "
+             "[Reproducing on the real data](real_data.md).", "",
+             f"- **Profile:** `{profile}` ({p['ok']} runs ok, {p['failed']} failed)",
+             f"- **Catalogue:** {source}, {products} products",
+             f"- **Encoders and weights:** {weights}",
+             f"- **Seeds:** {', '.join(map(str, p['seeds'])) or '—'}",
+             f"- **Git commit:** {', '.join(p['git_commits'][:2]) or '—'}",
+             f"- **Finished:** {' … '.join(dict.fromkeys(p['dates'])) if p['dates'] else '—'}", "```"]
+    return "\n".join(lines) + "\n"
+
+
+def headline_md(t1: pd.DataFrame) -> str:
+    """The paper's qualitative claims on this build (:func:`cti_repro.report.claims.claims_table`).
+
+    One row per claim, one column per setting (``holds 6/6 (paper 6/6)``), then the metrics
+    where ours breaks a claim, with the values compared.
+    """
+    t = claims_table(t1)
+    if (t.verdict == "not run").all():
+        return "No Table 1 results in this build: the claims cannot be checked.\n"
+    held = t[t.verdict == "holds"]
+    intro = (f"Of {len(t)} (claim, setting) checks, **{len(held)} hold on every metric** in this build, "
+             f"{(t.verdict == 'partly').sum()} on some, {(t.verdict == 'fails').sum()} on none. Each cell: the "
+             "verdict on our means, then on how many of the six metrics the ordering is strict here and in the paper.")
+    t = t.assign(cell=[f"**{v}** {o} (paper {p})" for v, o, p in zip(t.verdict, t.ours, t.paper)])
+    wide = t.pivot(index="claim", columns="setting", values="cell").reindex(
+        index=list(dict.fromkeys(t.claim)), columns=[s for s in dict.fromkeys(t.setting)])
+    wide.columns = [SETTING_LABELS.get(c, c) for c in wide.columns]
+    text = intro + "\n\n" + md_table(wide.reset_index()) + "\n"
+    broken = t[t.evidence.astype(bool) & (t.evidence != "no results")]
+    if len(broken):
+        text += "\nWhere ours does not hold (best model of each group):\n\n" + "\n".join(
+            f"- {r.claim}, {SETTING_LABELS.get(r.setting, r.setting).lower()}: {r.evidence}"
+            for r in broken.itertuples()) + "\n"
+    return text
+
+
+def pages_md(pages: list[dict[str, Any]]) -> str:
+    """Bullets of the report pages: a link when built, else the command that builds it."""
+    out = []
+    for p in pages:
+        if p.get("doc"):
+            out.append(f"- [{p['title']}]({p['doc']})")
+        else:
+            out.append(f"- {p['title']}: **missing** (`{p['command']}`)")
+    return "\n".join(out) + "\n"
+
+
+def rows_md(rows: list[dict[str, Any]]) -> str:
+    """The row index of one setting: model, seed, page or status, and the missing rows' commands."""
+    table = pd.DataFrame([{"model": r["model"], "seed": "—" if r["seed"] is None else r["seed"],
+                           "page": f"[{r['status']}]({r['doc']})" if r.get("doc") else r["status"],
+                           **{m: r.get("means", {}).get(m, "") for m in ("P@1", "R-precision")}}
+                          for r in rows])
+    table[["P@1", "R-precision"]] = table[["P@1", "R-precision"]].map(
+        lambda v: f"{v:.2f}" if isinstance(v, float) else v)
+    missing = [r for r in rows if not r.get("doc")]
+    text = md_table(table) + "\n"
+    if missing:
+        text += "\nMissing pages and the commands that produce them:\n\n" + "\n".join(
+            f"- {r['model']}" + (f", seed {r['seed']}" if r["seed"] is not None else "") + f": `{r['command']}`"
+            for r in missing) + "\n"
+    return text
+
+
+def environment(records: list[dict]) -> pd.DataFrame:
+    """Python and key package versions, CPU / GPU and the commit of a build (one row per item)."""
+    ok = ok_records(records)
+    first = ok[0] if ok else {}
+    dev = first.get("device") or {}
+    items = {"python": sys.version.split()[0], "platform": platform.platform(),
+             "CPU": dev.get("processor") or platform.processor() or platform.machine(),
+             "CPU cores": dev.get("cpu_count"), "device": dev.get("device", "—"), "GPU": dev.get("gpu") or "none",
+             "git commit": first.get("git_commit", "—")}
+    versions = first.get("versions") or {}
+    for name in ENV_PACKAGES:
+        try:
+            items[name] = versions.get(name) or metadata.version(name)
+        except metadata.PackageNotFoundError:
+            items[name] = "not installed"
+    return pd.DataFrame({"item": list(items), "value": [str(v) for v in items.values()]})
+
+
+def per_seed_metrics(records: list[dict]) -> pd.DataFrame:
+    """One row per result record: setting, model, seed, status, the six metrics, wall time."""
+    df = results_frame(records)
+    df["wall_time_s"] = [r.get("wall_time_s") for r in records]
+    df["finished_at"] = [r.get("finished_at") for r in records]
+    return df.sort_values(["setting", "model", "seed"], kind="stable").reset_index(drop=True)
+
+
+def stages_frame(stages: dict[str, Any]) -> pd.DataFrame:
+    """The build's stage times (``build_stages.json``) as a table."""
+    rows = [{"stage": k, "seconds": round(float(v.get("seconds", 0)), 1), "detail": v.get("detail", ""),
+             "finished at": v.get("finished_at", "")} for k, v in (stages.get("stages") or {}).items()]
+    return pd.DataFrame(rows, columns=["stage", "seconds", "detail", "finished at"])
+
+
+def write_downloads(out: Path, records: list[dict], t1: pd.DataFrame, cfg: Any = None,
+                    stages: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write the build's downloads into ``out``; returns label -> file.
+
+    ``table1_comparison.csv`` (:func:`cti_repro.report.table1`), ``per_seed_metrics.csv``,
+    ``config.yaml`` (the resolved profile), ``environment.csv``, ``build_stages.json``.
+    """
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"comparison table (Table 1, published vs reproduced)": out / "table1_comparison.csv",
+             "per-seed metrics": out / "per_seed_metrics.csv", "environment": out / "environment.csv",
+             "stage times of the build": out / "build_stages.json"}
+    t1.to_csv(files["comparison table (Table 1, published vs reproduced)"], index=False)
+    per_seed_metrics(records).to_csv(files["per-seed metrics"], index=False)
+    environment(records).to_csv(files["environment"], index=False)
+    files["stage times of the build"].write_text(json.dumps(stages or {}, indent=2))
+    if cfg is not None:
+        files["resolved config (YAML)"] = out / "config.yaml"
+        conf = {"profile": cfg.profile, **{k: v for k, v in dataclasses.asdict(cfg).items() if k != "root"}}
+        files["resolved config (YAML)"].write_text(yaml.safe_dump(conf, sort_keys=False))
+    return files
+
+
+def downloads_md(files: dict[str, Path], root: Path, records: list[dict], stages: dict[str, Any] | None) -> str:
+    """Download links (``{download}`` role, paths relative to the book root) and the two tables."""
+    links = "\n".join(f"- {{download}}`{p.name} <{p.relative_to(root).as_posix()}>`: {label}"
+                      for label, p in files.items())
+    env = md_table(environment(records))
+    st = stages_frame(stages or {})
+    times = (md_table(st) + "\n\nThe `book` time is the previous build's (this page is part of the current one)."
+             if len(st) else "No stage times recorded (`cti-repro reproduce` records them).")
+    return f"{links}\n\n**Environment**\n\n{env}\n\n**Stage times**\n\n{times}\n"
+
+
+__all__ = ["build_md", "headline_md", "pages_md", "rows_md", "environment", "per_seed_metrics", "stages_frame",
+           "write_downloads", "downloads_md", "md_table", "METRICS"]

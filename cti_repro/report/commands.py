@@ -1,0 +1,80 @@
+"""The exact commands that produce a page, generated from the page's own parameters.
+
+Every row and report page shows how to run it again by hand: the ``cti-repro`` form and the
+``papermill`` form with every parameter the page was executed with (paths relative to the
+repository when inside it).
+
+Example:
+    >>> row_commands("all", "CLIP-I", "embedded", 1)["cti-repro"]
+    'cti-repro run --setting all --model CLIP-I --profile embedded --seed 1'
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from cti_repro.report.styles import admonition
+
+TEMPLATES = "book/templates"
+
+
+def _rel(value: Any, root: str | Path | None) -> str:
+    """A path parameter relative to ``root`` (the repository) when it lies inside it."""
+    s = str(value)
+    if root is not None and s:
+        try:
+            return Path(s).resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return s
+
+
+def papermill_command(template: str, params: dict[str, Any], root: Path | None = None) -> str:
+    """``papermill book/templates/T.ipynb out.ipynb -p k v ...`` for every non-empty parameter."""
+    parts = ["papermill", f"{TEMPLATES}/{template}.ipynb", f"{template}_out.ipynb"]
+    for k, v in params.items():
+        if v is None or v == "" or v is False:
+            continue
+        v = _rel(v, root) if k.endswith(("_dir", "_path")) else v
+        parts += ["-p", k, str(v)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def row_commands(setting: str, model: str, profile: str, seed: int, results_dir: str = "",
+                 config_path: str = "", root: Path | None = None) -> dict[str, str]:
+    """The two commands of one row page.
+
+    Returns:
+        ``{"cti-repro": ..., "papermill": ...}``: ``cti-repro run`` writes the row's result
+        JSON; papermill executes its page (the result is reused when current).
+    """
+    cli = ["cti-repro", "run", "--setting", setting, "--model", model, "--profile", profile, "--seed", str(seed)]
+    if config_path:
+        cli += ["--config", _rel(config_path, root)]
+    if results_dir:
+        cli += ["--out", _rel(results_dir, root)]
+    params = {"setting": setting, "model": model, "profile": profile, "seed": int(seed),
+              "results_dir": results_dir, "config_path": config_path}
+    return {"cti-repro": " ".join(shlex.quote(p) for p in cli), "papermill": papermill_command("row", params, root)}
+
+
+def report_commands(template: str, profile: str, results_dir: str = "", config_path: str = "",
+                    root: Path | None = None) -> dict[str, str]:
+    """The two commands of a report page (``cti-repro report`` re-executes every report page)."""
+    cli = ["cti-repro", "report", "--profile", profile] + (["--config", _rel(config_path, root)] if config_path else [])
+    params = {"profile": profile, "results_dir": results_dir, "config_path": config_path}
+    return {"cti-repro": " ".join(shlex.quote(p) for p in cli), "papermill": papermill_command(template, params, root)}
+
+
+def commands_html(commands: dict[str, str], what: str = "this page") -> str:
+    """A note box with the commands (``<pre>`` blocks that wrap, see ``book/_static/cti.css``)."""
+    import html
+
+    body = "".join(f"<p>{html.escape(k)}:</p><pre class='cti-command' data-kind='{html.escape(k)}'>"
+                   f"{html.escape(v)}</pre>" for k, v in commands.items())
+    return admonition("note", f"Run {what} by hand", body)
+
+
+__all__ = ["row_commands", "report_commands", "papermill_command", "commands_html", "TEMPLATES"]
