@@ -8,7 +8,7 @@ Subcommands (heavy imports happen inside each handler so ``--help`` stays fast):
     cti-repro models mpnet [--out DIR]
     cti-repro eval --qrels QRELS --run RUN [--ap-norm hits|min_k_R|R]
     cti-repro run --setting S --model M [--profile P] [--seed N] [--out DIR]
-    cti-repro reproduce [--profile P] [--seeds ...] [--force]
+    cti-repro reproduce [--profile P] [--seeds ...] [--force] [--executor local|ray [--address ADDR] [--retries N]]
     cti-repro report [--profile P]
 """
 
@@ -93,7 +93,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     ok = reproduce(
         profile=args.profile, seeds=args.seeds, force=args.force, config_path=args.config,
-        build_book=not args.no_book,
+        build_book=not args.no_book, executor=args.executor, address=args.address, retries=args.retries,
+        workers=args.workers,
     )
     return 0 if ok else 1
 
@@ -102,6 +103,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from cti_repro.run.batch import build_report
 
     return 0 if build_report(profile=args.profile, config_path=args.config) else 1
+
+
+def _add_executor_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local worker processes, or one Ray task each (pip install -e '.[ray]')")
+    s.add_argument("--address", default=None,
+                   help="Ray cluster to join (auto: the one started by `ray start` on this node); "
+                        "default: start a local one")
+    s.add_argument("--retries", type=int, default=None,
+                   help="Ray: attempts after a failure or a dead worker before a task counts as failed (default 2)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--seeds", type=int, nargs="*", default=None)
             s.add_argument("--force", action="store_true")
             s.add_argument("--no-book", action="store_true", help="stop after the notebooks")
+            _add_executor_args(s)
+            s.add_argument("--workers", type=int, default=None,
+                           help="rows at once (local), or CPUs of a new local Ray cluster")
         s.set_defaults(func=fn)
     return p
 

@@ -110,6 +110,7 @@ def default_workers() -> int:
 def run_rows(
     tasks: list[RowTask], cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path,
     force: bool = False, executor: Callable[[RowTask], Any] | None = None, workers: int = 1,
+    engine: str = "local", address: str | None = None, retries: int | None = None,
 ) -> list[RowTask]:
     """Execute the row notebook of every task not marked ``skip``; return the tasks that failed.
 
@@ -118,6 +119,10 @@ def run_rows(
     (setting, model), else of its model, else of all rows, over ``workers`` worker processes. A
     row that raises is recorded (:func:`record_failure`) and the others go on. ``executor(task)``
     replaces the notebook execution (tests; then in this process).
+
+    ``engine="ray"`` runs each row as a Ray task instead (:mod:`cti_repro.run.ray_executor`;
+    ``address`` joins a cluster, none starts a local one with ``workers`` CPUs; a row is retried
+    ``retries`` times before it counts as failed); ``executor`` then runs in the Ray workers.
     """
     template, cwd = layout.templates / "row.ipynb", Path(cfg.root).resolve()
     meta = stamp(cfg, fingerprint, template)
@@ -156,6 +161,15 @@ def run_rows(
         print(f"[{len(tasks) - len(pending)}/{len(tasks)}] {task.label}: {status} in {seconds:.1f} s "
               f"(elapsed {_fmt(time.perf_counter() - t_start)}, ~{_fmt(left)} left)", flush=True)
 
+    if engine != "local":
+        from cti_repro.run import ray_executor
+
+        if engine != "ray":
+            raise ValueError(f"unknown executor {engine!r}; expected one of {ray_executor.EXECUTORS}")
+        jobs = [(t, *((executor, (t,), {}) if executor else job(t))) for t in todo]
+        ray_executor.run_rows_on_ray(jobs, finished, cfg, address, workers,
+                                     ray_executor.DEFAULT_RETRIES if retries is None else retries)
+        return failed
     if executor is not None or workers <= 1:
         for task in todo:
             fn, args, kwargs = (executor, (task,), {}) if executor else job(task)
@@ -238,6 +252,7 @@ def _finish(stages: _Stages, problems: list[str]) -> None:
 def reproduce(
     profile: str = "embedded", seeds: list[int] | None = None, force: bool = False,
     config_path: str | Path | None = None, build_book: bool = True, workers: int | None = None,
+    executor: str = "local", address: str | None = None, retries: int | None = None,
 ) -> bool:
     """Run every row of Table 1 through its notebook, then the report notebooks and the book.
 
@@ -247,7 +262,11 @@ def reproduce(
         force: recompute rows whose result is current.
         config_path: study config (default ``./_config.yml``).
         build_book: also execute the report notebooks and build the HTML.
-        workers: row notebooks at once (default :func:`default_workers`).
+        workers: row notebooks at once (default :func:`default_workers`; with Ray and no
+            ``address``: the CPUs of the local Ray cluster).
+        executor: ``local`` (worker processes here) or ``ray`` (one Ray task per row).
+        address: Ray cluster to join (``auto``: the one this node belongs to); none starts one.
+        retries: attempts after a failure before a Ray row counts as failed (default 2).
 
     Returns:
         True if every row, every page and the book build succeeded.
@@ -270,7 +289,8 @@ def reproduce(
     problems = execute_pages(cfg, fingerprint, layout, config_path, reports=False, force=force, stages=stages)
     workers = workers or default_workers()
     with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):
-        failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers)
+        failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers,
+                          engine=executor, address=address, retries=retries)
     problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
     built = True
     if build_book:
