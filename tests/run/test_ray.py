@@ -162,3 +162,25 @@ def test_smoke_rows_on_ray_equal_local(cluster, smoke):
             assert _untimed(a[key]) == _untimed(b[key]), (t.label, key)
         assert len(a["per_query"]["P@1"]) == a["data"]["test_queries"] > 0
         assert (a["training"] is not None) == (t.model.startswith("CLIP-")), t.label
+
+
+@pytest.mark.slow
+def test_row_notebooks_on_ray(cluster, smoke):
+    """The real path: papermill row notebooks in Ray workers, stamped, results as in this process."""
+    import nbformat
+
+    from cti_repro.results import result_path
+    from cti_repro.run.row import run_row
+
+    tasks = [t for t in batch.plan_rows(smoke.cfg, smoke.fp, smoke.layout)
+             if (t.setting, t.model) in {("all", "BM25"), ("most_specific", "MPNet")}]
+    assert batch.run_rows(tasks, smoke.cfg, smoke.fp, smoke.layout, smoke.base / "_config.yml", engine="ray") == []
+    for t in tasks:
+        nb = nbformat.read(t.notebook, as_version=4)
+        assert nb.metadata["cti_repro"]["config_hash"] == smoke.cfg.hash()
+        here = read_result(run_row(t.setting, t.model, seed=t.seed, cfg=smoke.cfg, out_dir=smoke.base / "here",
+                                   progress=False))
+        assert read_result(t.result)["means"] == here["means"], t.label
+        assert t.result == result_path(smoke.cfg.path(smoke.cfg.results_dir).resolve(), t.setting, t.model, t.seed)
+    # resume: exactly these rows are now current on disk
+    assert {t.label for t in batch.plan_rows(smoke.cfg, smoke.fp, smoke.layout) if t.skip} == {t.label for t in tasks}
