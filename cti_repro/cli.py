@@ -9,6 +9,7 @@ Subcommands (heavy imports happen inside each handler so ``--help`` stays fast):
     cti-repro eval --qrels QRELS --run RUN [--ap-norm hits|min_k_R|R]
     cti-repro run --setting S --model M [--profile P] [--seed N] [--out DIR]
     cti-repro reproduce [--profile P] [--seeds ...] [--force] [--executor local|ray [--address ADDR] [--retries N]]
+    cti-repro features [--profile P] [--shards N] [--executor local|ray [--address ADDR]]
     cti-repro report [--profile P]
 """
 
@@ -99,6 +100,24 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _cmd_features(args: argparse.Namespace) -> int:
+    from cti_repro.config import load_config
+    from cti_repro.data.prepare import prepare_catalogue
+    from cti_repro.run.shards import extract_features
+
+    cfg = load_config(args.profile, args.config)
+    catalogue = prepare_catalogue(cfg)
+    try:
+        fs = extract_features(cfg, catalogue, shards=args.shards, executor=args.executor, address=args.address,
+                              retries=args.retries)
+    except RuntimeError as exc:  # shards that failed after their retries; the valid ones are kept
+        print(f"cti-repro: error: {exc}", file=sys.stderr)
+        return 1
+    _print_json({"parts": {k: list(v.shape) for k, v in fs.arrays.items()}, "cached": fs.cache_hits,
+                 "stats": fs.stats})
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from cti_repro.run.batch import build_report
 
@@ -153,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run", required=True)
     s.add_argument("--ap-norm", default="hits", choices=("hits", "min_k_R", "R"))
     s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("features", help="compute (or check) the feature cache, the image part in shards")
+    s.add_argument("--profile", default="embedded")
+    s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
+    s.add_argument("--shards", type=int, default=1, help="image feature shards, one task each (default 1)")
+    _add_executor_args(s)
+    s.set_defaults(func=_cmd_features)
 
     for name, fn, helptext in (
         ("run", _cmd_run, "run one row of Table 1 and write its result JSON"),

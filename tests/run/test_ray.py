@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -184,3 +185,22 @@ def test_row_notebooks_on_ray(cluster, smoke):
         assert t.result == result_path(smoke.cfg.path(smoke.cfg.results_dir).resolve(), t.setting, t.model, t.seed)
     # resume: exactly these rows are now current on disk
     assert {t.label for t in batch.plan_rows(smoke.cfg, smoke.fp, smoke.layout) if t.skip} == {t.label for t in tasks}
+
+
+def test_image_shards_on_ray_equal_unsharded(cluster, tmp_path):
+    """Two image shards as Ray tasks, assembled: the unsharded cache file, byte for byte."""
+    import dataclasses
+
+    from cti_repro.data.prepare import prepare_catalogue
+    from cti_repro.features import feature_cache_dir, load_features
+    from cti_repro.run import shards as sh
+    from tests.run.test_shards import small_image_config
+
+    cfg = load_config("smoke", small_image_config(tmp_path))
+    catalogue = prepare_catalogue(cfg)
+    plain = load_features(cfg, catalogue, parts=("image",), device="cpu")
+    sharded = dataclasses.replace(cfg, cache_dir=str(tmp_path / "sharded"))
+    assert sh.image_shards(sharded, catalogue, 2, executor="ray") == [0, 1]
+    final = sh.assemble_image(sharded, catalogue, 2)
+    assert final.read_bytes() == (feature_cache_dir(cfg) / final.name).read_bytes()
+    assert np.array_equal(load_features(sharded, catalogue, parts=("image",))["image"], plain["image"])
