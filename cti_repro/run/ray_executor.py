@@ -78,6 +78,8 @@ def task_resources(cfg: StudyConfig, ray: Any, gpu_work: bool = True) -> dict[st
     """Ray resources of one task: a GPU when the profile runs on CUDA (``train.device: cuda``, or
     ``auto`` on a cluster that has GPUs) and ``gpu_work``, else one CPU."""
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    if cfg.train.device == "cuda" and gpu_work and cluster_gpus < 1:  # tasks would wait forever
+        raise ValueError("train.device is 'cuda' but the Ray cluster has no GPU (ray start --num-gpus N)")
     cuda = cfg.train.device == "cuda" or (cfg.train.device == "auto" and cluster_gpus > 0)
     return {"num_cpus": 1, "num_gpus": 1} if cuda and gpu_work else {"num_cpus": 1}
 

@@ -97,6 +97,26 @@ def test_no_retries_a_dead_worker_fails_only_its_row(cluster, small):
     assert seen == {tasks[1]: tasks[1].label, tasks[2]: tasks[2].label}
 
 
+def test_task_resources(small):
+    import dataclasses
+
+    from cti_repro.run.ray_executor import task_resources
+
+    def fake(gpus):
+        return SimpleNamespace(cluster_resources=lambda: {"CPU": 8.0, **({"GPU": gpus} if gpus else {})})
+
+    def on(device):
+        return dataclasses.replace(small.cfg, train=dataclasses.replace(small.cfg.train, device=device))
+
+    assert task_resources(on("auto"), fake(0)) == {"num_cpus": 1}
+    assert task_resources(on("auto"), fake(2.0)) == {"num_cpus": 1, "num_gpus": 1}
+    assert task_resources(on("cuda"), fake(1.0)) == {"num_cpus": 1, "num_gpus": 1}
+    assert task_resources(on("cpu"), fake(4.0)) == {"num_cpus": 1}
+    assert task_resources(on("auto"), fake(2.0), gpu_work=False) == {"num_cpus": 1}
+    with pytest.raises(ValueError, match="no GPU"):
+        task_resources(on("cuda"), fake(0))
+
+
 def test_unknown_executor_is_an_error(small):
     with pytest.raises(ValueError, match="unknown executor 'dask'"):
         batch.run_rows(batch.plan_rows(small.cfg, small.fp, small.layout)[:1], small.cfg, small.fp, small.layout,
