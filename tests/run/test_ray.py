@@ -26,9 +26,14 @@ from tests.run.test_batch import smoke_config  # noqa: E402
 
 @pytest.fixture(scope="module")
 def cluster():
-    # PYTHONPATH is inherited by the workers, so they import this checkout (and this test module)
-    os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # The workers inherit PYTHONPATH from the cluster started here, so they import this checkout
+    # (and this test module, whose functions are sent by reference)
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), saved]))
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    finally:
+        os.environ.pop("PYTHONPATH") if saved is None else os.environ.__setitem__("PYTHONPATH", saved)
     yield ray
     ray.shutdown()
 
