@@ -91,3 +91,32 @@ def test_assemble_refuses_an_incomplete_set(imgs):
         sh.assemble_image(cfg, imgs.catalogue, 2)
     assert sh.image_shards(cfg, imgs.catalogue, 2, device="cpu") == [1]
     assert sh.assemble_image(cfg, imgs.catalogue, 2).read_bytes() == imgs.plain_bytes
+
+
+# ---- the command line ------------------------------------------------------------------------
+def test_cli_features_and_reproduce_flags(monkeypatch, tmp_path, capsys):
+    from cti_repro import cli
+    from cti_repro.features import FeatureSet
+    from cti_repro.run import batch
+
+    calls = {}
+
+    def fake_extract(cfg, catalogue, **kw):
+        calls["features"] = kw
+        if kw["shards"] == 13:
+            raise RuntimeError("1 of 13 image shards failed: shard 4: WorkerCrashedError")
+        return FeatureSet(arrays={"image": np.zeros((len(catalogue), 4), np.float32)}, cache_hits=["image"])
+
+    monkeypatch.setattr(sh, "extract_features", fake_extract)
+    monkeypatch.setattr(batch, "reproduce", lambda **kw: calls.setdefault("reproduce", kw) is None)
+    config = str(small_image_config(tmp_path))
+    assert cli.main(["features", "--profile", "smoke", "--config", config, "--shards", "3", "--executor", "ray",
+                     "--address", "auto", "--retries", "5"]) == 0
+    assert calls["features"] == {"shards": 3, "executor": "ray", "address": "auto", "retries": 5}
+    assert '"image": [\n      48,\n      4\n    ]' in capsys.readouterr().out
+    assert cli.main(["features", "--profile", "smoke", "--config", config, "--shards", "13"]) == 1
+    assert "image shards failed: shard 4" in capsys.readouterr().err
+    cli.main(["reproduce", "--profile", "smoke", "--executor", "ray", "--address", "10.0.0.1:6379", "--retries", "0",
+              "--workers", "3"])
+    assert {k: calls["reproduce"][k] for k in ("executor", "address", "retries", "workers")} == {
+        "executor": "ray", "address": "10.0.0.1:6379", "retries": 0, "workers": 3}
