@@ -27,15 +27,8 @@ import torch
 
 import common as C
 from cti_repro.evaluation.metrics import AP_NORMS
-from cti_repro.evaluation.ranking import (
-    FIXED_POINT_BITS,
-    _fixed_point,
-    evaluate_embeddings,
-    evaluate_ranking,
-    evaluate_scores,
-    rank,
-    required_depth,
-)
+from cti_repro.evaluation.evaluate import evaluate_embeddings, evaluate_ranking, evaluate_scores
+from cti_repro.evaluation.ranking import FIXED_POINT_BITS, _fixed_point, rank, required_depth
 
 RANX_METRICS = ["precision@1", "precision@5", "precision@10", "map@5", "map@10", "r-precision"]
 OURS_FOR_RANX = ["P@1", "P@5", "P@10", "MAP@5", "MAP@10", "R-precision"]  # ranx map@k = AP with norm "R"

@@ -9,6 +9,8 @@ Subcommands (heavy imports happen inside each handler so ``--help`` stays fast):
     cti-repro eval --qrels QRELS --run RUN [--ap-norm hits|min_k_R|R]
     cti-repro run --setting S --model M [--profile P] [--seed N] [--out DIR] [--set KEY=VALUE ...]
     cti-repro reproduce [--profile P] [--seeds ...] [--force] [--set KEY=VALUE ...] [--ablations [VARIANT ...]] [--study cti|xmodal|both]
+        [--executor local|ray [--address ADDR] [--retries N]]
+    cti-repro features [--profile P] [--shards N] [--executor local|ray [--address ADDR]]
     cti-repro report [--profile P]
     cti-repro xmodal run --model NAME [--profile P] [--seed S] [--set K=V ...] [--out DIR] [--force]
     cti-repro verify [--profile P] [--write] [--tolerance T]
@@ -105,8 +107,27 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     ok = reproduce(
         profile=args.profile, seeds=args.seeds, force=args.force, config_path=args.config,
         build_book=not args.no_book, study=args.study, overrides=args.set, ablations=args.ablations,
+        executor=args.executor, address=args.address, retries=args.retries, workers=args.workers,
     )
     return 0 if ok else 1
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    from cti_repro.config import load_config
+    from cti_repro.data.prepare import prepare_catalogue
+    from cti_repro.run.shards import extract_features
+
+    cfg = load_config(args.profile, args.config)
+    catalogue = prepare_catalogue(cfg)
+    try:
+        fs = extract_features(cfg, catalogue, shards=args.shards, executor=args.executor, address=args.address,
+                              retries=args.retries)
+    except RuntimeError as exc:  # shards that failed after their retries; the valid ones are kept
+        print(f"cti-repro: error: {exc}", file=sys.stderr)
+        return 1
+    _print_json({"parts": {k: list(v.shape) for k, v in fs.arrays.items()}, "cached": fs.cache_hits,
+                 "stats": fs.stats})
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -199,6 +220,14 @@ def _profiles_epilog() -> str:
                 "(embedded: offline demonstration; smoke: tiny, for tests; xmarket: the paper's data and weights)")
     except (OSError, ValueError):
         return "profiles: see _config.yml (none found in the current folder)"
+def _add_executor_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local worker processes, or one Ray task each (pip install -e '.[ray]')")
+    s.add_argument("--address", default=None,
+                   help="Ray cluster to join (auto: the one started by `ray start` on this node); "
+                        "default: start a local one")
+    s.add_argument("--retries", type=int, default=None,
+                   help="Ray: attempts after a failure or a dead worker before a task counts as failed (default 2)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="AP@k denominator: hits in the top k (default, the paper's), min(k, R) or R")
     s.set_defaults(func=_cmd_eval)
 
+    s = sub.add_parser("features", help="compute (or check) the feature cache, the image part in shards")
+    s.add_argument("--profile", default="embedded")
+    s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
+    s.add_argument("--shards", type=int, default=1, help="image feature shards, one task each (default 1)")
+    _add_executor_args(s)
+    s.set_defaults(func=_cmd_features)
+
     for name, fn, helptext in (
         ("run", _cmd_run, "run one row of Table 1 and write its result JSON"),
         ("reproduce", _cmd_reproduce, "run every row with papermill, then build the report"),
@@ -279,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--ablations", nargs="*", default=None, metavar="VARIANT",
                            help="also run the sensitivity study: the variants of `ablations:` in _config.yml "
                                 "(no name: its `run` set; `all`: every variant) into <results_dir>/ablations/")
+            _add_executor_args(s)
+            s.add_argument("--workers", type=int, default=None,
+                           help="rows at once (local), or CPUs of a new local Ray cluster")
         s.set_defaults(func=fn)
     _add_xmodal(sub)
 

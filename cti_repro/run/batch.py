@@ -110,7 +110,7 @@ def default_workers() -> int:
 def run_rows(
     tasks: list[RowTask], cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path,
     force: bool = False, executor: Callable[[RowTask], Any] | None = None, workers: int = 1,
-    overrides: list[str] | None = None,
+    overrides: list[str] | None = None, engine: str = "local", address: str | None = None, retries: int | None = None,
 ) -> list[RowTask]:
     """Execute the row notebook of every task not marked ``skip``; return the tasks that failed.
 
@@ -119,6 +119,10 @@ def run_rows(
     (setting, model), else of its model, else of all rows, over ``workers`` worker processes. A
     row that raises is recorded (:func:`record_failure`) and the others go on. ``executor(task)``
     replaces the notebook execution (tests; then in this process).
+
+    ``engine="ray"`` runs each row as a Ray task instead (:mod:`cti_repro.run.ray_executor`;
+    ``address`` joins a cluster, none starts a local one with ``workers`` CPUs; a row is retried
+    ``retries`` times before it counts as failed); ``executor`` then runs in the Ray workers.
     """
     template, cwd = layout.templates / "row.ipynb", Path(cfg.root).resolve()
     meta = stamp(cfg, fingerprint, template)
@@ -160,6 +164,15 @@ def run_rows(
         print(f"[{len(tasks) - len(pending)}/{len(tasks)}] {task.label}: {status} in {seconds:.1f} s "
               f"(elapsed {_fmt(time.perf_counter() - t_start)}, ~{_fmt(left)} left)", flush=True)
 
+    if engine != "local":
+        from cti_repro.run import ray_executor
+
+        if engine != "ray":
+            raise ValueError(f"unknown executor {engine!r}; expected one of {ray_executor.EXECUTORS}")
+        jobs = [(t, *((executor, (t,), {}) if executor else job(t))) for t in todo]
+        ray_executor.run_rows_on_ray(jobs, finished, cfg, address, workers,
+                                     ray_executor.DEFAULT_RETRIES if retries is None else retries)
+        return failed
     if executor is not None or workers <= 1:
         for task in todo:
             fn, args, kwargs = (executor, (task,), {}) if executor else job(task)
@@ -341,6 +354,7 @@ def reproduce(
     profile: str = "embedded", seeds: list[int] | None = None, force: bool = False,
     config_path: str | Path | None = None, build_book: bool = True, workers: int | None = None, study: str = "both",
     overrides: list[str] | None = None, ablations: list[str] | None = None,
+    executor: str = "local", address: str | None = None, retries: int | None = None,
 ) -> bool:
     """Run every row of Table 1 through its notebook, then the report notebooks and the book.
 
@@ -355,12 +369,15 @@ def reproduce(
         overrides: ``--set KEY=VALUE`` overrides of the profile, for every row.
         ablations: also run these ablation variants (``[]``: the config's ``run`` set, ``["all"]``:
             every one; see :mod:`cti_repro.run.ablations`) before the report; None: none.
+        executor: ``local`` (worker processes here) or ``ray`` (one Ray task per row).
+        address: Ray cluster to join (``auto``: the one this node belongs to); none starts one.
+        retries: attempts after a failure before a Ray row counts as failed (default 2).
 
     Returns:
         True if every row, every page and the book build succeeded.
     """
     from cti_repro.features import load_features
-    from cti_repro.run.row import prepare_catalogue
+    from cti_repro.data.prepare import prepare_catalogue
 
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
     cfg = load_config(profile, config_path, overrides=overrides)
@@ -382,7 +399,8 @@ def reproduce(
     problems = execute_pages(cfg, fingerprint, layout, config_path, reports=False, force=force, stages=stages)
     workers = workers or default_workers()
     with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):
-        failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers, overrides=overrides)
+        failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers, overrides=overrides,
+                          engine=executor, address=address, retries=retries)
     if xtasks:
         with stages(f"text-image rows ({sum(not t.skip for t in xtasks)} of {len(xtasks)} to run)"):
             failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows)
@@ -415,7 +433,7 @@ def reproduce(
 def build_report(profile: str = "embedded", config_path: str | Path | None = None) -> bool:
     """Write ``comparison.csv`` / ``per_query.parquet``, execute the report notebooks (and the data
     notebook if stale) and build the book; no rows."""
-    from cti_repro.run.row import prepare_catalogue
+    from cti_repro.data.prepare import prepare_catalogue
 
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
     cfg = load_config(profile, config_path)
