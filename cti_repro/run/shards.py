@@ -28,7 +28,9 @@ import numpy as np
 from cti_repro.config import StudyConfig
 from cti_repro.data.catalogue import Catalogue
 from cti_repro.device import pick_device
-from cti_repro.features import FeatureSet, _part_key, encode_images, feature_cache_dir, load_clip, load_features
+from cti_repro.features import (
+    FeatureSet, _part_key, check_cache_part, encode_images, feature_cache_dir, load_clip, load_features,
+)
 from cti_repro.io_utils import atomic_write_json, sha256_file
 
 
@@ -173,7 +175,8 @@ def assemble_image(cfg: StudyConfig, catalogue: Catalogue, shards: int) -> Path:
              "image_seconds": round(sum(m["stats"]["image_seconds"] for m in metas), 2), "image_shards": len(bounds)}
     atomic_write_json(root / f"image-{key}.json", {
         "part": "image", "encoder_role": "image", "identity": metas[0]["identity"], "stats": stats,
-        "shape": [len(catalogue), dim], "catalogue": catalogue.fingerprint()})
+        "shape": [len(catalogue), dim], "dtype": "float32", "sha256": sha256_file(final),
+        "catalogue": catalogue.fingerprint()})  # the metadata load_features checks (features.check_cache_part)
     for npy, meta in files:
         meta.unlink(missing_ok=True)
         npy.unlink(missing_ok=True)
@@ -188,7 +191,8 @@ def extract_features(
     already), the rest through :func:`load_features`; ``shards=1`` is exactly :func:`load_features`."""
     key = _part_key(cfg, catalogue, "image")
     root = feature_cache_dir(cfg)
-    cached = (root / f"image-{key}.npy").is_file() and (root / f"image-{key}.json").is_file()
+    npy, meta = root / f"image-{key}.npy", root / f"image-{key}.json"
+    cached = npy.is_file() and meta.is_file() and check_cache_part(npy, meta, len(catalogue), catalogue.fingerprint())[2] is None
     if shards > 1 and not cached:
         image_shards(cfg, catalogue, shards, executor, address, retries, device)
         assemble_image(cfg, catalogue, shards)
