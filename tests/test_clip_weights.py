@@ -9,7 +9,7 @@ import hashlib
 
 import pytest
 
-from cti_repro import features
+from cti_repro import clip_weights, features
 
 
 def _place_in_hub_cache(root, repo: str, filename: str, data: bytes):
@@ -38,10 +38,10 @@ def hub(tmp_path, monkeypatch):
 
 def test_openai_tag_builds_quickgelu_and_records_the_checkpoint(hub):
     root, loaded = hub
-    assert features.clip_pretrained_cfg("ViT-B-32", "openai")["quick_gelu"] is True  # open_clip's own config
+    assert clip_weights.clip_pretrained_cfg("ViT-B-32", "openai")["quick_gelu"] is True  # open_clip's own config
     ckpt = _place_in_hub_cache(root, "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors",
                                b"not really weights")
-    assert features.cached_checkpoint("ViT-B-32", "openai") == ckpt
+    assert clip_weights.cached_checkpoint("ViT-B-32", "openai") == ckpt
     net, _, _, ident = features.load_clip("ViT-B-32", "openai", allow_random=False)
     assert loaded and loaded[0][1] == str(ckpt)  # open_clip loaded exactly this file
     assert ident["pretrained"] is True
@@ -52,7 +52,7 @@ def test_openai_tag_builds_quickgelu_and_records_the_checkpoint(hub):
 def test_a_gelu_tag_keeps_gelu(hub):
     root, loaded = hub
     tag = "laion2b_s34b_b79k"
-    assert not features.clip_pretrained_cfg("ViT-B-32", tag).get("quick_gelu", False)
+    assert not clip_weights.clip_pretrained_cfg("ViT-B-32", tag).get("quick_gelu", False)
     _place_in_hub_cache(root, "laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_model.safetensors", b"x")
     _, _, _, ident = features.load_clip("ViT-B-32", tag, allow_random=False)
     assert ident["architecture"]["activation"] == "GELU" and ident["pretrained"] is True

@@ -16,10 +16,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
@@ -27,8 +26,10 @@ from typing import Any
 
 from cti_repro.config import DEFAULT_CONFIG, StudyConfig, load_config
 from cti_repro.results import is_current, read_result, result_path, write_result
-from cti_repro.run.book import REPORTS, XMODAL_REPORTS, BookLayout, book_layout, build_book
+from cti_repro.run.book import BookLayout, book_layout
 from cti_repro.run.notebooks import error_text, execute, notebook_is_current, stamp
+from cti_repro.run.pages import build_pages, execute_pages, write_data_files
+from cti_repro.run.stages import finish, fmt_duration, stages_for
 from cti_repro.study import BASELINES, SETTING_LABELS, SETTINGS, TRAINED
 
 @dataclass(frozen=True)
@@ -84,11 +85,6 @@ def record_failure(task: RowTask, error: str, cfg: StudyConfig, fingerprint: str
         "config_hash": cfg.hash(), "data_fingerprint": fingerprint, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
     return True
-
-
-def _fmt(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str | None, float]:
@@ -162,7 +158,7 @@ def run_rows(
                 status += f"; no failure record ({err})"
         left = sum(guess(t) for t in pending) / max(1, min(workers, len(pending)))
         print(f"[{len(tasks) - len(pending)}/{len(tasks)}] {task.label}: {status} in {seconds:.1f} s "
-              f"(elapsed {_fmt(time.perf_counter() - t_start)}, ~{_fmt(left)} left)", flush=True)
+              f"(elapsed {fmt_duration(time.perf_counter() - t_start)}, ~{fmt_duration(left)} left)", flush=True)
 
     if engine != "local":
         from cti_repro.run import ray_executor
@@ -239,117 +235,6 @@ def watch_parent(parent: int, interval: float = 2.0, exit_fn: Callable[[int], An
     return t
 
 
-class _Stages(dict):
-    """Stage name -> seconds; ``with stages(name):`` times and prints a stage.
-
-    With ``path`` each finished stage is also merged into that JSON file (the book's stage-time
-    download): ``{"stages": {"rows": {"seconds", "detail", "finished_at"}, ...}}``; stages of an
-    earlier build that this one did not run keep their entry.
-    """
-
-    path: Path | None = None
-
-    @contextlib.contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        print(f"== {name}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self[name] = time.perf_counter() - t0
-            print(f"== {name}: {_fmt(self[name])}", flush=True)
-            self._persist(name)
-
-    def _persist(self, name: str) -> None:
-        if self.path is None:
-            return
-        import json
-
-        from cti_repro.io_utils import atomic_write_text
-
-        key, _, detail = name.partition(" (")
-        try:
-            data = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        except (OSError, json.JSONDecodeError):
-            data = {}
-        data.setdefault("stages", {})[key] = {"seconds": round(self[name], 2), "detail": detail.rstrip(")"),
-                                              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path, json.dumps(data, indent=2))
-        except OSError as err:  # timing is a by-product: never fail a build on it
-            print(f"stage times not saved: {err}", flush=True)
-
-    def summary(self) -> str:
-        return ", ".join(f"{k} {_fmt(v)}" for k, v in self.items()) + f"; total {_fmt(sum(self.values()))}"
-
-
-def execute_pages(
-    cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path, data: bool = True,
-    reports: bool = True, force: bool = False, stages: _Stages | None = None, study: str = "both",
-) -> list[str]:
-    """Execute the data notebook (if ``data``, unless current) and the report notebooks (if ``reports``).
-
-    ``study`` (``cti``, ``xmodal`` or ``both``) picks the report pages: Table 1's, the text-image chapter's, or all.
-
-    Returns:
-        One line per page that failed (a missing template included).
-    """
-    stages, problems, todo = _Stages() if stages is None else stages, [], {}
-    conf = {"profile": cfg.profile, "config_path": str(config_path)}
-    if data and (force or not notebook_is_current(layout.data_notebook,
-                                                  stamp(cfg, fingerprint, layout.templates / "data.ipynb"))):
-        todo["data notebook"] = [("data", layout.data_notebook, conf)]
-    if reports:
-        params = {**conf, "results_dir": str(cfg.path(cfg.results_dir).resolve())}
-        names = (REPORTS if study != "xmodal" else ()) + (XMODAL_REPORTS if study != "cti" else ())
-        todo["report notebooks"] = [(r, layout.report_notebook(r), params) for r in names]
-    for stage, jobs in todo.items():
-        with stages(stage):
-            for name, out, params in jobs:
-                template = layout.templates / f"{name}.ipynb"
-                try:
-                    execute(template, out, params, stamp(cfg, fingerprint, template), Path(cfg.root).resolve(),
-                            log=layout.runs / "logs" / f"{name}.log", hide_parameters=True)
-                except Exception as exc:
-                    problems.append(f"{name}: {error_text(exc)} (see {out.with_suffix('.failed.ipynb')})")
-    return problems
-
-
-def write_data_files(cfg: StudyConfig) -> list[str]:
-    """``<results_dir>/comparison.csv`` and ``per_query.parquet`` (:func:`cti_repro.report.tables.write_comparison`);
-    returns a problem line if they could not be written."""
-    from cti_repro.report.tables import load_study, write_comparison
-
-    results_dir = cfg.path(cfg.results_dir).resolve()
-    try:
-        csv, pq = write_comparison(load_study(results_dir), results_dir)
-    except Exception as exc:  # the book must still build
-        return [f"comparison.csv: {type(exc).__name__}: {exc}"]
-    print(f"comparison: {csv}, {pq}", flush=True)
-    return []
-
-
-def _stages_for(cfg: StudyConfig) -> _Stages:
-    stages = _Stages()
-    stages.path = cfg.path(cfg.results_dir).resolve() / "build_stages.json"
-    return stages
-
-
-def _build(layout: BookLayout, stages: _Stages, seeds: list[int] | None, cfg: StudyConfig | None = None) -> bool:
-    with stages("book"):
-        code = build_book(layout, seeds, cfg=cfg)
-    print(f"HTML: file://{layout.html_index}" if code == 0 else f"jupyter-book build failed (exit {code})",
-          flush=True)
-    return code == 0
-
-
-def _finish(stages: _Stages, problems: list[str]) -> None:
-    for p in problems:
-        print(f"FAILED: {p}", flush=True)
-    print(f"stages: {stages.summary()}", flush=True)
-
-
 def reproduce(
     profile: str = "embedded", seeds: list[int] | None = None, force: bool = False,
     config_path: str | Path | None = None, build_book: bool = True, workers: int | None = None, study: str = "both",
@@ -382,7 +267,7 @@ def reproduce(
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
     cfg = load_config(profile, config_path, overrides=overrides)
     seeds = list(seeds) if seeds else list(cfg.seeds)
-    layout, stages = book_layout(cfg), _stages_for(cfg)
+    layout, stages = book_layout(cfg), stages_for(cfg)
     with stages("data"):
         catalogue = prepare_catalogue(cfg)
         fingerprint = catalogue.fingerprint()
@@ -423,8 +308,8 @@ def reproduce(
     problems += write_data_files(cfg)
     if build_book:
         problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages, study=study)
-        built = _build(layout, stages, seeds, cfg)
-    _finish(stages, problems)
+        built = build_pages(layout, stages, seeds, cfg)
+    finish(stages, problems)
     print(f"{len(tasks) - len(failed)} of {len(tasks)} rows ok" + (f", {len(failed)} FAILED" if failed else ""),
           flush=True)
     return built and not problems
@@ -437,11 +322,11 @@ def build_report(profile: str = "embedded", config_path: str | Path | None = Non
 
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
     cfg = load_config(profile, config_path)
-    layout, stages = book_layout(cfg), _stages_for(cfg)
+    layout, stages = book_layout(cfg), stages_for(cfg)
     problems = write_data_files(cfg)
     problems += execute_pages(cfg, prepare_catalogue(cfg).fingerprint(), layout, config_path, stages=stages)
-    ok = _build(layout, stages, None, cfg)
-    _finish(stages, problems)
+    ok = build_pages(layout, stages, None, cfg)
+    finish(stages, problems)
     return ok and not problems
 
 

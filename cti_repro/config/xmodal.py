@@ -1,7 +1,7 @@
 """The ``xmodal:`` section of ``_config.yml``: the text <-> image study (Rubio et al. 2017).
 
-Kept apart from :mod:`cti_repro.config` (which embeds :class:`XModalConfig` as ``StudyConfig.xmodal``
-and calls :func:`validate_xmodal`) so the second study's settings live in one place.
+:class:`~cti_repro.config.schema.StudyConfig` embeds :class:`XModalConfig` as ``StudyConfig.xmodal``
+and :mod:`~cti_repro.config.checks` calls :func:`validate_xmodal`; the second study's settings live here.
 """
 
 from __future__ import annotations

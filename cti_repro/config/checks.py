@@ -1,0 +1,99 @@
+"""Checks of a built :class:`~cti_repro.config.schema.StudyConfig`: values that are well typed but
+out of range, inconsistent, or that would fail late (errors name the dotted field)."""
+
+from __future__ import annotations
+
+
+
+from cti_repro.config.schema import ConfigError, StudyConfig
+from cti_repro.config.xmodal import validate_xmodal
+from cti_repro.study import SETTINGS
+
+def _validate(cfg: StudyConfig, where: str) -> None:
+    def need(cond: bool, field_: str, msg: str) -> None:
+        if not cond:
+            err = ConfigError(f"{where}.{field_}: {msg}")
+            err.field, err.reason = field_, msg  # lets load_config blame a --set override
+            raise err
+
+    need(cfg.data.source in ("synthetic", "xmarket", "dir"), "data.source",
+         f"must be synthetic, xmarket or dir, got {cfg.data.source!r}")
+    need(abs(sum(cfg.split.fractions) - 1) < 1e-9 and min(cfg.split.fractions) >= 0,
+         "split", f"train/val/test must be non-negative and sum to 1, got {cfg.split.fractions}")
+    need(cfg.split.test > 0, "split.test", "must be > 0")
+    need(0 <= cfg.split.disjoint_categories < 1, "split.disjoint_categories", "must be in [0, 1) (0 = off)")
+    need(cfg.model.head in ("paper", "batchnorm"), "model.head", f"paper or batchnorm, got {cfg.model.head!r}")
+    need(cfg.model.dim > 0, "model.dim", "must be > 0")
+    need(cfg.model.attribute_pool in ("mean", "attention"), "model.attribute_pool",
+         f"mean or attention, got {cfg.model.attribute_pool!r}")
+    need(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")
+    need(cfg.loss.kind in ("infonce", "soft", "tree_soft", "tree_margin"), "loss.kind",
+         f"infonce, soft, tree_soft or tree_margin, got {cfg.loss.kind!r}")
+    need(0 <= cfg.loss.tree_decay <= 1, "loss.tree_decay", "must be in [0, 1]")
+    need(cfg.loss.tree_beta >= 0, "loss.tree_beta", "must be >= 0")
+    need(-1 <= cfg.loss.tree_margin <= 1, "loss.tree_margin", "must be a cosine in [-1, 1]")
+    need(not (cfg.loss.mask_same_label and cfg.loss.kind != "infonce"), "loss.mask_same_label",
+         "applies to loss.kind infonce only")
+    need(cfg.loss.tau > 0, "loss.tau", "must be > 0")
+    need(0 <= cfg.loss.lambda_ <= 1, "loss.lambda", "must be in [0, 1]")
+    need(cfg.train.epochs >= 1, "train.epochs", "must be >= 1")
+    need(cfg.train.lr > 0, "train.lr", "must be > 0")
+    need(set(cfg.train.batch_size) == set(SETTINGS), "train.batch_size",
+         f"needs exactly the keys {SETTINGS}, got {sorted(cfg.train.batch_size)}")
+    need(all(b >= 2 for b in cfg.train.batch_size.values()), "train.batch_size",
+         "contrastive training needs batches of at least 2")
+    need(cfg.train.device in ("auto", "cpu", "cuda"), "train.device", "auto, cpu or cuda")
+    need(cfg.train.amp in ("auto", "on", "off"), "train.amp", "auto, on or off")
+    need(cfg.eval.ap_norm in ("hits", "min_k_R", "R"), "eval.ap_norm", "hits, min_k_R or R")
+    need(len(cfg.seeds) >= 1, "seeds", "needs at least one seed")
+    need(cfg.loss.similarity in ("cosine", "dot"), "loss.similarity", f"cosine or dot, got {cfg.loss.similarity!r}")
+    need(not (cfg.loss.learn_tau and cfg.loss.kind == "soft"), "loss.learn_tau", "applies to the infonce loss only")
+    need(cfg.loss.similarity == "cosine" or cfg.loss.kind == "infonce", "loss.similarity", "dot needs loss.kind infonce")
+    need(cfg.eval.tie_rule in ("id", "random"), "eval.tie_rule", f"id or random, got {cfg.eval.tie_rule!r}")
+    need(cfg.eval.candidates in ("test", "all"), "eval.candidates", f"test or all, got {cfg.eval.candidates!r}")
+    need("{}" in cfg.encoders.clip_prompt, "encoders.clip_prompt", "must contain {} for the category")
+    need(cfg.extensions.model in ("CLIP-I", "CLIP-IA", "CLIP-ITA"), "extensions.model",
+         f"a trained model (CLIP-I, CLIP-IA, CLIP-ITA), got {cfg.extensions.model!r}")
+    need(set(cfg.extensions.settings) <= set(SETTINGS), "extensions.settings", f"settings are {SETTINGS}")
+    for name, spec in cfg.extensions.runs.items():
+        need(isinstance(spec, dict), f"extensions.runs.{name}", "must map dotted keys to values")
+    validate_xmodal(cfg.xmodal, need)
+    _validate_ranges(cfg, need)
+
+
+def _validate_ranges(cfg: StudyConfig, need) -> None:
+    """Values that are well typed but would fail late, or silently give wrong numbers (issue 9)."""
+    import string
+
+    enc = cfg.encoders
+    need(enc.image.batch_size > 0, "encoders.image.batch_size", f"must be > 0, got {enc.image.batch_size}")
+    need(enc.image.num_workers >= 0, "encoders.image.num_workers", f"must be >= 0, got {enc.image.num_workers}")
+    need(0 <= enc.image.max_unreadable <= 1, "encoders.image.max_unreadable", "must be in [0, 1]")
+    need(enc.text.batch_size > 0, "encoders.text.batch_size", f"must be > 0, got {enc.text.batch_size}")
+    need(bool(enc.image.model.strip()), "encoders.image.model", "must name an open_clip architecture")
+    need(bool(enc.text.model.strip()), "encoders.text.model", "must name a text encoder")
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(enc.clip_prompt) if f is not None]
+    except ValueError as exc:
+        fields = [("?", str(exc), None)]
+    need(fields == [("", "", None)], "encoders.clip_prompt",
+         f"needs exactly one plain {{}} placeholder (write {{{{ }}}} for a literal brace), got {enc.clip_prompt!r}")
+    need(cfg.train.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {cfg.train.weight_decay}")
+    need(0 < cfg.train.plateau_factor < 1, "train.plateau_factor", f"must be in (0, 1), got {cfg.train.plateau_factor}")
+    need(cfg.train.plateau_patience >= 0, "train.plateau_patience", "must be >= 0")
+    need(cfg.bm25.k1 >= 0, "bm25.k1", f"must be >= 0, got {cfg.bm25.k1}")
+    need(0 <= cfg.bm25.b <= 1, "bm25.b", f"must be in [0, 1], got {cfg.bm25.b}")
+    need(cfg.bm25.epsilon >= 0, "bm25.epsilon", f"must be >= 0, got {cfg.bm25.epsilon}")
+    need(cfg.eval.chunk_size > 0, "eval.chunk_size", "must be > 0")
+    xm = cfg.data.xmarket
+    need(xm.workers >= 1, "data.xmarket.workers", "must be >= 1")
+    need(xm.max_image_bytes > 0 and xm.max_metadata_bytes > 0, "data.xmarket",
+         "max_image_bytes and max_metadata_bytes must be > 0")
+    need(xm.image_deadline_s > 0 and xm.metadata_deadline_s > 0, "data.xmarket",
+         "image_deadline_s and metadata_deadline_s must be > 0")
+    for name in ("results_dir", "cache_dir", "book_dir"):
+        p = cfg.path(getattr(cfg, name))
+        need(not p.exists() or p.is_dir(), name, f"{p} exists and is not a folder")
+    d = cfg.data_dir
+    need(not d.exists() or d.is_dir(), "data.dir", f"{d} exists and is not a folder")
+

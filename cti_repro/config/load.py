@@ -1,0 +1,202 @@
+"""Loading ``_config.yml``: profile merge, types, ``--set`` overrides (errors name file and field)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cti_repro.config.checks import _validate
+from cti_repro.config.schema import DEFAULT_CONFIG, ConfigError, StudyConfig
+
+_ALIASES = {"lambda": "lambda_"}
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Recursively merge ``override`` into a copy of ``base`` (dicts merge, the rest replaces)."""
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        _, vt = typing.get_args(tp)
+        return {k: _check_type(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        name = _ALIASES.get(key, key)
+        if name not in names:
+            allowed = sorted(n.rstrip("_") for n in names)
+            raise ConfigError(f"{where}.{key}: unknown field (allowed: {', '.join(allowed)})")
+        kwargs[name] = _check_type(value, hints[name], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def load_config(
+    profile: str = "embedded", path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] | None = None,
+) -> StudyConfig:
+    """Load ``_config.yml`` and resolve one profile.
+
+    Args:
+        profile: name under ``profiles:``.
+        path: config file (default: ``./_config.yml``, else the repository's copy).
+        overrides: ``--set`` overrides applied last, as ``["loss.tau=0.1", ...]`` (dotted key, YAML
+            value) or a mapping ``{"loss.tau": 0.1}``; checked like the file, errors name the key.
+
+    Returns:
+        The validated :class:`StudyConfig`.
+
+    Raises:
+        ConfigError: unknown profile, unknown field, wrong type or value; names file and field.
+    """
+    path = Path(path) if path else _default_path()
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    if not _PROFILE_NAME.fullmatch(profile or ""):
+        # the name becomes a path component (book/runs/<profile>): no "..", no separators
+        raise ConfigError(f"{path}: profile {profile!r}: use letters, digits, '_', '-' and '.' (not first)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping with 'defaults' and 'profiles'")
+    unknown = set(raw) - {"defaults", "profiles", "ablations"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}")
+    profiles = raw.get("profiles") or {}
+    if profile not in profiles:
+        raise ConfigError(f"{path}: profiles.{profile}: no such profile (have: {', '.join(profiles)})")
+    merged = deep_merge(raw.get("defaults") or {}, profiles[profile] or {})
+    sets = parse_overrides(overrides)
+    for key, value in sets.items():
+        merged = deep_merge(merged, _nest(key, value))
+    cfg = _build(StudyConfig, merged, f"{path}: profiles.{profile}")
+    cfg.profile = profile
+    cfg.root = str(path.resolve().parent)
+    try:
+        _validate(cfg, f"{path}: profiles.{profile}")
+    except ConfigError as exc:
+        field_ = getattr(exc, "field", "")
+        blamed = [k for k in sets if k == field_ or k.startswith(field_ + ".") or field_.startswith(k + ".")]
+        if blamed:
+            raise ConfigError(f"--set {blamed[0]}={sets[blamed[0]]!r}: {exc.reason}") from None
+        raise
+    return cfg
+
+
+def _field_type(key: str) -> Any:
+    """The declared type of dotted ``key`` in :class:`StudyConfig`; ConfigError if there is none."""
+    tp: Any = StudyConfig
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if dataclasses.is_dataclass(tp):
+            hints = {n: t for n, t in typing.get_type_hints(tp).items() if n not in ("profile", "root")}
+            if _ALIASES.get(part, part) not in hints:
+                raise ConfigError(f"--set {key}: unknown field {'.'.join(parts[: i + 1])} "
+                                  f"(allowed: {', '.join(sorted(n.rstrip('_') for n in hints))})")
+            tp = hints[_ALIASES.get(part, part)]
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
+    return tp
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    return {key.split(".")[0]: _nest(key.split(".", 1)[1], value) if "." in key else value}
+
+
+def parse_overrides(overrides: Sequence[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``["a.b=VALUE", ...]`` or ``{"a.b": value}`` -> ``{"a.b": value}``, each checked against the schema;
+    VALUE is YAML (``0.1``, ``true``, ``[0, 1]``, ``{k: v}``); a later override of a key wins.
+
+    Raises:
+        ConfigError: no ``=``, an unknown key or a value of the wrong type (names the key).
+    """
+    if not overrides:
+        return {}
+    items: list[tuple[str, Any]] = []
+    if isinstance(overrides, Mapping):
+        items = [(str(k), v) for k, v in overrides.items()]
+    else:
+        for text in overrides:
+            key, eq, value = str(text).partition("=")
+            if not eq or not key.strip():
+                raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted config key, e.g. loss.tau=0.1")
+            try:
+                items.append((key.strip(), yaml.safe_load(value) if value.strip() else ""))
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"--set {key.strip()}: value is not valid YAML: {exc}") from None
+    out: dict[str, Any] = {}
+    for key, value in items:
+        _check_type(value, _field_type(key), f"--set {key}")
+        out[key] = value
+    return out
+
+
+def _default_path() -> Path:
+    here = Path.cwd() / DEFAULT_CONFIG
+    if here.is_file():
+        return here
+    return Path(__file__).resolve().parents[2] / DEFAULT_CONFIG
+
+
+def available_profiles(path: str | Path | None = None) -> list[str]:
+    """The profile names of a config file (default: the repository's ``_config.yml``)."""
+    path = Path(path) if path else _default_path()
+    return list((yaml.safe_load(path.read_text()) or {}).get("profiles", {}))
+

@@ -1,0 +1,219 @@
+"""The frozen encoders: open_clip image and text towers, sentence-transformers, batched encoding.
+
+:mod:`cti_repro.features` caches what these compute. Images are decoded by a DataLoader (workers,
+pinned memory on CUDA) and encoded under bf16 autocast on CUDA; text is encoded once per unique
+string; a product's attributes are the mean of their embeddings (eq. 5) or, for attention
+pooling, the ragged list of them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cti_repro.clip_weights import (
+    _activation, _register_custom_configs, cached_checkpoint, clip_pretrained_cfg,
+)
+from cti_repro.device import amp_context
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights cannot be loaded (offline, not cached) and random ones are not allowed."""
+
+
+# ---- encoders --------------------------------------------------------------------------------
+def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cpu", seed: int = 0):
+    """Build an open_clip model with its own preprocessing.
+
+    Args:
+        model: open_clip architecture name (``ViT-B-32``; ``Tiny-ViT-32`` ships with this package).
+        pretrained: open_clip pretrained tag, a local checkpoint path, or ``none``.
+        allow_random: fall back to random weights when the pretrained ones cannot be loaded.
+        device: where to put the model.
+        seed: seed for random initialisation (so random features are reproducible).
+
+    The architecture is the one the weights need: open_clip 3.3 builds ``ViT-B-32`` with
+    ``nn.GELU``, while its pretrained config marks the ``openai`` tag (and others) ``quick_gelu``
+    and ``create_model`` only warns on a mismatch; so ``force_quick_gelu`` is taken from the tag's
+    pretrained config, for any model and tag.
+
+    Returns:
+        (model, preprocess, tokenizer, identity) where identity records name, weights, whether
+        they are pretrained, the ``architecture`` built (name, activation) and, for pretrained
+        weights, the ``checkpoint`` file and its ``sha256``.
+
+    Raises:
+        WeightsUnavailableError: weights missing and ``allow_random`` is false.
+    """
+    import open_clip
+    import torch
+
+    _register_custom_configs()
+    identity: dict[str, Any] = {"name": model, "weights": pretrained, "pretrained": False}
+    tag = None if pretrained.lower() in ("", "none", "random") else pretrained
+    torch.manual_seed(seed)
+    if tag is not None:
+        try:
+            quick = bool(clip_pretrained_cfg(model, tag).get("quick_gelu", False))
+            net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=tag, device=device,
+                                                                       force_quick_gelu=quick)
+            identity["pretrained"] = True
+            ckpt = cached_checkpoint(model, tag)
+            if ckpt is not None:
+                from cti_repro.io_utils import sha256_file
+
+                identity.update(checkpoint=str(ckpt), sha256=sha256_file(ckpt))
+        except Exception as exc:  # hub errors, missing file, offline mode: many types
+            if not allow_random:
+                raise WeightsUnavailableError(
+                    f"open_clip weights {model}/{pretrained} are not available ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}). On a machine with internet run once:\n"
+                    f"  python -c \"import open_clip; open_clip.create_model_and_transforms('{model}', "
+                    f"pretrained='{pretrained}')\"\n"
+                    "to cache them (unset HF_HUB_OFFLINE for that command), or set "
+                    "encoders.image.pretrained to a local checkpoint file, or set "
+                    "encoders.image.allow_random: true for a pipeline demonstration."
+                ) from exc
+            print(f"warning: {model}/{pretrained} unavailable, using RANDOM weights (seed {seed})", file=sys.stderr)
+            torch.manual_seed(seed)
+            tag = None
+    if tag is None:
+        net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=None, device=device)
+        identity.update(weights=f"random(seed={seed})", pretrained=False)
+    net.eval()
+    identity["architecture"] = {"name": model, "activation": _activation(net)}
+    return net, preprocess, open_clip.get_tokenizer(model), identity
+
+
+def load_text_encoder(name: str, device: str = "cpu"):
+    """Load a sentence-transformers model (offline names resolved by :mod:`offline_models`).
+
+    Returns:
+        (model, identity)
+    """
+    from sentence_transformers import SentenceTransformer
+
+    from cti_repro.offline_models import resolve_text_model
+
+    path, identity = resolve_text_model(name)
+    return SentenceTransformer(path, device=device), identity
+
+
+# ---- image features --------------------------------------------------------------------------
+class _ImageDataset:
+    """Decodes and preprocesses one image per item; a failure yields a flag, not an exception."""
+
+    def __init__(self, paths: list[Path | None], preprocess, size: int) -> None:
+        self.paths, self.preprocess, self.size = paths, preprocess, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        import torch
+        from PIL import Image
+
+        p = self.paths[i]
+        try:
+            if p is None:
+                raise FileNotFoundError
+            with Image.open(p) as im:
+                return self.preprocess(im.convert("RGB")), True
+        except Exception:  # missing, truncated or not an image: counted by the caller
+            return torch.zeros(3, self.size, self.size), False
+
+
+def encode_images(
+    net, preprocess, paths: list[Path | None], batch_size: int = 64, num_workers: int = 0, device: str = "cpu",
+    amp: bool | None = None, pin_memory: bool | None = None, progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Image embeddings of ``paths``.
+
+    Decoding and preprocessing run in ``num_workers`` DataLoader processes; batches go to
+    ``device`` from pinned memory (default: on CUDA) with non-blocking copies, and the model runs
+    under bf16 autocast (default: on CUDA; ``amp=True`` forces it, e.g. on CPU in tests).
+
+    Returns:
+        (features float32 [N, d], ok bool [N]); rows of unreadable images are zero.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    size = net.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    pin = str(device).startswith("cuda") if pin_memory is None else bool(pin_memory)
+    loader = DataLoader(
+        _ImageDataset(paths, preprocess, size), batch_size=batch_size, num_workers=num_workers,
+        pin_memory=pin and torch.cuda.is_available(), shuffle=False,
+        prefetch_factor=4 if num_workers > 0 else None, persistent_workers=False,
+    )
+    feats, oks = [], []
+    with torch.inference_mode(), amp_context(device, amp):
+        for x, ok in tqdm(loader, desc="image features", unit="batch", file=sys.stderr, disable=not progress):
+            emb = net.encode_image(x.to(device, non_blocking=True)).float()
+            feats.append(emb)  # stays on the device: one sync at the end, not one per batch
+            oks.append(ok)
+    if not feats:
+        return np.zeros((0, 0), np.float32), np.zeros(0, bool)
+    out = torch.cat(feats).cpu().numpy().astype(np.float32)
+    ok = torch.cat(oks).numpy().astype(bool)
+    out[~ok] = 0.0
+    return out, ok
+
+
+def encode_clip_text(
+    net, tokenizer, texts: list[str], batch_size: int = 256, device: str = "cpu", amp: bool | None = None,
+) -> np.ndarray:
+    """CLIP text-tower embeddings (for zero-shot CLIP queries); ``amp`` as in :func:`encode_images`."""
+    import torch
+
+    out = []
+    with torch.inference_mode(), amp_context(device, amp):
+        for i in range(0, len(texts), batch_size):
+            tok = tokenizer(texts[i : i + batch_size]).to(device, non_blocking=True)
+            out.append(net.encode_text(tok).float())
+    return torch.cat(out).cpu().numpy().astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def encode_unique(model, texts: list[str], batch_size: int = 128) -> tuple[np.ndarray, dict[str, int]]:
+    """Encode each distinct string once.
+
+    Returns:
+        (embeddings [U, d] of the unique strings, index of each string in that array)
+    """
+    uniq = sorted(set(texts))
+    index = {t: i for i, t in enumerate(uniq)}
+    emb = model.encode(uniq, batch_size=batch_size, show_progress_bar=len(uniq) > batch_size,
+                       convert_to_numpy=True)
+    return np.asarray(emb, dtype=np.float32), index
+
+
+def mean_attribute_embeddings(attributes: list[list[str]], emb: np.ndarray, index: dict[str, int]) -> np.ndarray:
+    """Eq. 5: h_a = (1/n) sum_i f_a(x_a,i), per product; zero for a product with no attribute."""
+    n, d = len(attributes), emb.shape[1]
+    counts = np.array([len(a) for a in attributes])
+    rows = np.repeat(np.arange(n), counts)
+    cols = np.array([index[a] for aa in attributes for a in aa], dtype=np.int64)
+    out = np.zeros((n, d), np.float64)
+    np.add.at(out, rows, emb[cols])
+    out /= np.maximum(counts, 1)[:, None]
+    return out.astype(np.float32)
+
+
+def ragged_attributes(attributes: list[list[str]], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(value row of every attribute [M] int32, offsets [N + 1] int64) of the ragged cache parts."""
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in attributes])]).astype(np.int64)
+    return np.array([index[a] for aa in attributes for a in aa], dtype=np.int32), offsets
+
+
+def padded_rows(index: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Value rows of the attributes of products ``rows``, padded with -1: [len(rows), max count] int64."""
+    starts, ends = np.asarray(offsets)[rows], np.asarray(offsets)[np.asarray(rows) + 1]
+    width = int((ends - starts).max()) if len(rows) else 0
+    out = np.full((len(rows), max(width, 1)), -1, dtype=np.int64)
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        out[i, : b - a] = index[a:b]
+    return out

@@ -1,0 +1,70 @@
+"""The book's pages of a batch: the data and report notebooks, the data files, the book build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cti_repro.config import StudyConfig
+from cti_repro.run.book import REPORTS, XMODAL_REPORTS, BookLayout, build_book
+from cti_repro.run.notebooks import error_text, execute, notebook_is_current, stamp
+from cti_repro.run.stages import _Stages
+
+
+def execute_pages(
+    cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path, data: bool = True,
+    reports: bool = True, force: bool = False, stages: _Stages | None = None, study: str = "both",
+) -> list[str]:
+    """Execute the data notebook (if ``data``, unless current) and the report notebooks (if ``reports``).
+
+    ``study`` (``cti``, ``xmodal`` or ``both``) picks the report pages: Table 1's, the text-image chapter's, or all.
+
+    Returns:
+        One line per page that failed (a missing template included).
+    """
+    stages, problems, todo = _Stages() if stages is None else stages, [], {}
+    conf = {"profile": cfg.profile, "config_path": str(config_path)}
+    if data and (force or not notebook_is_current(layout.data_notebook,
+                                                  stamp(cfg, fingerprint, layout.templates / "data.ipynb"))):
+        todo["data notebook"] = [("data", layout.data_notebook, conf)]
+    if reports:
+        params = {**conf, "results_dir": str(cfg.path(cfg.results_dir).resolve())}
+        names = (REPORTS if study != "xmodal" else ()) + (XMODAL_REPORTS if study != "cti" else ())
+        todo["report notebooks"] = [(r, layout.report_notebook(r), params) for r in names]
+    for stage, jobs in todo.items():
+        with stages(stage):
+            for name, out, params in jobs:
+                template = layout.templates / f"{name}.ipynb"
+                try:
+                    execute(template, out, params, stamp(cfg, fingerprint, template), Path(cfg.root).resolve(),
+                            log=layout.runs / "logs" / f"{name}.log", hide_parameters=True)
+                except Exception as exc:
+                    problems.append(f"{name}: {error_text(exc)} (see {out.with_suffix('.failed.ipynb')})")
+    return problems
+
+
+def write_data_files(cfg: StudyConfig) -> list[str]:
+    """``<results_dir>/comparison.csv`` and ``per_query.parquet`` (:func:`cti_repro.report.tables.write_comparison`);
+    returns a problem line if they could not be written."""
+    from cti_repro.report.tables import load_study, write_comparison
+
+    results_dir = cfg.path(cfg.results_dir).resolve()
+    try:
+        csv, pq = write_comparison(load_study(results_dir), results_dir)
+    except Exception as exc:  # the book must still build
+        return [f"comparison.csv: {type(exc).__name__}: {exc}"]
+    print(f"comparison: {csv}, {pq}", flush=True)
+    return []
+
+
+
+def build_pages(layout: BookLayout, stages: _Stages, seeds: list[int] | None, cfg: StudyConfig | None = None) -> bool:
+    """Build the book as the ``book`` stage; print where the HTML is. True if jupyter-book succeeded."""
+    with stages("book"):
+        code = build_book(layout, seeds, cfg=cfg)
+    print(f"HTML: file://{layout.html_index}" if code == 0 else f"jupyter-book build failed (exit {code})",
+          flush=True)
+    return code == 0
+
+
+
+__all__ = ["execute_pages", "write_data_files", "build_pages"]
