@@ -155,10 +155,10 @@ def _add_xmodal(sub) -> None:
     xm = sub.add_parser("xmodal", help="the second study: product text <-> image retrieval (Rubio et al. 2017)")
     xsub = xm.add_subparsers(dest="xmodal_command", required=True)
     s = xsub.add_parser("run", help="run one (model, seed) and write <results_dir>/xmodal/<model>_seed<seed>.json")
-    s.add_argument("--model", required=True, choices=XMODAL_MODELS)
-    s.add_argument("--profile", default="embedded")
+    s.add_argument("--model", required=True, choices=XMODAL_MODELS, help="the text-image model (a row of the table)")
+    s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
     s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
-    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--seed", type=int, default=None, help="model seed (default: the profile's first seed)")
     s.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="config override, dotted key and YAML value, e.g. xmodal.epochs=5 (repeatable)")
     s.add_argument("--out", default=None, help="results directory (default: from the profile)")
@@ -194,7 +194,13 @@ def _cmd_readme_table(args: argparse.Namespace) -> int:
     from cti_repro.report.verify import readme_table
 
     cfg = load_config(args.profile, args.config)
-    print(readme_table(Path(args.results) if args.results else cfg.path(cfg.results_dir)), end="")
+    table = readme_table(Path(args.results) if args.results else cfg.path(cfg.results_dir))
+    if args.write:
+        from cti_repro.report.verify import write_readme_table
+
+        print(f"table written into {write_readme_table(args.write, table)}")
+    else:
+        print(table, end="")
     return 0
 
 
@@ -280,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("features", help="compute (or check) the feature cache, the image part in shards")
-    s.add_argument("--profile", default="embedded")
+    s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
     s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
     s.add_argument("--shards", type=int, default=1, help="image feature shards, one task each (default 1)")
     _add_executor_args(s)
@@ -322,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_xmodal(sub)
 
     s = sub.add_parser("verify", help="compare results with the committed expected numbers, cell by cell")
-    s.add_argument("--profile", default="embedded")
+    s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
     s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
     s.add_argument("--results", default=None, help="results folder (default: the profile's results_dir)")
     s.add_argument("--expected", default=None, help="expected numbers (default: cti_repro/resources/expected/<profile>.json)")
@@ -332,9 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--verbose", action="store_true", help="print every cell, not only the failures")
     s.set_defaults(func=_cmd_verify)
     s = sub.add_parser("readme-table", help="print the README's Table 1 (Markdown) from the results")
-    s.add_argument("--profile", default="embedded")
+    s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
     s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
     s.add_argument("--results", default=None, help="results folder (default: the profile's results_dir)")
+    s.add_argument("--write", default=None, metavar="README",
+                   help="fill the marked block of this file (e.g. README.md) instead of printing")
     s.set_defaults(func=_cmd_readme_table)
     return p
 

@@ -1,11 +1,11 @@
-"""`--set KEY=VALUE` overrides and the `ablations:` section (cti_repro.config, cti_repro.ablations)."""
+"""`--set KEY=VALUE` overrides and the `ablations:` section (cti_repro.config, cti_repro.config.ablations)."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from cti_repro.ablations import load_ablations
+from cti_repro.config.ablations import load_ablations
 from cti_repro.cli import main
 from cti_repro.config import ConfigError, load_config, parse_overrides
 

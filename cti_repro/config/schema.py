@@ -223,7 +223,7 @@ class EvalConfig:
     """
     ap_norm: str = "hits"
     chunk_size: int = 1024
-    tie_rule: str = "id"        # id (ascending product id) | random (a seeded permutation, eval.tie_seed)
+    tie_rule: str = "random"        # id (ascending product id) | random (a seeded permutation, eval.tie_seed)
     tie_seed: int = 0
     candidates: str = "test"    # test (the paper's test products) | all (baselines: every product)
 

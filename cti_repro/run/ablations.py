@@ -1,6 +1,6 @@
 """The sensitivity study: every ablation variant's rows, beside the default study.
 
-Each variant of ``ablations:`` in ``_config.yml`` (:mod:`cti_repro.ablations`) is the profile
+Each variant of ``ablations:`` in ``_config.yml`` (:mod:`cti_repro.config.ablations`) is the profile
 with a set of ``--set`` overrides; its rows (its models x the three settings x the profile's
 seeds) are written to ``<results_dir>/ablations/<variant>/<setting>/<model>_seed<seed>.json`` by
 :func:`cti_repro.run.row.run_row`, in worker processes, skipping current results. The default is
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cti_repro.ablations import Ablation, load_ablations
+from cti_repro.config.ablations import Ablation, load_ablations
 from cti_repro.config import DEFAULT_CONFIG, load_config
 from cti_repro.results import is_current, result_path
 from cti_repro.study import SETTINGS

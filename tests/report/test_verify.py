@@ -65,3 +65,21 @@ def test_readme_table(tmp_path, capsys):
     assert lines[5].startswith("| All categories | CLIP-ITA | 30.00 ± 14.14 |")
     assert main(["readme-table", "--profile", "smoke", "--results", str(root)]) == 0
     assert capsys.readouterr().out == text
+
+
+def test_readme_table_fills_only_the_marked_block(tmp_path):
+    import pytest
+
+    from cti_repro.report.verify import README_MARKERS, write_readme_table
+
+    readme = tmp_path / "README.md"
+    start, end = README_MARKERS
+    readme.write_text(f"# Title\n\nbefore\n{start}\nold table\n{end}\nafter\n")
+    write_readme_table(readme, "| a | b |\n|---|---|\n")
+    text = readme.read_text()
+    assert text == f"# Title\n\nbefore\n{start}\n| a | b |\n|---|---|\n{end}\nafter\n"
+    write_readme_table(readme, "| c |\n")  # idempotent block: the old table is gone
+    assert "| a | b |" not in readme.read_text() and "| c |" in readme.read_text()
+    (tmp_path / "plain.md").write_text("no markers\n")
+    with pytest.raises(ValueError, match="plain.md"):
+        write_readme_table(tmp_path / "plain.md", "| x |\n")

@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from cti_repro.config import ConfigError, _default_path, parse_overrides
+from cti_repro.config.load import _default_path, parse_overrides
+from cti_repro.config.schema import ConfigError
 from cti_repro.study import MODELS
 
 
