@@ -33,7 +33,13 @@ def _print_json(obj) -> None:
 def _cmd_data_stats(args: argparse.Namespace) -> int:
     from cti_repro.data.catalogue import Catalogue
 
-    _print_json(Catalogue.load(args.dir).stats())
+    stats = Catalogue.load(args.dir).stats()
+    _print_json(stats)
+    if stats.get("complete") is False:  # an interrupted import: say so, beside the JSON
+        print(f"cti-repro: warning: {args.dir}: catalogue is INCOMPLETE (the import stopped before its "
+              f"end): {stats['images_on_disk']} image(s) on disk, {stats['images_partial']} partial, for "
+              f"{stats['products']} product(s); rerun the import (or `cti-repro reproduce`) to resume",
+              file=sys.stderr)
     return 0
 
 

@@ -261,7 +261,31 @@ class Catalogue:
             "attributes_min": int(_agg(n_attr, np.min)),
             "attributes_max": int(_agg(n_attr, np.max)),
             "images_missing": missing,
+            **self._import_state(),
         }
+
+    def _import_state(self) -> dict[str, Any]:
+        """For an import interrupted before its end (``complete: false`` in ``catalogue.json``).
+
+        Such a catalogue is the metadata-only one written before the image phase: its ``image``
+        column is still empty, so ``images_missing`` counts every product. What was downloaded
+        is only in ``images/``: count those files (finished ones, and ``.part`` prefixes a rerun
+        resumes) so the user sees how far the import got.
+
+        Returns:
+            ``{}`` for a complete catalogue, else ``complete`` (False), ``images_on_disk`` and
+            ``images_partial``.
+        """
+        if self.meta.get("complete") is not False:
+            return {}
+        done = partial = 0
+        folder = self.root / IMAGES_DIR if self.root is not None else None
+        if folder is not None and folder.is_dir():
+            for p in folder.iterdir():
+                if p.is_file():
+                    partial += p.name.endswith(".part")
+                    done += not p.name.endswith(".part")
+        return {"complete": False, "images_on_disk": done, "images_partial": partial}
 
 
 def validate_frame(frame: pd.DataFrame, where: str = "catalogue") -> pd.DataFrame:
