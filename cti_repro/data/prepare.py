@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cti_repro.config import StudyConfig
 from cti_repro.data.catalogue import Catalogue
 
@@ -22,6 +24,8 @@ def prepare_catalogue(cfg: StudyConfig) -> Catalogue:
 
     Raises:
         FileNotFoundError: ``data.source`` is ``dir`` and the folder holds no catalogue.
+        ImportRefusedError: the interrupted import was started with another source, market or
+            categories than the config's (:func:`check_resume`).
     """
     directory = cfg.data_dir
     if (directory / "catalogue.parquet").is_file():
@@ -29,6 +33,7 @@ def prepare_catalogue(cfg: StudyConfig) -> Catalogue:
         # An XMarket import interrupted during the image phase is marked incomplete: resume it.
         if not (cfg.data.source == "xmarket" and catalogue.meta.get("complete") is False):
             return catalogue
+        check_resume(cfg, catalogue.meta, directory)
     if cfg.data.source == "synthetic":
         from cti_repro.data.synthetic import generate_synthetic
 
@@ -44,4 +49,48 @@ def prepare_catalogue(cfg: StudyConfig) -> Catalogue:
     raise FileNotFoundError(f"{directory}: no catalogue.parquet (data.source is 'dir')")
 
 
-__all__ = ["prepare_catalogue"]
+def _same_source(a: str, b: str) -> bool:
+    """Equal URLs (up to a trailing slash) or the same local folder (however it is spelt)."""
+    if "://" in a or "://" in b:
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def check_resume(cfg: StudyConfig, meta: dict, directory: Path) -> None:
+    """Refuse to resume an interrupted XMarket import with another source, market or categories.
+
+    The resumed import would otherwise quietly mix two imports: the metadata-only catalogue
+    (and its downloaded images) of the first, the file list of the second.
+
+    Args:
+        cfg: the study config (``data.xmarket``).
+        meta: ``catalogue.json`` of the interrupted import.
+        directory: the catalogue folder (for the message).
+
+    Raises:
+        ImportRefusedError: a field differs; the message names both values and the two ways out.
+    """
+    from cti_repro.data.import_log import ImportRefusedError
+
+    xm = cfg.data.xmarket
+    wanted = sorted(xm.categories or [])
+    if "requested_categories" in meta:
+        recorded = meta["requested_categories"]
+    else:  # written before the field existed: compare with the categories it found
+        recorded = sorted(meta.get("categories") or []) if wanted else []
+    diffs = []
+    if not _same_source(str(meta.get("source", "")), xm.source):
+        diffs.append(f"source {meta.get('source')!r} vs {xm.source!r}")
+    if meta.get("market") != xm.market:
+        diffs.append(f"market {meta.get('market')!r} vs {xm.market!r}")
+    if recorded != wanted:
+        diffs.append(f"categories {recorded or 'all'} vs {wanted or 'all'}")
+    if diffs:
+        raise ImportRefusedError(
+            f"{directory / 'catalogue.json'}: the interrupted XMarket import there was started with "
+            f"other settings than data.xmarket ({'; '.join(diffs)}; recorded vs config); set "
+            "data.xmarket back to the recorded values to resume it, or remove the folder to start "
+            "a new import")
+
+
+__all__ = ["check_resume", "prepare_catalogue"]

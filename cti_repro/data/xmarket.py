@@ -331,7 +331,9 @@ def import_xmarket(
                     else:
                         products.append(product)
         meta = {"source": source, "market": market,
-                "categories": cats or sorted({c for c, _ in files}), "skip_images": skip_images}
+                "categories": cats or sorted({c for c, _ in files}), "skip_images": skip_images,
+                # what was asked for ([] = all), so a resume can check it continues the same import
+                "requested_categories": sorted(cats or [])}
         refuse_smaller(out, previous, len(products), force, log, "metadata")
         if not skip_images and products:
             # Write the metadata-only catalogue first, so an interrupted download leaves a usable
