@@ -46,6 +46,36 @@ def statistics_table(catalogue: Catalogue) -> pd.DataFrame:
                          "this catalogue": [_count(ours.get(k)) for k in STAT_LABELS]}, index=list(STAT_LABELS.values()))
 
 
+def import_table(catalogue: Catalogue) -> pd.DataFrame | None:
+    """What the XMarket import behind ``catalogue`` read and dropped (``catalogue.json``).
+
+    Returns:
+        One row per item (source, market, file categories "k of 16", records read, kept, each
+        drop reason, skipped lines, images) with a ``value`` column; None for a catalogue that
+        is no XMarket import.
+    """
+    from cti_repro.data.import_meta import import_provenance
+
+    info = import_provenance(catalogue.meta)
+    if not info:
+        return None
+    cats = info["categories"]
+    rows: dict[str, str] = {
+        "source": info["source"], "market": str(info["market"]),
+        "file categories imported": f"{len(cats)} of {info['categories_of']}: {', '.join(cats)}",
+        "import complete": {True: "yes", False: "NO (interrupted; rerun to resume)"}.get(info["complete"], "?"),
+    }
+    for k in ("files", "records", "kept", "malformed", "blank", "duplicates", "file_errors", "files_failed",
+              "path_elements_dropped"):
+        if k in info:
+            rows[k.replace("_", " ") + (" (lines)" if k in ("malformed", "blank") else "")] = _count(info[k])
+    for reason, n in (info.get("dropped") or {}).items():
+        rows[f"dropped: {reason.replace('_', ' ')}"] = _count(n)
+    for status, n in (info.get("images") or {}).items():
+        rows[f"images {status}"] = _count(n)
+    return pd.DataFrame({"value": list(rows.values())}, index=list(rows))
+
+
 def shape_figure(catalogue: Catalogue) -> Figure:
     """Histograms of the category-path depth and of the attributes per product, with both means."""
     theirs = paper.dataset()
@@ -117,4 +147,4 @@ def pairs_table(catalogue: Catalogue, split: SplitConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, index=list(SETTINGS))
 
 
-__all__ = ["statistics_table", "shape_figure", "roots_figure", "sample_products", "pairs_table", "STAT_LABELS"]
+__all__ = ["import_table", "statistics_table", "shape_figure", "roots_figure", "sample_products", "pairs_table", "STAT_LABELS"]
