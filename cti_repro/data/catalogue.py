@@ -288,6 +288,13 @@ class Catalogue:
         return {"complete": False, "images_on_disk": done, "images_partial": partial}
 
 
+def incomplete_note(stats: dict[str, Any]) -> str:
+    """One line on an interrupted import's :meth:`Catalogue.stats` (``complete`` false)."""
+    return (f"catalogue is INCOMPLETE (the import stopped before its end): {stats['images_on_disk']} image(s) "
+            f"on disk, {stats['images_partial']} partial, for {stats['products']} product(s); rerun the "
+            "import (or `cti-repro reproduce`) to resume it")
+
+
 def validate_frame(frame: pd.DataFrame, where: str = "catalogue") -> pd.DataFrame:
     """Check columns and element types; return a frame with normalised Python lists.
 
