@@ -87,6 +87,8 @@ def _validate_ranges(cfg: StudyConfig, need) -> None:
     need(cfg.eval.chunk_size > 0, "eval.chunk_size", "must be > 0")
     xm = cfg.data.xmarket
     need(xm.workers >= 1, "data.xmarket.workers", "must be >= 1")
+    need(xm.min_attributes >= 1, "data.xmarket.min_attributes", "must be >= 1")
+    need(xm.min_depth >= 2, "data.xmarket.min_depth", "must be >= 2 (a path needs a root and a leaf)")
     need(xm.max_image_bytes > 0 and xm.max_metadata_bytes > 0, "data.xmarket",
          "max_image_bytes and max_metadata_bytes must be > 0")
     need(xm.image_deadline_s > 0 and xm.metadata_deadline_s > 0, "data.xmarket",

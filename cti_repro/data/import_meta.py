@@ -22,7 +22,7 @@ def import_provenance(meta: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``source``, ``market``, ``complete``, ``categories`` (the file categories imported),
-        ``categories_of`` (how many XMarket has), the counts of :data:`_COUNTS`, ``dropped`` and
+        ``categories_of`` (how many XMarket has), ``filters`` (``min_attributes``, ``min_depth``), the counts of :data:`_COUNTS`, ``dropped`` and
         ``images`` (per reason / status); counts absent from an older or interrupted import are
         left out.
     """
@@ -35,6 +35,7 @@ def import_provenance(meta: dict[str, Any]) -> dict[str, Any]:
         "source": str(meta.get("source", "")), "market": meta.get("market"),
         "complete": meta.get("complete"), "categories": list(meta.get("categories") or []),
         "categories_of": len(XMARKET_CATEGORIES),
+        "filters": dict(meta.get("filters") or {"min_attributes": 1, "min_depth": 2}),
     }
     out.update({k: int(summary[k]) for k in _COUNTS if isinstance(summary.get(k), (int, float))})
     for k in ("dropped", "images"):
@@ -56,6 +57,9 @@ def describe_import(info: dict[str, Any]) -> str:
     cats = info.get("categories") or []
     parts = [f"XMarket {info.get('market')} market from {info.get('source')}",
              f"file categories: {len(cats)} of {info.get('categories_of', '?')} ({', '.join(cats)})"]
+    f = info.get("filters") or {}
+    if f.get("min_attributes", 1) > 1 or f.get("min_depth", 2) > 2:
+        parts.append(f"filters: >= {f.get('min_attributes', 1)} attributes, depth >= {f.get('min_depth', 2)}")
     if info.get("complete") is False:
         parts.append("import INCOMPLETE")
     if "records" in info:

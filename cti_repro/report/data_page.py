@@ -63,6 +63,7 @@ def import_table(catalogue: Catalogue) -> pd.DataFrame | None:
     rows: dict[str, str] = {
         "source": info["source"], "market": str(info["market"]),
         "file categories imported": f"{len(cats)} of {info['categories_of']}: {', '.join(cats)}",
+        "filters": "at least {min_attributes} attribute(s), path depth at least {min_depth}".format(**info["filters"]),
         "import complete": {True: "yes", False: "NO (interrupted; rerun to resume)"}.get(info["complete"], "?"),
     }
     for k in ("files", "records", "kept", "malformed", "blank", "duplicates", "file_errors", "files_failed",

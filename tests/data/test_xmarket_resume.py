@@ -36,25 +36,29 @@ def interrupted(tmp_path, server, monkeypatch):  # noqa: F811
     return src, out
 
 
-def _cfg(out, source, categories):
+def _cfg(out, source, categories, **more):
     return load_config("xmarket", overrides={"data.dir": str(out), "data.xmarket.source": str(source),
-                                             "data.xmarket.categories": categories, "data.xmarket.workers": 1})
+                                             "data.xmarket.categories": categories, "data.xmarket.workers": 1,
+                                             **{f"data.xmarket.{k}": v for k, v in more.items()}})
 
 
-@pytest.mark.parametrize("change", ["categories", "all", "source"])
+@pytest.mark.parametrize("change", ["categories", "all", "source", "filters"])
 def test_resume_with_other_settings_is_refused_naming_both(interrupted, tmp_path, change):
     src, out = interrupted
     other = tmp_path / "elsewhere"
     other.mkdir()
     source, cats = (other if change == "source" else src), {"categories": ["Toys_and_Games"], "all": []}.get(
         change, ["Books"])
+    more = {"min_attributes": 2} if change == "filters" else {}
     before = (out / "catalogue.json").read_bytes()
     with pytest.raises(ImportRefusedError) as info:
-        prepare_catalogue(_cfg(out, source, cats))
+        prepare_catalogue(_cfg(out, source, cats, **more))
     msg = str(info.value)
     assert "\n" not in msg and "catalogue.json" in msg and "recorded vs config" in msg
     if change == "source":
         assert str(src) in msg and str(other) in msg
+    elif change == "filters":
+        assert "'min_attributes': 1" in msg and "'min_attributes': 2" in msg and "categories" not in msg
     else:
         assert "['Books']" in msg and (str(cats) if cats else "vs all") in msg
     assert (out / "catalogue.json").read_bytes() == before  # nothing was touched

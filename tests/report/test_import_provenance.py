@@ -39,6 +39,9 @@ def test_import_provenance_from_meta():
     assert "120 records read, 100 kept" in text and "no_title 5" in text and "no_id" not in text  # zero: left out
     assert "4 malformed" in text and "13 files failed" in text and "INCOMPLETE" not in text
     assert "INCOMPLETE" in describe_import({**info, "complete": False})
+    assert info["filters"] == {"min_attributes": 1, "min_depth": 2} and "filters" not in text  # defaults: not said
+    strict = describe_import(import_provenance({**META, "filters": {"min_attributes": 3, "min_depth": 4}}))
+    assert "filters: >= 3 attributes, depth >= 4" in strict
 
 
 def test_provenance_box_shows_the_import():
