@@ -21,6 +21,7 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(abs(sum(cfg.split.fractions) - 1) < 1e-9 and min(cfg.split.fractions) >= 0,
          "split", f"train/val/test must be non-negative and sum to 1, got {cfg.split.fractions}")
     need(cfg.split.test > 0, "split.test", "must be > 0")
+    need(cfg.data.category_key in ("name", "path"), "data.category_key", f"name or path, got {cfg.data.category_key!r}")
     need(0 <= cfg.split.disjoint_categories < 1, "split.disjoint_categories", "must be in [0, 1) (0 = off)")
     need(cfg.model.head in ("paper", "batchnorm"), "model.head", f"paper or batchnorm, got {cfg.model.head!r}")
     need(cfg.model.dim > 0, "model.dim", "must be > 0")

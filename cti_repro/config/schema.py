@@ -68,11 +68,14 @@ class DataConfig:
         source: ``synthetic`` (generated), ``xmarket`` (imported) or ``dir`` (an existing catalogue folder).
         dir: the catalogue folder, relative to the config file.
         synthetic, xmarket: the source's own settings.
+        category_key: ``name`` (the paper: a category is its name) or ``path`` (its full path, so
+            homonyms under different parents are different categories; the query is the path).
     """
     source: str = "synthetic"
     dir: str = "data/embedded"
     synthetic: SyntheticSource = field(default_factory=SyntheticSource)
     xmarket: XMarketSource = field(default_factory=XMarketSource)
+    category_key: str = "name"
 
 
 @dataclass
@@ -313,6 +316,7 @@ class StudyConfig:
             d["data"]["xmarket"].pop(k, None)  # download limits: they decide what is fetched, not results
         for k in ("min_attributes", "min_depth"):  # import filters: the data fingerprint covers their effect
             d["data"]["xmarket"].pop(k, None)
+        d["data"].pop("category_key", None)  # so does the fingerprint of the path-keyed catalogue
         return stable_hash(d)
 
     def xmodal_hash(self) -> str:
@@ -326,6 +330,8 @@ class StudyConfig:
 def beyond_the_paper(cfg: StudyConfig) -> dict[str, Any]:
     """The extension options (not in the paper) that ``cfg`` turns on, dotted key -> value; {} = paper."""
     on = {}
+    if cfg.data.category_key != "name":
+        on["data.category_key"] = cfg.data.category_key
     if cfg.loss.kind in ("tree_soft", "tree_margin"):
         on["loss.kind"] = cfg.loss.kind
     if cfg.model.attribute_pool != "mean":

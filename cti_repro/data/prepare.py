@@ -10,6 +10,16 @@ from cti_repro.data.catalogue import Catalogue
 
 
 def prepare_catalogue(cfg: StudyConfig) -> Catalogue:
+    """Load the profile's catalogue, building it first if it is missing (:func:`_prepare`).
+
+    With ``data.category_key: path`` the categories are keyed by their full path
+    (:meth:`Catalogue.keyed_by_path`); on disk the catalogue stays keyed by name.
+    """
+    catalogue = _prepare(cfg)
+    return catalogue.keyed_by_path() if cfg.data.category_key == "path" else catalogue
+
+
+def _prepare(cfg: StudyConfig) -> Catalogue:
     """Load the profile's catalogue, building it first if it is missing.
 
     Args:

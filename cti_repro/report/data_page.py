@@ -20,7 +20,9 @@ from cti_repro.report.styles import mpl_text
 from cti_repro.study import SETTINGS
 
 STAT_LABELS = {
-    "products": "products", "unique_categories": "unique categories", "root_categories": "root (most general) categories",
+    "products": "products", "unique_categories": "unique categories",
+    "unique_category_paths": "unique category paths", "homonym_names": "names shared by several paths",
+    "root_categories": "root (most general) categories",
     "leaf_categories": "leaf (most specific) categories", "category_product_pairs": "category-product pairs",
     "depth_mean": "path depth, mean", "depth_min": "path depth, min", "depth_max": "path depth, max",
     "attributes_mean": "attributes per product, mean", "attributes_min": "attributes per product, min",
@@ -39,11 +41,18 @@ def statistics_table(catalogue: Catalogue) -> pd.DataFrame:
     """The paper's data-set statistics (section 4) beside this catalogue's, as formatted strings.
 
     Returns:
-        Index: the statistic; columns ``paper (XMarket US)`` and ``this catalogue``.
+        Index: the statistic; columns ``paper (XMarket US)`` and ``this catalogue``, and for a
+        catalogue keyed by path (``data.category_key: path``) ``this catalogue, by name``: the
+        counts the option changed.
     """
     ours, theirs = catalogue.stats(), paper.dataset()
-    return pd.DataFrame({"paper (XMarket US)": [_count(theirs.get(k)) for k in STAT_LABELS],
-                         "this catalogue": [_count(ours.get(k)) for k in STAT_LABELS]}, index=list(STAT_LABELS.values()))
+    table = pd.DataFrame({"paper (XMarket US)": [_count(theirs.get(k)) for k in STAT_LABELS],
+                          "this catalogue": [_count(ours.get(k)) for k in STAT_LABELS]}, index=list(STAT_LABELS.values()))
+    if by_name := catalogue.meta.get("by_name"):
+        table["this catalogue"] = table["this catalogue"].where(
+            [k not in by_name for k in STAT_LABELS], [f"{v} (by path)" for v in table["this catalogue"]])
+        table["this catalogue, by name"] = [_count(by_name.get(k)) for k in STAT_LABELS]
+    return table
 
 
 def import_table(catalogue: Catalogue) -> pd.DataFrame | None:
