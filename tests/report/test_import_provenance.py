@@ -81,3 +81,21 @@ def test_data_template_shows_the_import_table():
     nb = json.loads((Path(__file__).parents[2] / "book" / "templates" / "data.ipynb").read_text())
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     assert any("data_page.import_table(catalogue)" in c for c in code)
+
+
+def test_result_records_carry_the_import(tmp_path):
+    from cti_repro.config import load_config
+    from cti_repro.data.synthetic import generate_synthetic
+    from cti_repro.run.row import run_row
+
+    # a small catalogue whose catalogue.json is that of an XMarket import
+    generate_synthetic(tmp_path / "d", products=120, seed=0)
+    cat = Catalogue.load(tmp_path / "d")
+    cat.meta = dict(META)
+    cat.save(tmp_path / "d")
+    cfg = load_config("smoke", overrides={"data.source": "dir", "data.dir": str(tmp_path / "d"),
+                                          "cache_dir": str(tmp_path / "c")})
+    path = run_row(setting="most_specific", model="BM25", profile="smoke", seed=0, out_dir=tmp_path / "o", cfg=cfg)
+    rec = json.loads(open(path).read())
+    assert rec["data"]["import"] == import_provenance(META)
+    assert "3 of 16" in report.provenance_html([rec])
