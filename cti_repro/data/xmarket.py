@@ -139,8 +139,14 @@ def _asin_key(asin: Any) -> str:
     return str(asin).strip() if isinstance(asin, (str, int)) and not isinstance(asin, bool) else ""
 
 
-def record_to_product(rec: dict[str, Any], market: str) -> tuple[Product | None, str]:
-    """Map one record; returns ``(product, "")`` or ``(None, drop_reason)``."""
+def record_to_product(
+    rec: dict[str, Any], market: str, min_attributes: int = 1, min_depth: int = 2,
+) -> tuple[Product | None, str]:
+    """Map one record; returns ``(product, "")`` or ``(None, drop_reason)``.
+
+    Fewer than ``min_attributes`` attributes is ``no_attributes``, a path of fewer than
+    ``min_depth`` levels ``shallow_path`` (the defaults keep every usable product).
+    """
     pid = _asin_key(rec.get("asin"))
     if not pid:
         return None, "no_id"
@@ -151,10 +157,10 @@ def record_to_product(rec: dict[str, Any], market: str) -> tuple[Product | None,
     if not url:
         return None, "no_image_url"
     attrs = extract_attributes(rec)
-    if not attrs:
+    if len(attrs) < max(1, min_attributes):
         return None, "no_attributes"
     path = _str_list(rec.get("categories"))
-    if len(path) < 2:
+    if len(path) < max(2, min_depth):
         return None, "shallow_path"
     return Product(pid, title, tuple(attrs), tuple(path), "", url, f"xmarket:{market}"), ""
 
@@ -244,6 +250,8 @@ def import_xmarket(
     max_metadata_bytes: int | None = DEFAULT_MAX_METADATA_BYTES,
     image_deadline: float | None = 120.0,
     metadata_deadline: float | None = None,
+    min_attributes: int = 1,
+    min_depth: int = 2,
 ) -> dict[str, Any]:
     """Build a catalogue in ``out`` from XMarket metadata files.
 
@@ -262,6 +270,7 @@ def import_xmarket(
         force: replace a complete catalogue in ``out`` even with an empty or smaller one.
         max_image_bytes, max_metadata_bytes: largest accepted download (None: no cap).
         image_deadline, metadata_deadline: seconds for one whole download (None: no limit).
+        min_attributes, min_depth: subset filters (:func:`record_to_product`), kept in the meta.
 
     Returns:
         Summary: ``files``, ``lines``, ``records``, ``malformed``, ``blank``, ``duplicates``,
@@ -325,13 +334,16 @@ def import_xmarket(
                         log.write(f"{path}:{lineno}", "path_element_dropped",
                                   f"asin {key!r}: non-string element(s) of categories dropped: "
                                   f"{[c for c in cats_value if not isinstance(c, str)][:5]!r}"[:200])
-                    product, reason = record_to_product(rec, market)
+                    product, reason = record_to_product(rec, market, min_attributes, min_depth)
                     if product is None:
                         dropped[reason] += 1
                     else:
                         products.append(product)
         meta = {"source": source, "market": market,
-                "categories": cats or sorted({c for c, _ in files}), "skip_images": skip_images}
+                "categories": cats or sorted({c for c, _ in files}), "skip_images": skip_images,
+                # what was asked for ([] = all), so a resume can check it continues the same import
+                "requested_categories": sorted(cats or []),
+                "filters": {"min_attributes": min_attributes, "min_depth": min_depth}}
         refuse_smaller(out, previous, len(products), force, log, "metadata")
         if not skip_images and products:
             # Write the metadata-only catalogue first, so an interrupted download leaves a usable

@@ -20,7 +20,9 @@ from cti_repro.report.styles import mpl_text
 from cti_repro.study import SETTINGS
 
 STAT_LABELS = {
-    "products": "products", "unique_categories": "unique categories", "root_categories": "root (most general) categories",
+    "products": "products", "unique_categories": "unique categories",
+    "unique_category_paths": "unique category paths", "homonym_names": "names shared by several paths",
+    "root_categories": "root (most general) categories",
     "leaf_categories": "leaf (most specific) categories", "category_product_pairs": "category-product pairs",
     "depth_mean": "path depth, mean", "depth_min": "path depth, min", "depth_max": "path depth, max",
     "attributes_mean": "attributes per product, mean", "attributes_min": "attributes per product, min",
@@ -39,11 +41,49 @@ def statistics_table(catalogue: Catalogue) -> pd.DataFrame:
     """The paper's data-set statistics (section 4) beside this catalogue's, as formatted strings.
 
     Returns:
-        Index: the statistic; columns ``paper (XMarket US)`` and ``this catalogue``.
+        Index: the statistic; columns ``paper (XMarket US)`` and ``this catalogue``, and for a
+        catalogue keyed by path (``data.category_key: path``) ``this catalogue, by name``: the
+        counts the option changed.
     """
     ours, theirs = catalogue.stats(), paper.dataset()
-    return pd.DataFrame({"paper (XMarket US)": [_count(theirs.get(k)) for k in STAT_LABELS],
-                         "this catalogue": [_count(ours.get(k)) for k in STAT_LABELS]}, index=list(STAT_LABELS.values()))
+    table = pd.DataFrame({"paper (XMarket US)": [_count(theirs.get(k)) for k in STAT_LABELS],
+                          "this catalogue": [_count(ours.get(k)) for k in STAT_LABELS]}, index=list(STAT_LABELS.values()))
+    if by_name := catalogue.meta.get("by_name"):
+        table["this catalogue"] = table["this catalogue"].where(
+            [k not in by_name for k in STAT_LABELS], [f"{v} (by path)" for v in table["this catalogue"]])
+        table["this catalogue, by name"] = [_count(by_name.get(k)) for k in STAT_LABELS]
+    return table
+
+
+def import_table(catalogue: Catalogue) -> pd.DataFrame | None:
+    """What the XMarket import behind ``catalogue`` read and dropped (``catalogue.json``).
+
+    Returns:
+        One row per item (source, market, file categories "k of 16", records read, kept, each
+        drop reason, skipped lines, images) with a ``value`` column; None for a catalogue that
+        is no XMarket import.
+    """
+    from cti_repro.data.import_meta import import_provenance
+
+    info = import_provenance(catalogue.meta)
+    if not info:
+        return None
+    cats = info["categories"]
+    rows: dict[str, str] = {
+        "source": info["source"], "market": str(info["market"]),
+        "file categories imported": f"{len(cats)} of {info['categories_of']}: {', '.join(cats)}",
+        "filters": "at least {min_attributes} attribute(s), path depth at least {min_depth}".format(**info["filters"]),
+        "import complete": {True: "yes", False: "NO (interrupted; rerun to resume)"}.get(info["complete"], "?"),
+    }
+    for k in ("files", "records", "kept", "malformed", "blank", "duplicates", "file_errors", "files_failed",
+              "path_elements_dropped"):
+        if k in info:
+            rows[k.replace("_", " ") + (" (lines)" if k in ("malformed", "blank") else "")] = _count(info[k])
+    for reason, n in (info.get("dropped") or {}).items():
+        rows[f"dropped: {reason.replace('_', ' ')}"] = _count(n)
+    for status, n in (info.get("images") or {}).items():
+        rows[f"images {status}"] = _count(n)
+    return pd.DataFrame({"value": list(rows.values())}, index=list(rows))
 
 
 def shape_figure(catalogue: Catalogue) -> Figure:
@@ -117,4 +157,4 @@ def pairs_table(catalogue: Catalogue, split: SplitConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, index=list(SETTINGS))
 
 
-__all__ = ["statistics_table", "shape_figure", "roots_figure", "sample_products", "pairs_table", "STAT_LABELS"]
+__all__ = ["import_table", "statistics_table", "shape_figure", "roots_figure", "sample_products", "pairs_table", "STAT_LABELS"]

@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from cti_repro.data.import_meta import describe_import
 from cti_repro.report.common import missing_images, ok_records
 from cti_repro.report.styles import admonition
 from cti_repro.study import SETTING_LABELS, SETTINGS
@@ -56,6 +57,8 @@ def provenance(records: list[dict]) -> dict[str, Any]:
         "records": len(records), "ok": len(ok), "failed": len(records) - len(ok),
         "profiles": _uniq(r.get("profile") for r in records),
         "data_source": _uniq(source(r) for r in ok),
+        # the XMarket import each catalogue came from: source, file categories, drop counts
+        "imports": _uniq(describe_import((r.get("data") or {}).get("import") or {}) or None for r in ok),
         "products": _uniq((r.get("data") or {}).get("products") for r in ok),
         "queries": {s: _uniq((r.get("data") or {}).get("test_queries") for r in ok if r.get("setting") == s)
                     for s in SETTINGS},
@@ -87,6 +90,7 @@ def provenance_html(records: list[dict]) -> str:
     queries = "; ".join(f"{SETTING_LABELS[s].lower()}: {', '.join(map(str, q))}" for s, q in p["queries"].items() if q)
     items = [
         ("Data", ", ".join(p["data_source"]) or "—"),
+        *([("Import", "<br>".join(esc(i) for i in p["imports"]))] if p["imports"] else []),
         ("Catalogue", ", ".join(f"{n:,} products" for n in p["products"]) + (f" ({queries} test queries)" if queries else "")),
         ("Encoders", "<br>".join(esc(e) for e in p["encoders"]) or "—"),
         ("Seeds", ", ".join(map(str, p["seeds"])) or "—"),
@@ -103,7 +107,7 @@ def provenance_html(records: list[dict]) -> str:
         items.append(("Caution", f"{len(p['config_hashes'])} configs / {len(p['data_fingerprints'])} catalogues "
                                  "are mixed in these results"))
     rows = "".join(f'<tr><th style="text-align:left;padding-right:1em;vertical-align:top">{k}</th>'
-                   f"<td style='text-align:left'>{v if k == 'Encoders' else esc(v)}</td></tr>" for k, v in items)
+                   f"<td style='text-align:left'>{v if k in ('Encoders', 'Import') else esc(v)}</td></tr>" for k, v in items)
     return admonition(kind, "Provenance", f'{"".join(lines)}<table style="font-size:0.9em;border:none">{rows}</table>')
 
 

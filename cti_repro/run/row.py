@@ -186,6 +186,14 @@ def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, s
     return q.float().cpu().numpy(), c.float().cpu().numpy(), result, model
 
 
+def _import_info(meta: dict) -> dict[str, Any]:
+    """``{"import": ...}``: the XMarket import's source, file categories and counts (none otherwise)."""
+    from cti_repro.data.import_meta import import_provenance
+
+    info = import_provenance(meta)
+    return {"import": info} if info else {}
+
+
 def run_row(
     setting: str,
     model: str,
@@ -276,7 +284,8 @@ def run_row(
         "status": "ok",
         "setting": setting, "model": model, "seed": seed, "profile": cfg.profile,
         "config": cfg.to_dict(), "config_hash": config_hash, "data_fingerprint": fingerprint,
-        "data": {"source": cfg.data.source, "products": len(catalogue), **data.summary(), **images},
+        "data": {"source": cfg.data.source, "products": len(catalogue), **data.summary(), **images,
+                 **_import_info(catalogue.meta)},
         "demonstration": cfg.labels.demonstration,
         "beyond_the_paper": beyond_the_paper(cfg),  # {} for the paper's set-up
         "held_out_categories": sorted(data.held_out),

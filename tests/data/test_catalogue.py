@@ -87,3 +87,28 @@ def test_fingerprint_is_computed_once_per_catalogue(tmp_path, monkeypatch) -> No
     cat.save(tmp_path)  # a save may have changed image files: computed again, same value
     assert calls and cat.fingerprint() == first
     assert Catalogue.load(tmp_path).fingerprint() == first
+
+
+def test_stats_of_an_interrupted_import_say_incomplete_and_count_images_on_disk(tmp_path, capsys):
+    import json
+
+    # what import_xmarket leaves when stopped during the image phase: image column empty,
+    # complete false, some images finished and one .part being downloaded
+    cat = Catalogue.from_products([Product(f"p{i}", f"t{i}", ("a",), ("R", "L"), "", f"http://x/{i}.jpg")
+                                   for i in range(4)], meta={"source": "x", "complete": False})
+    cat.save(tmp_path)
+    (tmp_path / "images").mkdir()
+    for name in ("p0.jpg", "p1.jpg", "p2.jpg.part"):
+        (tmp_path / "images" / name).write_bytes(b"x")
+    (tmp_path / "images" / "sub").mkdir()  # not a file: not counted
+    s = Catalogue.load(tmp_path).stats()
+    assert (s["complete"], s["images_on_disk"], s["images_partial"], s["images_missing"]) == (False, 2, 1, 4)
+    assert main(["data", "stats", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["images_on_disk"] == 2
+    warning = captured.err.strip().splitlines()
+    assert len(warning) == 1 and "INCOMPLETE" in warning[0] and "2 image(s) on disk" in warning[0]
+    # a complete catalogue gets no such keys and no warning
+    Catalogue.from_products(list(cat), meta={"complete": True}).save(tmp_path)
+    assert "complete" not in Catalogue.load(tmp_path).stats()
+    assert main(["data", "stats", str(tmp_path)]) == 0 and capsys.readouterr().err == ""
