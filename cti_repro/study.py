@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-# ---- settings (PAPER_NOTES section 2; book/deviations.md) -------------------------------------
+# ---- settings (``book/deviations.md`` rows 4-6) -----------------------------------------------------
 SETTINGS: tuple[str, ...] = ("all", "most_general", "most_specific")
 SETTING_LABELS: dict[str, str] = {
     "all": "All categories",

@@ -216,3 +216,36 @@ def test_pages_and_book_build(study, smoke_book):
             for metric in ("P@1", "R-precision"):
                 assert f"{pub.loc[(setting, model), metric]:.2f}" in text, (setting, model, metric)
                 assert f"{rec['means'][metric]:.2f}" in text, (setting, model, metric)
+
+
+def test_ctrl_c_cancels_the_queued_rows_and_says_how_to_resume(small, monkeypatch, capsys):
+    """Ctrl-C while the pool runs: the queued rows are dropped at once (not run by the pool's exit),
+    one line says what finished and how to resume, and the interrupt propagates."""
+    import concurrent.futures as cf
+
+    calls = {}
+
+    class FakePool:
+        def __init__(self, *args, **kwargs):
+            calls["init"] = kwargs
+
+        def submit(self, fn, *args, **kwargs):
+            calls.setdefault("submitted", 0)
+            calls["submitted"] += 1
+            return cf.Future()
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            calls["shutdown"] = (wait, cancel_futures)
+
+    def interrupted(futures):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cf, "ProcessPoolExecutor", FakePool)
+    monkeypatch.setattr(cf, "as_completed", interrupted)
+    tasks = batch.plan_rows(small.cfg, small.fp, small.layout)[:5]
+    with pytest.raises(KeyboardInterrupt):
+        batch.run_rows(tasks, small.cfg, small.fp, small.layout, small.base / "_config.yml", workers=2)
+    assert calls["submitted"] == 5 and calls["shutdown"] == (False, True)  # no wait, queued rows cancelled
+    assert calls["init"]["initializer"] is batch.watch_parent  # workers notice a dead parent
+    out = capsys.readouterr().out
+    assert "interrupted: 0 of 5 rows finished" in out and "rerun the same command to resume" in out
