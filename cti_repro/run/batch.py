@@ -107,6 +107,7 @@ def run_rows(
     tasks: list[RowTask], cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path,
     force: bool = False, executor: Callable[[RowTask], Any] | None = None, workers: int = 1,
     overrides: list[str] | None = None, engine: str = "local", address: str | None = None, retries: int | None = None,
+    job: Callable[[RowTask], tuple[Callable[..., Any], tuple, dict]] | None = None,
 ) -> list[RowTask]:
     """Execute the row notebook of every task not marked ``skip``; return the tasks that failed.
 
@@ -119,11 +120,13 @@ def run_rows(
     ``engine="ray"`` runs each row as a Ray task instead (:mod:`cti_repro.run.ray_executor`;
     ``address`` joins a cluster, none starts a local one with ``workers`` CPUs; a row is retried
     ``retries`` times before it counts as failed); ``executor`` then runs in the Ray workers.
+    ``job(task) -> (fn, args, kwargs)`` replaces the Table 1 row notebook with another picklable
+    call (the text-image study's rows), run like one: in worker processes, or on Ray.
     """
     template, cwd = layout.templates / "row.ipynb", Path(cfg.root).resolve()
     meta = stamp(cfg, fingerprint, template)
 
-    def job(task: RowTask) -> tuple[Callable[..., Any], tuple, dict]:
+    def row_job(task: RowTask) -> tuple[Callable[..., Any], tuple, dict]:
         params = {"setting": task.setting, "model": task.model, "profile": cfg.profile, "seed": task.seed,
                   "results_dir": str(task.result.parent.parent), "config_path": str(config_path), "force": force,
                   "overrides": list(overrides or [])}
@@ -133,6 +136,8 @@ def run_rows(
                      + (f", seed {task.seed}" if task.model in TRAINED else ""),
             "drop_tag": None if task.model in TRAINED else "trained-only", "hide_parameters": True,
             "log": layout.runs / "logs" / f"{task.setting}_{task.model}_seed{task.seed}.log"}
+
+    job = job or row_job
 
     for i, task in enumerate(tasks, 1):
         if task.skip:
@@ -288,7 +293,8 @@ def reproduce(
                           engine=executor, address=address, retries=retries)
     if xtasks:
         with stages(f"text-image rows ({sum(not t.skip for t in xtasks)} of {len(xtasks)} to run)"):
-            failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows)
+            failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows, workers=workers,
+                                      engine=executor, address=address, retries=retries)
         tasks = tasks + xtasks
     problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
     if ablations is not None:
