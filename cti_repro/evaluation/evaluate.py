@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from cti_repro.evaluation.metrics import _safe_div, compute_metrics
+from cti_repro.evaluation.select import blocks_for, topk_blocks
 from cti_repro.evaluation.ranking import (
     _MARGIN, _Scorer, _as_scores, _check_chunk, _score_chunks, _tie_order, _tie_rank, _topk_core, label_codes,
 )
@@ -26,6 +27,17 @@ from cti_repro.study import AP_NORMS
 
 def _numpy_select(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype not in (torch.bfloat16, torch.float16)
+
+
+def _take_rows(s: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``s[rows]``; by numpy on the CPU (a plain row copy there, several times faster than torch's)."""
+    return torch.from_numpy(s.numpy()[rows.numpy()]) if _numpy_select(s) else s[rows]
+
+
+def _cat(parts: list) -> torch.Tensor:
+    if len(parts) == 1:
+        return parts[0]
+    return torch.from_numpy(np.concatenate([p.numpy() for p in parts])) if _numpy_select(parts[0]) else torch.cat(parts)
 
 
 def _rp_counts(s, eps, n_rel, rel_of, exact_pairs, key=None) -> torch.Tensor:
@@ -88,19 +100,24 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
     deep_rows: list = []  # rows with R > depth, across chunks: one R-precision pass per chunk_size of them
 
     def flush():
-        rows, sc = torch.cat([r for r, _, _ in deep_rows]), torch.cat([x for _, x, _ in deep_rows])
+        rows, sc = torch.cat([r for r, _, _ in deep_rows]), _cat([x for _, x, _ in deep_rows])
         eps = None if deep_rows[0][2] is None else torch.cat([e for _, _, e in deep_rows])
         ep = None if eps is None else (lambda r, p: pairs(rows[r], p))
         counts[rows] = _rp_counts(sc, eps, nr[rows], lambda r, p: c_pos[p] == qc[rows[r]], ep, key)
         deep_rows.clear()
 
+    m = blocks_for(n_c, kk)
+    key_np = None if key is None else key.cpu().numpy()
     for start, end, s, eps, exact_pairs, exact_rows in chunks:
-        pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
+        if eps is None and m and _numpy_select(s) and s.is_floating_point():  # exact scores on the CPU
+            pos = torch.from_numpy(topk_blocks(s.contiguous().numpy(), kk, key_np, m))
+        else:
+            pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
         rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
         counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
         deep = (big > kk).nonzero()[:, 0]
         if len(deep):  # R > depth: count the relevant columns that beat the R-th
-            deep_rows.append((deep + start, s[deep], None if eps is None else eps[deep]))
+            deep_rows.append((deep + start, _take_rows(s, deep), None if eps is None else eps[deep]))
             if sum(len(r) for r, _, _ in deep_rows) >= chunk_size:
                 flush()
         tops.append((pos if cand_index is None else cand_index[pos]).cpu())
