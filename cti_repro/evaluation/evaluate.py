@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from cti_repro.evaluation.metrics import _safe_div, compute_metrics
-from cti_repro.evaluation.select import blocks_for, topk_blocks
+from cti_repro.evaluation.select import blocks_for, deep_blocks, relevant_in_top, topk_blocks
 from cti_repro.evaluation.ranking import (
     _MARGIN, _Scorer, _as_scores, _check_chunk, _score_chunks, _tie_order, _tie_rank, _topk_core, label_codes,
 )
@@ -81,6 +81,19 @@ def _rp_counts(s, eps, n_rel, rel_of, exact_pairs, key=None) -> torch.Tensor:
     return counts
 
 
+def _numpy_chunk(s, start, kk, key, m, deep_m, c_codes, q_codes, n_rel):
+    """One chunk of exact CPU scores ``s`` [B, N] (numpy, columns in candidate order), all in numpy:
+    ``(top kk columns [B, kk], their relevance [B, kk], R-precision numerators [B] as a tensor)``."""
+    pos = topk_blocks(s, kk, key, m)
+    q, big = q_codes[start : start + len(s)], n_rel[start : start + len(s)]
+    rel = c_codes[pos] == q[:, None]
+    counts = (rel & (np.arange(kk) < big[:, None])).sum(1)
+    deep = np.flatnonzero(big > kk)
+    if len(deep):  # R > depth: count the relevant columns in the exact top R
+        counts[deep] = relevant_in_top(s[deep], big[deep], key, deep_m, lambda r, p: c_codes[p] == q[deep[r]])
+    return pos, rel, torch.from_numpy(counts)
+
+
 def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_norms, chunk_size, pairs=None,
                 cand_index=None, key=None, order=None):
     """Body of :func:`evaluate_embeddings` / :func:`evaluate_scores`. ``chunks`` yields ``(start,
@@ -108,11 +121,16 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
 
     m = blocks_for(n_c, kk)
     key_np = None if key is None else key.cpu().numpy()
+    deep_m, c_np = deep_blocks(n_c, int(n_rel.max(initial=0))), c_pos.cpu().numpy()
     for start, end, s, eps, exact_pairs, exact_rows in chunks:
-        if eps is None and m and _numpy_select(s) and s.is_floating_point():  # exact scores on the CPU
-            pos = torch.from_numpy(topk_blocks(s.contiguous().numpy(), kk, key_np, m))
-        else:
-            pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
+        if eps is None and _numpy_select(s) and s.is_floating_point():  # exact, on the CPU
+            pos, rel_top, counts[start:end] = _numpy_chunk(s.contiguous().numpy(), start, kk, key_np, m, deep_m,
+                                                           c_np, q_codes, n_rel)
+            pos = torch.from_numpy(pos)
+            tops.append(pos if cand_index is None else cand_index.cpu()[pos])
+            rels.append(rel_top)
+            continue
+        pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
         rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
         counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
         deep = (big > kk).nonzero()[:, 0]

@@ -16,13 +16,43 @@ from __future__ import annotations
 
 import numpy as np
 
-_BLOCK = 64  # columns per block at least; the maxima pass is fastest with long contiguous blocks
-
-
 def blocks_for(n: int, k: int) -> int:
-    """Number of blocks for rows of ``n`` columns and depth ``k`` (0: too few columns, use a full selection)."""
-    m = min(max(4 * k, n // _BLOCK), 16 * k)
-    return m if n // m >= 4 else 0
+    """Number of strided blocks for :func:`topk_blocks` on rows of ``n >= k`` columns, depth ``k``.
+
+    Blocks of up to 64 columns, at least 16k of them when the row is long enough (blocks of one
+    column otherwise: a plain selection): fewer, longer blocks make the maxima pass cheaper but
+    the gathered blocks longer.
+    """
+    return n // min(64, max(1, n // (16 * k)))
+
+
+def _candidates(s: np.ndarray, depth: np.ndarray, key: np.ndarray | None, m: int, strided: bool):
+    """Columns of each row that can be in its top ``depth[row]`` (``1 <= depth <= m``), sorted by (row asc,
+    score desc, tie rank asc): ``(rows, cols, first)``; row i's list starts at ``first[i]``.
+
+    ``strided``: block g holds the columns ``g, g + m, g + 2m, ...`` (short blocks, many of them:
+    for a deep ``depth``); else contiguous blocks of ``N // m`` columns.
+    """
+    b, n = s.shape
+    bs = n // m
+    main = s[:, : m * bs].reshape(b, bs, m) if strided else s[:, : m * bs].reshape(b, m, bs)
+    bmax = main.max(axis=1 if strided else 2)  # NaN propagates into its block's maximum
+    if np.isnan(bmax).any() or (m * bs < n and np.isnan(s[:, m * bs :]).any()):
+        raise ValueError("NaN in the score matrix")
+    at = m - depth
+    # the depth-th largest block maximum: the score of depth distinct columns, so <= the depth-th score
+    lo = np.partition(bmax, np.unique(at), axis=1)[np.arange(b), at]
+    r, g = np.nonzero(bmax >= lo[:, None])  # the blocks that can hold a top column
+    blk = main[r, :, g] if strided else main[r, g]  # [pairs, bs] gathered copies
+    i, j = np.nonzero(blk >= lo[r, None])
+    rows, cols, vals = [r[i]], [j * m + g[i] if strided else g[i] * bs + j], [blk[i, j]]
+    if m * bs < n:  # the tail columns past the last whole block: always compared
+        tr, tc = np.nonzero(s[:, m * bs :] >= lo[:, None])
+        rows.append(tr), cols.append(tc + m * bs), vals.append(s[tr, tc + m * bs])
+    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    o = np.lexsort((cols if key is None else key[cols], -vals, rows))  # row, then score desc, then tie rank
+    per_row = np.bincount(rows, minlength=b)  # >= depth: the depth block maxima >= lo are columns
+    return rows[o], cols[o], np.cumsum(per_row) - per_row
 
 
 def topk_blocks(s: np.ndarray, k: int, key: np.ndarray | None, m: int) -> np.ndarray:
@@ -40,27 +70,31 @@ def topk_blocks(s: np.ndarray, k: int, key: np.ndarray | None, m: int) -> np.nda
     Raises:
         ValueError: NaN in ``s``.
     """
-    b, n = s.shape
-    bs = n // m
-    main = s[:, : m * bs].reshape(b, m, bs)
-    bmax = main.max(axis=2)  # NaN propagates into its block's maximum
-    if np.isnan(bmax).any() or (m * bs < n and np.isnan(s[:, m * bs :]).any()):
-        raise ValueError("NaN in the score matrix")
-    lo = np.partition(bmax, m - k, axis=1)[:, m - k]  # k-th largest block maximum: <= the k-th score
-    r, g = np.nonzero(bmax >= lo[:, None])  # the blocks that can hold a top-k column
-    blk = main[r, g]  # [pairs, bs] gathered copies
-    i, j = np.nonzero(blk >= lo[r, None])
-    rows, cols, vals = [r[i]], [g[i] * bs + j], [blk[i, j]]
-    if m * bs < n:  # the tail columns past the last whole block: always compared
-        tr, tc = np.nonzero(s[:, m * bs :] >= lo[:, None])
-        rows.append(tr), cols.append(tc + m * bs), vals.append(s[tr, tc + m * bs])
-    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-    tie = cols if key is None else key[cols]
-    o = np.lexsort((tie, -vals, rows))  # row asc, then score desc, then tie rank asc
-    cols = cols[o]
-    per_row = np.bincount(rows, minlength=b)  # >= k: the k block maxima >= lo are columns
-    first = np.cumsum(per_row) - per_row
+    _, cols, first = _candidates(s, np.full(len(s), k), key, m, strided=True)
     return cols[first[:, None] + np.arange(k)]
 
 
-__all__ = ["blocks_for", "topk_blocks"]
+def deep_blocks(n: int, depth_max: int) -> int:
+    """Number of strided blocks (of up to 8 columns, at least ``depth_max <= n``) for :func:`relevant_in_top`."""
+    return n // min(8, max(1, n // max(1, depth_max)))
+
+
+def relevant_in_top(s: np.ndarray, depth: np.ndarray, key: np.ndarray | None, m: int, rel_of) -> np.ndarray:
+    """How many of each row's exact top ``depth[row]`` columns are relevant (R-precision's numerator).
+
+    Args:
+        s: ``[B, N]`` real scores (no NaN).
+        depth: ``[B]`` int64, ``1 <= depth <= m``.
+        key: tie rank of each column, as for :func:`topk_blocks`.
+        m: from :func:`deep_blocks`.
+        rel_of: ``rel_of(rows, cols)`` -> bool array, whether column ``cols[i]`` is relevant to row ``rows[i]``.
+
+    Returns:
+        ``[B]`` int64 counts.
+    """
+    rows, cols, first = _candidates(s, depth, key, m, strided=True)
+    top = np.arange(len(rows)) - first[rows] < depth[rows]
+    return np.bincount(rows[top], weights=rel_of(rows[top], cols[top]), minlength=len(s)).astype(np.int64)
+
+
+__all__ = ["blocks_for", "topk_blocks", "deep_blocks", "relevant_in_top"]
