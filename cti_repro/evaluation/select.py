@@ -50,9 +50,29 @@ def _candidates(s: np.ndarray, depth: np.ndarray, key: np.ndarray | None, m: int
         tr, tc = np.nonzero(s[:, m * bs :] >= lo[:, None])
         rows.append(tr), cols.append(tc + m * bs), vals.append(s[tr, tc + m * bs])
     rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-    o = np.lexsort((cols if key is None else key[cols], -vals, rows))  # row, then score desc, then tie rank
+    return _sort_candidates(b, rows, cols, vals, cols if key is None else key[cols], n)
+
+
+def _sort_candidates(b: int, rows, cols, vals, tie, n: int):
+    """``(rows, cols, first)`` sorted by (row asc, score desc, tie rank asc); ``first``: each row's start."""
     per_row = np.bincount(rows, minlength=b)  # >= depth: the depth block maxima >= lo are columns
-    return rows[o], cols[o], np.cumsum(per_row) - per_row
+    first = np.cumsum(per_row) - per_row
+    width = int(per_row.max(initial=0))
+    if b * width > 4 * len(rows):  # rows of very different lengths: one sort of the flat list
+        o = np.lexsort((tie, -vals, rows))
+        return rows[o], cols[o], first
+    # A few candidates in every row: sort each row of a padded [b, width] table (much faster than lexsort).
+    o = np.argsort(rows.astype(np.int32), kind="stable")  # radix sort; rows are nearly in order already
+    rows, cols, vals, tie = rows[o], cols[o], vals[o], tie[o]
+    slot = np.arange(len(rows)) - first[rows]
+    neg, key = np.full((b, width), np.inf), np.full((b, width), n, dtype=np.int64)  # padding sorts last
+    neg[rows, slot], key[rows, slot] = -vals, tie
+    o1 = np.argsort(key, axis=1)  # tie ranks are distinct within a row
+    o1 = np.take_along_axis(o1, np.argsort(np.take_along_axis(neg, o1, 1), axis=1, kind="stable"), 1)
+    table = np.zeros((b, width), dtype=cols.dtype)
+    table[rows, slot] = cols
+    flat = np.take_along_axis(table, o1, 1)[rows, slot]  # row i's sorted columns, back in its flat slots
+    return rows, flat, first
 
 
 def topk_blocks(s: np.ndarray, k: int, key: np.ndarray | None, m: int) -> np.ndarray:
