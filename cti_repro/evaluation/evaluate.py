@@ -12,6 +12,8 @@ bit-identical to ``evaluate_ranking(rank(..., k=required_depth(n_rel)))``.
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -81,6 +83,16 @@ def _rp_counts(s, eps, n_rel, rel_of, exact_pairs, key=None) -> torch.Tensor:
     return counts
 
 
+class _Done:
+    """A finished result with the ``Future.result()`` interface (no pool with one thread)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
 def _numpy_chunk(s, start, kk, key, m, deep_m, c_codes, q_codes, n_rel):
     """One chunk of exact CPU scores ``s`` [B, N] (numpy, columns in candidate order), all in numpy:
     ``(top kk columns [B, kk], their relevance [B, kk], R-precision numerators [B] as a tensor)``."""
@@ -122,26 +134,48 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
     m = blocks_for(n_c, kk)
     key_np = None if key is None else key.cpu().numpy()
     deep_m, c_np = deep_blocks(n_c, int(n_rel.max(initial=0))), c_pos.cpu().numpy()
-    for start, end, s, eps, exact_pairs, exact_rows in chunks:
-        if eps is None and _numpy_select(s) and s.is_floating_point():  # exact, on the CPU
-            pos, rel_top, counts[start:end] = _numpy_chunk(s.contiguous().numpy(), start, kk, key_np, m, deep_m,
-                                                           c_np, q_codes, n_rel)
+    cand_cpu = None if cand_index is None else cand_index.cpu()
+    # numpy chunks run on torch's number of threads (numpy releases the GIL), at most that many in flight
+    workers = max(1, torch.get_num_threads())
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    pending: deque = deque()
+    done: dict = {}  # start -> (positions, relevance) of the chunks run in numpy
+
+    def collect(limit: int) -> None:
+        while len(pending) > limit:
+            start, end, fut = pending.popleft()
+            pos, rel_top, counts[start:end] = fut.result()
             pos = torch.from_numpy(pos)
-            tops.append(pos if cand_index is None else cand_index.cpu()[pos])
-            rels.append(rel_top)
-            continue
-        pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
-        rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
-        counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
-        deep = (big > kk).nonzero()[:, 0]
-        if len(deep):  # R > depth: count the relevant columns that beat the R-th
-            deep_rows.append((deep + start, _take_rows(s, deep), None if eps is None else eps[deep]))
-            if sum(len(r) for r, _, _ in deep_rows) >= chunk_size:
-                flush()
-        tops.append((pos if cand_index is None else cand_index[pos]).cpu())
-        rels.append(rel_top.cpu().numpy())
+            done[start] = (pos if cand_cpu is None else cand_cpu[pos], rel_top)
+
+    try:
+        for start, end, s, eps, exact_pairs, exact_rows in chunks:
+            if eps is None and _numpy_select(s) and s.is_floating_point():  # exact, on the CPU
+                args = (s.contiguous().numpy(), start, kk, key_np, m, deep_m, c_np, q_codes, n_rel)
+                pending.append((start, end, pool.submit(_numpy_chunk, *args) if pool else _Done(_numpy_chunk(*args))))
+                collect(workers)
+                tops.append(start)
+                rels.append(None)
+                continue
+            pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
+            rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
+            counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
+            deep = (big > kk).nonzero()[:, 0]
+            if len(deep):  # R > depth: count the relevant columns that beat the R-th
+                deep_rows.append((deep + start, _take_rows(s, deep), None if eps is None else eps[deep]))
+                if sum(len(r) for r, _, _ in deep_rows) >= chunk_size:
+                    flush()
+            tops.append((pos if cand_index is None else cand_index[pos]).cpu())
+            rels.append(rel_top.cpu().numpy())
+        collect(0)
+    finally:
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
     if deep_rows:
         flush()
+    for i, t in enumerate(tops):
+        if isinstance(t, int):  # a numpy chunk's start: its results
+            tops[i], rels[i] = done[t]
     rel_np = np.concatenate(rels)
     rp = _safe_div(counts.cpu().numpy().astype(np.float64), n_rel.astype(np.float64)) * 100.0
     out = {norm: {**compute_metrics(rel_np, n_rel, norm), "R-precision": rp} for norm in ap_norms}
