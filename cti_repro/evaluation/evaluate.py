@@ -8,6 +8,10 @@ exactly; a row whose band of near-ties does not fit is redone exactly. :func:`ev
 and :func:`evaluate_scores` fuse ranking and metrics: the top 10 gives P@k and AP@k, R-precision
 counts the relevant candidates beating the R-th, so no row is ranked to depth R. The results are
 bit-identical to ``evaluate_ranking(rank(..., k=required_depth(n_rel)))``.
+
+Exact scores on the CPU (a dense score matrix, or the float64 fixed-point path) skip ``torch.topk``:
+:mod:`cti_repro.evaluation.select` bounds each row's 10th (and R-th) score from below by block
+maxima and sorts only the few columns above the bound, in numpy, one chunk per thread.
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 """Exact top-k of a dense score matrix on the CPU by block maxima (numpy), without a full selection.
 
-For each row, split the columns into ``m >= k`` contiguous blocks and take each block's maximum.
-The k-th largest of those m maxima is the score of k *distinct* columns, so it is a lower bound
-``L`` on the row's k-th largest score: every column of the exact top k scores ``>= L``, and only
-blocks whose maximum is ``>= L`` (about k + 1 of them) can hold one. Those blocks are gathered
-(a few percent of the row), their columns ``>= L`` listed, and that short list is sorted by
-(score desc, tie rank asc); its first k are the exact top k, ties included. No floating-point
-arithmetic touches a score (only comparisons), so the result is the one a full sort would give.
+For each row, split the columns into ``m >= k`` blocks (block g: columns g, g + m, g + 2m, ...)
+and take each block's maximum. The k-th largest of those m maxima is the score of k *distinct*
+columns, so it is a lower bound ``L`` on the row's k-th largest score: every column of the exact
+top k scores ``>= L``, and only blocks whose maximum is ``>= L`` (k of them, unless ties) can hold
+one. Those blocks are gathered (a few percent of the row), their columns ``>= L`` listed, and that
+short list is sorted by (score desc, tie rank asc); its first k are the exact top k, ties
+included. No arithmetic touches a score (only comparisons), so the result is the one a full sort
+gives. The same with a per-row depth R gives R-precision's numerator (:func:`relevant_in_top`).
 
-Cost: one pass of block maxima (a contiguous reduction, about 1 ns per score) plus work on the
-gathered blocks; ``torch.topk`` plus the tie handling it needs costs several times that.
+Cost: one pass of block maxima (elementwise maxima of contiguous slabs, under 1 ns per score here)
+plus work on the gathered blocks; ``torch.topk`` plus the tie handling it needs costs several times that.
 """
 
 from __future__ import annotations
@@ -26,26 +27,24 @@ def blocks_for(n: int, k: int) -> int:
     return n // min(64, max(1, n // (16 * k)))
 
 
-def _candidates(s: np.ndarray, depth: np.ndarray, key: np.ndarray | None, m: int, strided: bool):
+def _candidates(s: np.ndarray, depth: np.ndarray, key: np.ndarray | None, m: int):
     """Columns of each row that can be in its top ``depth[row]`` (``1 <= depth <= m``), sorted by (row asc,
-    score desc, tie rank asc): ``(rows, cols, first)``; row i's list starts at ``first[i]``.
-
-    ``strided``: block g holds the columns ``g, g + m, g + 2m, ...`` (short blocks, many of them:
-    for a deep ``depth``); else contiguous blocks of ``N // m`` columns.
+    score desc, tie rank asc): ``(rows, cols, first)``; row i's list starts at ``first[i]``. Block g
+    holds the columns ``g, g + m, g + 2m, ...``: its maximum is an elementwise maximum of slabs.
     """
     b, n = s.shape
     bs = n // m
-    main = s[:, : m * bs].reshape(b, bs, m) if strided else s[:, : m * bs].reshape(b, m, bs)
-    bmax = main.max(axis=1 if strided else 2)  # NaN propagates into its block's maximum
+    main = s[:, : m * bs].reshape(b, bs, m)
+    bmax = main.max(axis=1)  # NaN propagates into its block's maximum
     if np.isnan(bmax).any() or (m * bs < n and np.isnan(s[:, m * bs :]).any()):
         raise ValueError("NaN in the score matrix")
     at = m - depth
     # the depth-th largest block maximum: the score of depth distinct columns, so <= the depth-th score
     lo = np.partition(bmax, np.unique(at), axis=1)[np.arange(b), at]
     r, g = np.nonzero(bmax >= lo[:, None])  # the blocks that can hold a top column
-    blk = main[r, :, g] if strided else main[r, g]  # [pairs, bs] gathered copies
+    blk = main[r, :, g]  # [pairs, bs] gathered copies
     i, j = np.nonzero(blk >= lo[r, None])
-    rows, cols, vals = [r[i]], [j * m + g[i] if strided else g[i] * bs + j], [blk[i, j]]
+    rows, cols, vals = [r[i]], [j * m + g[i]], [blk[i, j]]
     if m * bs < n:  # the tail columns past the last whole block: always compared
         tr, tc = np.nonzero(s[:, m * bs :] >= lo[:, None])
         rows.append(tr), cols.append(tc + m * bs), vals.append(s[tr, tc + m * bs])
@@ -90,7 +89,7 @@ def topk_blocks(s: np.ndarray, k: int, key: np.ndarray | None, m: int) -> np.nda
     Raises:
         ValueError: NaN in ``s``.
     """
-    _, cols, first = _candidates(s, np.full(len(s), k), key, m, strided=True)
+    _, cols, first = _candidates(s, np.full(len(s), k), key, m)
     return cols[first[:, None] + np.arange(k)]
 
 
@@ -112,7 +111,7 @@ def relevant_in_top(s: np.ndarray, depth: np.ndarray, key: np.ndarray | None, m:
     Returns:
         ``[B]`` int64 counts.
     """
-    rows, cols, first = _candidates(s, depth, key, m, strided=True)
+    rows, cols, first = _candidates(s, depth, key, m)
     top = np.arange(len(rows)) - first[rows] < depth[rows]
     return np.bincount(rows[top], weights=rel_of(rows[top], cols[top]), minlength=len(s)).astype(np.int64)
 
