@@ -8,16 +8,23 @@ exactly; a row whose band of near-ties does not fit is redone exactly. :func:`ev
 and :func:`evaluate_scores` fuse ranking and metrics: the top 10 gives P@k and AP@k, R-precision
 counts the relevant candidates beating the R-th, so no row is ranked to depth R. The results are
 bit-identical to ``evaluate_ranking(rank(..., k=required_depth(n_rel)))``.
+
+Exact scores on the CPU (a dense score matrix, or the float64 fixed-point path) skip ``torch.topk``:
+:mod:`cti_repro.evaluation.select` bounds each row's 10th (and R-th) score from below by block
+maxima and sorts only the few columns above the bound, in numpy, one chunk per thread.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
 
 from cti_repro.evaluation.metrics import _safe_div, compute_metrics
+from cti_repro.evaluation.select import blocks_for, deep_blocks, relevant_in_top, topk_blocks
 from cti_repro.evaluation.ranking import (
     _MARGIN, _Scorer, _as_scores, _check_chunk, _score_chunks, _tie_order, _tie_rank, _topk_core, label_codes,
 )
@@ -26,6 +33,17 @@ from cti_repro.study import AP_NORMS
 
 def _numpy_select(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype not in (torch.bfloat16, torch.float16)
+
+
+def _take_rows(s: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``s[rows]``; by numpy on the CPU (a plain row copy there, several times faster than torch's)."""
+    return torch.from_numpy(s.numpy()[rows.numpy()]) if _numpy_select(s) else s[rows]
+
+
+def _cat(parts: list) -> torch.Tensor:
+    if len(parts) == 1:
+        return parts[0]
+    return torch.from_numpy(np.concatenate([p.numpy() for p in parts])) if _numpy_select(parts[0]) else torch.cat(parts)
 
 
 def _rp_counts(s, eps, n_rel, rel_of, exact_pairs, key=None) -> torch.Tensor:
@@ -69,6 +87,29 @@ def _rp_counts(s, eps, n_rel, rel_of, exact_pairs, key=None) -> torch.Tensor:
     return counts
 
 
+class _Done:
+    """A finished result with the ``Future.result()`` interface (no pool with one thread)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _numpy_chunk(s, start, kk, key, m, deep_m, c_codes, q_codes, n_rel):
+    """One chunk of exact CPU scores ``s`` [B, N] (numpy, columns in candidate order), all in numpy:
+    ``(top kk columns [B, kk], their relevance [B, kk], R-precision numerators [B] as a tensor)``."""
+    pos = topk_blocks(s, kk, key, m)
+    q, big = q_codes[start : start + len(s)], n_rel[start : start + len(s)]
+    rel = c_codes[pos] == q[:, None]
+    counts = (rel & (np.arange(kk) < big[:, None])).sum(1)
+    deep = np.flatnonzero(big > kk)
+    if len(deep):  # R > depth: count the relevant columns in the exact top R
+        counts[deep] = relevant_in_top(s[deep], big[deep], key, deep_m, lambda r, p: c_codes[p] == q[deep[r]])
+    return pos, rel, torch.from_numpy(counts)
+
+
 def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_norms, chunk_size, pairs=None,
                 cand_index=None, key=None, order=None):
     """Body of :func:`evaluate_embeddings` / :func:`evaluate_scores`. ``chunks`` yields ``(start,
@@ -88,25 +129,57 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
     deep_rows: list = []  # rows with R > depth, across chunks: one R-precision pass per chunk_size of them
 
     def flush():
-        rows, sc = torch.cat([r for r, _, _ in deep_rows]), torch.cat([x for _, x, _ in deep_rows])
+        rows, sc = torch.cat([r for r, _, _ in deep_rows]), _cat([x for _, x, _ in deep_rows])
         eps = None if deep_rows[0][2] is None else torch.cat([e for _, _, e in deep_rows])
         ep = None if eps is None else (lambda r, p: pairs(rows[r], p))
         counts[rows] = _rp_counts(sc, eps, nr[rows], lambda r, p: c_pos[p] == qc[rows[r]], ep, key)
         deep_rows.clear()
 
-    for start, end, s, eps, exact_pairs, exact_rows in chunks:
-        pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
-        rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
-        counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
-        deep = (big > kk).nonzero()[:, 0]
-        if len(deep):  # R > depth: count the relevant columns that beat the R-th
-            deep_rows.append((deep + start, s[deep], None if eps is None else eps[deep]))
-            if sum(len(r) for r, _, _ in deep_rows) >= chunk_size:
-                flush()
-        tops.append((pos if cand_index is None else cand_index[pos]).cpu())
-        rels.append(rel_top.cpu().numpy())
+    m = blocks_for(n_c, kk)
+    key_np = None if key is None else key.cpu().numpy()
+    deep_m, c_np = deep_blocks(n_c, int(n_rel.max(initial=0))), c_pos.cpu().numpy()
+    cand_cpu = None if cand_index is None else cand_index.cpu()
+    # numpy chunks run on torch's number of threads (numpy releases the GIL), at most that many in flight
+    workers = max(1, torch.get_num_threads())
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    pending: deque = deque()
+    done: dict = {}  # start -> (positions, relevance) of the chunks run in numpy
+
+    def collect(limit: int) -> None:
+        while len(pending) > limit:
+            start, end, fut = pending.popleft()
+            pos, rel_top, counts[start:end] = fut.result()
+            pos = torch.from_numpy(pos)
+            done[start] = (pos if cand_cpu is None else cand_cpu[pos], rel_top)
+
+    try:
+        for start, end, s, eps, exact_pairs, exact_rows in chunks:
+            if eps is None and _numpy_select(s) and s.is_floating_point():  # exact, on the CPU
+                args = (s.contiguous().numpy(), start, kk, key_np, m, deep_m, c_np, q_codes, n_rel)
+                pending.append((start, end, pool.submit(_numpy_chunk, *args) if pool else _Done(_numpy_chunk(*args))))
+                collect(workers)
+                tops.append(start)
+                rels.append(None)
+                continue
+            pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
+            rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
+            counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
+            deep = (big > kk).nonzero()[:, 0]
+            if len(deep):  # R > depth: count the relevant columns that beat the R-th
+                deep_rows.append((deep + start, _take_rows(s, deep), None if eps is None else eps[deep]))
+                if sum(len(r) for r, _, _ in deep_rows) >= chunk_size:
+                    flush()
+            tops.append((pos if cand_index is None else cand_index[pos]).cpu())
+            rels.append(rel_top.cpu().numpy())
+        collect(0)
+    finally:
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
     if deep_rows:
         flush()
+    for i, t in enumerate(tops):
+        if isinstance(t, int):  # a numpy chunk's start: its results
+            tops[i], rels[i] = done[t]
     rel_np = np.concatenate(rels)
     rp = _safe_div(counts.cpu().numpy().astype(np.float64), n_rel.astype(np.float64)) * 100.0
     out = {norm: {**compute_metrics(rel_np, n_rel, norm), "R-precision": rp} for norm in ap_norms}
