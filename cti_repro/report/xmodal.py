@@ -50,6 +50,28 @@ def summary_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def summary_table(records: list[dict]) -> pd.DataFrame:
+    """:func:`summary_frame` for the page: one row per measure, one column per model, ``mean ± sd``
+    (the models are few, the measures many: this way the table fits the column)."""
+    frame = summary_frame(records)
+    if frame.empty:
+        return frame
+
+    def cell(mean: float, sd: float, digits: int = 2) -> str:
+        if not np.isfinite(mean):
+            return "—"
+        return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if np.isfinite(sd) else "")
+
+    rows = {"seeds": [str(v) for v in frame["seeds"]], "test products": [str(v) for v in frame["test products"]]}
+    for m in TABLE_METRICS:
+        rows[m] = [cell(a, b, 3 if m.startswith("MRR") else 2) for a, b in zip(frame[m], frame[f"{m} sd"])]
+    for m in ("aux acc. image", "aux acc. text"):
+        rows[m] = [cell(v, float("nan")) for v in frame[m]]
+    out = pd.DataFrame(rows, index=list(frame["model"])).T
+    out.index.name = "measure"
+    return out.reset_index()
+
+
 def table_beside_rubio(records: list[dict]) -> pd.DataFrame:
     """Median rank (percent of the test set, lower is better), ours (mean ± sd over seeds) beside Rubio et al.'s Table 1."""
     pub = paper.rubio2017().set_index("model")
@@ -176,5 +198,5 @@ def median_rank_check(record: dict) -> float:
     return median_rank_percent(record["ranks"]["t2i"], record["n_candidates"])
 
 
-__all__ = ["TABLE_METRICS", "NOT_A_REPRODUCTION", "summary_frame", "table_beside_rubio", "published_notes",
+__all__ = ["summary_table", "TABLE_METRICS", "NOT_A_REPRODUCTION", "summary_frame", "table_beside_rubio", "published_notes",
            "recall_curve_figure", "per_category_table", "row_metrics_table", "gallery_figure", "median_rank_check"]
