@@ -23,7 +23,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import re
 import sys
 from collections import Counter
@@ -34,8 +33,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from cti_repro.data.catalogue import IMAGES_DIR, Catalogue, Product
-from cti_repro.data.download import DEFAULT_MAX_BYTES, DownloadError, download_file
-from cti_repro.data.import_log import ImportLog, ImportRefusedError, complete_size, refuse_smaller
+from cti_repro.data.download import DEFAULT_MAX_BYTES, DownloadError, download_file  # noqa: F401  (re-exported for callers of the importer)
+from cti_repro.data.import_log import ImportLog, ImportRefusedError, complete_size, refuse_smaller  # noqa: F401  (re-exported)
 from cti_repro.data.xmarket_files import DEFAULT_MAX_METADATA_BYTES, iter_lines, local_files, remote_files
 from cti_repro.study import XMARKET_URL
 
