@@ -100,14 +100,14 @@ def pages_md(pages: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def rows_md(rows: list[dict[str, Any]]) -> str:
-    """The row index of one setting: model, seed, page or status, and the missing rows' commands."""
+def rows_md(rows: list[dict[str, Any]], metrics: tuple[str, ...] = ("P@1", "R-precision")) -> str:
+    """The row index of one setting (or study): model, seed, page or status, ``metrics`` of each
+    row's means, and the missing rows' commands."""
     table = pd.DataFrame([{"model": r["model"], "seed": "—" if r["seed"] is None else r["seed"],
                            "page": f"[{r['status']}]({r['doc']})" if r.get("doc") else r["status"],
-                           **{m: r.get("means", {}).get(m, "") for m in ("P@1", "R-precision")}}
+                           **{m: r.get("means", {}).get(m, "") for m in metrics}}
                           for r in rows])
-    table[["P@1", "R-precision"]] = table[["P@1", "R-precision"]].map(
-        lambda v: f"{v:.2f}" if isinstance(v, float) else v)
+    table[list(metrics)] = table[list(metrics)].map(lambda v: f"{v:.2f}" if isinstance(v, float) else v)
     missing = [r for r in rows if not r.get("doc")]
     text = md_table(table) + "\n"
     if missing:

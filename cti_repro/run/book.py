@@ -149,26 +149,23 @@ def publish(layout: BookLayout, cfg: StudyConfig | None = None, seeds: list[int]
     by_key = {(r.get("setting"), r.get("model"), r.get("seed")): r for r in records}
     frag = gen / "fragments"
     for setting in SETTINGS:
-        rows = []
-        for i, model in enumerate(MODELS, 1):
-            trained = model in TRAINED
-            for seed in (seeds if trained else seeds[:1]):
-                ok, bad = layout.row_notebook(setting, model, seed), layout.row_notebook(setting, model, seed).with_suffix(".failed.ipynb")
-                stem = f"{i}_{model}" + (f"_seed{seed}" if trained else "")
-                rec = by_key.get((setting, model, seed)) or {}
-                row = {"model": model, "seed": seed if trained else None, "means": rec.get("means") or {},
-                       "command": f"cti-repro reproduce {prof} --seeds {seed}"}
-                if ok.is_file():
-                    _copy(ok, gen / "rows" / setting / f"{stem}.ipynb")
-                    row.update(status="ok", doc=f"{GENERATED}/rows/{setting}/{stem}.ipynb")
-                elif bad.is_file():
-                    _copy(bad, gen / "rows" / setting / f"{stem}_FAILED.ipynb")
-                    row.update(status="FAILED", doc=f"{GENERATED}/rows/{setting}/{stem}_FAILED.ipynb", means={})
-                else:
-                    row.update(status="result only, no page" if rec.get("status") == "ok" else "not run")
-                rows.append(row)
+        rows = _publish_rows(gen, f"rows/{setting}", MODELS, TRAINED, seeds,
+                             lambda m, s, setting=setting: layout.row_notebook(setting, m, s),
+                             lambda m, s, setting=setting: by_key.get((setting, m, s)) or {},
+                             f"cti-repro reproduce {prof} --seeds {{seed}}")
         _write_if_changed(frag / f"rows_{setting}.md", book_pages.rows_md(rows))
-    _write_if_changed(frag / "xmodal.md", book_pages.rows_md(_publish_xmodal(layout, gen, seeds, prof)))
+    from cti_repro.study import XMODAL_MODELS, XMODAL_TRAINED
+
+    chapter = layout.report_notebook(XMODAL_REPORTS[0])
+    if chapter.is_file():
+        _copy(chapter, gen / "xmodal" / f"0_{XMODAL_REPORTS[0]}.ipynb")
+    from cti_repro.results import load_xmodal_results
+
+    have = results_dir is not None and results_dir.is_dir()
+    xrecs = {(r.get("model"), r.get("seed")): r for r in (load_xmodal_results(results_dir) if have else [])}
+    rows = _publish_rows(gen, "xmodal", XMODAL_MODELS, XMODAL_TRAINED, seeds, layout.xmodal_row_notebook,
+                         lambda m, s: xrecs.get((m, s)) or {}, f"cti-repro reproduce {prof} --study xmodal --seeds {{seed}}")
+    _write_if_changed(frag / "xmodal.md", book_pages.rows_md(rows, ("MedR%_t2i", "MedR%_i2t")))
     t1 = table1(records)
     stages_path = results_dir / "build_stages.json" if results_dir is not None else None
     stages = json.loads(stages_path.read_text()) if stages_path is not None and stages_path.is_file() else {}
@@ -189,30 +186,32 @@ def publish(layout: BookLayout, cfg: StudyConfig | None = None, seeds: list[int]
     return after != before or assets_changed
 
 
-def _publish_xmodal(layout: BookLayout, gen: Path, seeds: list[int], prof: str) -> list[dict]:
-    """Copy the text <-> image study's chapter and row notebooks to ``runs/_book/xmodal/``; its index rows."""
-    from cti_repro.study import XMODAL_MODELS, XMODAL_TRAINED
+def _publish_rows(gen: Path, sub: str, models, trained_models, seeds: list[int], notebook, record, command: str
+                  ) -> list[dict]:
+    """Copy the row notebooks of ``models`` to ``runs/_book/<sub>/`` and return their index rows.
 
-    chapter = layout.report_notebook(XMODAL_REPORTS[0])
-    if chapter.is_file():
-        _copy(chapter, gen / "xmodal" / f"0_{XMODAL_REPORTS[0]}.ipynb")
+    ``notebook(model, seed)`` is the executed notebook, ``record(model, seed)`` the result record
+    (its means go into the index; ``{}`` if none), ``command`` the command of a missing row
+    (``{seed}`` filled in). Trained models have one page per seed, the others one page (no seed);
+    ``<n>_`` orders the sidebar, and a failed row's notebook stands in when no successful one exists.
+    """
     rows = []
-    for i, model in enumerate(XMODAL_MODELS, 1):
-        trained = model in XMODAL_TRAINED
+    for i, model in enumerate(models, 1):
+        trained = model in trained_models
         for seed in (seeds if trained else seeds[:1]):
-            ok = layout.xmodal_row_notebook(model, seed)
-            bad = ok.with_suffix(".failed.ipynb")
+            ok = notebook(model, seed)
+            bad, rec = ok.with_suffix(".failed.ipynb"), record(model, seed)
             stem = f"{i}_{model}" + (f"_seed{seed}" if trained else "")
-            row = {"model": model, "seed": seed if trained else None, "means": {},
-                   "command": f"cti-repro reproduce {prof} --study xmodal --seeds {seed}"}
+            row = {"model": model, "seed": seed if trained else None, "means": rec.get("means") or {},
+                   "command": command.format(seed=seed)}
             if ok.is_file():
-                _copy(ok, gen / "xmodal" / f"{stem}.ipynb")
-                row.update(status="ok", doc=f"{GENERATED}/xmodal/{stem}.ipynb")
+                _copy(ok, gen / sub / f"{stem}.ipynb")
+                row.update(status="ok", doc=f"{GENERATED}/{sub}/{stem}.ipynb")
             elif bad.is_file():
-                _copy(bad, gen / "xmodal" / f"{stem}_FAILED.ipynb")
-                row.update(status="FAILED", doc=f"{GENERATED}/xmodal/{stem}_FAILED.ipynb")
+                _copy(bad, gen / sub / f"{stem}_FAILED.ipynb")
+                row.update(status="FAILED", doc=f"{GENERATED}/{sub}/{stem}_FAILED.ipynb", means={})
             else:
-                row.update(status="not run")
+                row.update(status="result only, no page" if rec.get("status") == "ok" else "not run")
             rows.append(row)
     return rows
 

@@ -279,7 +279,6 @@ def run_row(
     idx, per_norm = _evaluate(q_emb, c_emb, scores, data, tie_key, cfg, device, normalize=normalize)
     per_query = {**per_norm[cfg.eval.ap_norm], **graded(idx, data)}  # the six metrics + GRADED_METRICS
     seen = data.seen
-    cand_ids = ids
     record = {
         "status": "ok",
         "setting": setting, "model": model, "seed": seed, "profile": cfg.profile,
@@ -302,7 +301,7 @@ def run_row(
         "subsets": {"seen": _means(per_query, seen), "unseen": _means(per_query, ~seen),
                     "n_seen": int(seen.sum()), "n_unseen": int((~seen).sum())},
         "error_analysis": error_analysis(idx[:, 0], data) if len(idx) else {},
-        "top10": {q: cand_ids[idx[i, :10]].tolist() for i, q in enumerate(data.queries)},
+        "top10": {q: ids[idx[i, :10]].tolist() for i, q in enumerate(data.queries)},
         "training": training,
         "wall_time_s": round(time.perf_counter() - t0, 3),
         "device": hardware(device),
