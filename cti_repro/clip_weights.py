@@ -8,11 +8,17 @@ config for any model and tag, :func:`cached_checkpoint` finds the file open_clip
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 RESOURCES = Path(__file__).resolve().parent / "resources"  # Tiny-ViT-32.json: open_clip configs of this package
+# The key resolved by a batch for the processes it starts: `import open_clip` alone takes ~3.4 s
+# on 2 cores, which every row kernel would otherwise pay for a cache lookup (~2 min per study).
+KEY_ENV = "CTI_REPRO_IMAGE_WEIGHTS_KEY"
 
 
 def _register_custom_configs() -> None:
@@ -67,7 +73,16 @@ def _activation(net) -> str:
 def image_weights_key(model: str, pretrained: str) -> dict[str, Any]:
     """What the image features depend on beyond the names: the checkpoint on disk (name, size,
     mtime; ``random`` when there is none, so a random-weight cache never serves a run that now has
-    real weights), the activation the tag needs and open_clip's preprocessing for it."""
+    real weights), the activation the tag needs and open_clip's preprocessing for it.
+
+    Inside :func:`exported_key` (a batch and the workers it starts) the key resolved there is used.
+    """
+    try:
+        known = json.loads(os.environ.get(KEY_ENV) or "{}")
+    except ValueError:
+        known = {}
+    if isinstance(known, dict) and known.get("model") == model and known.get("pretrained") == pretrained:
+        return known["key"]
     import open_clip
 
     _register_custom_configs()
@@ -76,9 +91,31 @@ def image_weights_key(model: str, pretrained: str) -> dict[str, Any]:
     vision = (open_clip.get_model_config(model) or {}).get("vision_cfg", {})
     pre = {k: pcfg.get(k) for k in ("mean", "std", "interpolation", "resize_mode")}
     st = ckpt.stat() if ckpt else None
-    return {"weights": {"file": ckpt.name, "size": st.st_size, "mtime": int(st.st_mtime)} if st else "random",
-            "quick_gelu": bool(pcfg.get("quick_gelu", False)),
-            "preprocess": {"image_size": vision.get("image_size"), **pre, "open_clip": open_clip.__version__}}
+    key = {"weights": {"file": ckpt.name, "size": st.st_size, "mtime": int(st.st_mtime)} if st else "random",
+           "quick_gelu": bool(pcfg.get("quick_gelu", False)),
+           "preprocess": {"image_size": vision.get("image_size"), **pre, "open_clip": open_clip.__version__}}
+    return json.loads(json.dumps(key))  # JSON types (lists, not tuples): the same value as an exported key
 
 
-__all__ = ["clip_pretrained_cfg", "cached_checkpoint", "image_weights_key"]
+@contextlib.contextmanager
+def exported_key(model: str, pretrained: str) -> Iterator[dict[str, str]]:
+    """Resolve :func:`image_weights_key` once and hand it to the processes started meanwhile
+    (row workers, their kernels, Ray workers via ``runtime_env``) in ``$CTI_REPRO_IMAGE_WEIGHTS_KEY``.
+
+    Yields:
+        ``{name: value}``: the environment entry (for engines that pass environments explicitly).
+    """
+    before = os.environ.get(KEY_ENV)
+    os.environ.pop(KEY_ENV, None)  # resolve afresh: the weights on disk may have changed since
+    entry = {KEY_ENV: json.dumps({"model": model, "pretrained": pretrained, "key": image_weights_key(model, pretrained)})}
+    os.environ.update(entry)
+    try:
+        yield entry
+    finally:
+        if before is None:
+            os.environ.pop(KEY_ENV, None)
+        else:
+            os.environ[KEY_ENV] = before
+
+
+__all__ = ["clip_pretrained_cfg", "cached_checkpoint", "image_weights_key", "exported_key", "KEY_ENV"]

@@ -12,13 +12,15 @@ part                      what
 ``attributes``            mean of the embeddings of a product's attribute strings (eq. 5) [N, d_t]
 ``category``              text embedding of every category name in the catalogue [C, d_t]
 ``clip_category``         CLIP text-tower embedding of prompt(category) [C, d_i]
+``clip_title``            (on request) CLIP text-tower embedding of each title [N, d_i] (text-image study)
 ``attribute_values``      (ragged, on request) embedding of each *unique* attribute string [U, d_t]
 ``attribute_index``       (ragged) row in ``attribute_values`` of each attribute, catalogue order [M]
 ``attribute_offsets``     (ragged) product i's attributes are ``index[offsets[i]:offsets[i+1]]`` [N+1]
 ========================  ===================================================================
 
 The ragged parts feed ``model.attribute_pool: attention`` (an extension); they are not in the
-default :data:`PARTS`. Unique strings + index, not one row per attribute: at the paper's scale
+default :data:`PARTS`, but they are cached whenever the attribute strings are encoded (they cost
+nothing more then), so an attention row after the features stage finds them. Unique strings + index, not one row per attribute: at the paper's scale
 (228,368 attributes, 157,049 unique, MPNet d = 768, float32) the values take 157,049 x 768 x 4 B
 = 482 MB plus 0.9 MB of int32 index, against 701 MB for one row per attribute.
 
@@ -50,6 +52,8 @@ from cti_repro.io_utils import atomic_write_bytes, atomic_write_json, stable_has
 
 PARTS = ("image", "title", "attributes", "category", "clip_category")
 RAGGED_PARTS = ("attribute_values", "attribute_index", "attribute_offsets")
+XMODAL_PARTS = ("clip_title",)  # the text-image study's zero-shot CLIP and CLIP-heads rows
+CLIP_PARTS = ("image", "clip_category", "clip_title")  # parts of the open_clip model (one cache key spec)
 CACHE_VERSION = 1
 
 
@@ -85,7 +89,7 @@ def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str, device: str = "
     from cti_repro.device import amp_enabled
 
     enc = cfg.encoders
-    if part in ("image", "clip_category"):
+    if part in CLIP_PARTS:
         spec = {"model": enc.image.model, "pretrained": enc.image.pretrained, "allow_random": enc.image.allow_random,
                 **image_weights_key(enc.image.model, enc.image.pretrained),
                 "precision": "bf16" if amp_enabled(device, None) else "fp32"}  # encode_images' autocast
@@ -115,14 +119,15 @@ def load_features(
     Returns:
         A :class:`FeatureSet`; ``cache_hits`` lists parts served from the cache.
     """
-    unknown = set(parts) - set(PARTS) - set(RAGGED_PARTS)
+    unknown = set(parts) - set(PARTS) - set(RAGGED_PARTS) - set(XMODAL_PARTS)
     if unknown:
-        raise ValueError(f"unknown feature part(s) {sorted(unknown)}; expected some of {PARTS + RAGGED_PARTS}")
+        raise ValueError(f"unknown feature part(s) {sorted(unknown)}; expected some of "
+                         f"{PARTS + RAGGED_PARTS + XMODAL_PARTS}")
     device = device or pick_device(cfg.train.device)
     root = feature_cache_dir(cfg)
     fs = FeatureSet(categories=sorted({c for p in catalogue.paths for c in p}))
     todo = []
-    for part in parts:
+    for part in dict.fromkeys(parts):
         key = _part_key(cfg, catalogue, part, device)
         npy, meta = root / f"{part}-{key}.npy", root / f"{part}-{key}.json"
         if npy.is_file() and meta.is_file():
@@ -142,7 +147,7 @@ def load_features(
 
     need = {p for p, _, _ in todo}
     computed: dict[str, tuple[np.ndarray, str, dict, dict]] = {}
-    if need & {"image", "clip_category"}:
+    if need & set(CLIP_PARTS):
         ic = cfg.encoders.image
         net, preprocess, tok, ident = load_clip(ic.model, ic.pretrained, ic.allow_random, device)
         if "image" in need:
@@ -156,6 +161,8 @@ def load_features(
         if "clip_category" in need:
             texts = [cfg.encoders.clip_prompt.format(c) for c in fs.categories]
             computed["clip_category"] = (encode_clip_text(net, tok, texts, device=device), "image", ident, {})
+        if "clip_title" in need:
+            computed["clip_title"] = (encode_clip_text(net, tok, catalogue.titles, device=device), "image", ident, {})
         del net
     if need & {"title", "attributes", "category", *RAGGED_PARTS}:
         model, ident = load_text_encoder(cfg.encoders.text.model, device)
@@ -175,6 +182,10 @@ def load_features(
             emb, idx = encode_unique(model, fs.categories, bs)
             computed["category"] = (emb[[idx[c] for c in fs.categories]], "text", ident, {})
     root.mkdir(parents=True, exist_ok=True)
+    for part in list(computed):  # the ragged parts come with the attributes: cache them too
+        if part not in need:
+            key = _part_key(cfg, catalogue, part, device)
+            todo.append((part, root / f"{part}-{key}.npy", root / f"{part}-{key}.json"))
     for part, npy, meta in todo:
         arr, role, ident, stats = computed[part]
         arr = np.ascontiguousarray(arr, dtype=np.float32 if arr.dtype.kind == "f" else arr.dtype)  # offsets stay ints
@@ -182,9 +193,10 @@ def load_features(
         atomic_write_json(meta, {"part": part, "encoder_role": role, "identity": ident, "stats": stats,
                                  "shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": digest,
                                  "catalogue": catalogue.fingerprint()})
-        fs.arrays[part] = np.load(npy, mmap_mode="r")
-        fs.identities[role] = ident
-        fs.stats.update(stats)
+        if part in need:
+            fs.arrays[part] = np.load(npy, mmap_mode="r")
+            fs.identities[role] = ident
+            fs.stats.update(stats)
     return fs
 
 

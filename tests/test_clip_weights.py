@@ -73,3 +73,42 @@ def test_cache_key_changes_when_real_weights_appear(hub):
     after = features.image_weights_key("ViT-B-32", "openai")
     assert after["weights"]["file"] == "open_clip_model.safetensors" and after["weights"]["size"] == 10
     assert after != before
+
+
+def test_a_batch_resolves_the_key_once_for_the_processes_it_starts(hub):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from cti_repro.clip_weights import KEY_ENV, exported_key
+
+    root, _ = hub
+    want = features.image_weights_key("ViT-B-32", "openai")
+    probe = ("import json, sys; from cti_repro.clip_weights import image_weights_key; "
+             "k = image_weights_key('ViT-B-32', 'openai'); other = image_weights_key('Tiny-ViT-32', 'none'); "
+             "print(json.dumps([k, 'open_clip' in sys.modules]))")
+    assert KEY_ENV not in os.environ
+    with exported_key("ViT-B-32", "openai") as env:
+        assert json.loads(env[KEY_ENV])["key"] == want
+        # a row process: the same key, and the other model's key still resolved by open_clip
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=os.environ)
+        key, imported = json.loads(out.stdout)
+        assert key == want and imported  # Tiny-ViT-32 is not the exported model: open_clip resolved it
+        fast = probe.replace("other = image_weights_key('Tiny-ViT-32', 'none'); ", "")
+        key, imported = json.loads(subprocess.run([sys.executable, "-c", fast], capture_output=True, text=True,
+                                                  check=True, env=os.environ).stdout)
+        assert key == want and not imported  # the exported model: no open_clip import at all
+    assert KEY_ENV not in os.environ  # restored
+    # resolved afresh on entry: weights placed since then are seen
+    _place_in_hub_cache(root, "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors", b"w" * 10)
+    with exported_key("ViT-B-32", "openai") as env:
+        assert json.loads(env[KEY_ENV])["key"]["weights"]["size"] == 10
+
+
+def test_a_malformed_exported_key_is_ignored(hub, monkeypatch):
+    from cti_repro.clip_weights import KEY_ENV
+
+    want = features.image_weights_key("ViT-B-32", "openai")
+    monkeypatch.setenv(KEY_ENV, "{not json")
+    assert features.image_weights_key("ViT-B-32", "openai") == want

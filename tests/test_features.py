@@ -163,3 +163,38 @@ def test_swapping_the_image_tower_by_config(tiny):
     files = sorted(p.name.split("-")[0] for p in (cfg.path(cfg.cache_dir) / "features").glob("image-*.npy"))
     assert files == ["image", "image"]
     assert sorted(load_features(other, cat, ("image",), device="cpu").cache_hits) == ["image"]
+
+
+def test_ragged_parts_are_cached_with_the_attributes(tiny, tmp_path):
+    # the features stage asks for PARTS; an attention row later needs the ragged parts: computed
+    # with the attribute strings, they must be cached then, not re-encoded by the row
+    from cti_repro.features import RAGGED_PARTS
+
+    cat, cfg = tiny
+    cfg = dataclasses.replace(cfg, cache_dir=str(tmp_path))
+    load_features(cfg, cat, ("attributes",), device="cpu")
+    again = load_features(cfg, cat, RAGGED_PARTS, device="cpu")
+    assert sorted(again.cache_hits) == sorted(RAGGED_PARTS)
+    assert set(again.arrays) == set(RAGGED_PARTS)  # only what was asked for is returned
+
+
+def test_clip_title_part_is_the_text_tower_of_each_title(tiny, tmp_path, monkeypatch):
+    import cti_repro.features as features
+    from cti_repro.run.xmodal_models import clip_title_features
+
+    cat, cfg = tiny
+    cfg = dataclasses.replace(cfg, cache_dir=str(tmp_path))
+    fs = load_features(cfg, cat, ("clip_title",), device="cpu")
+    ic = cfg.encoders.image
+    net, _, tok, _ = load_clip(ic.model, ic.pretrained, ic.allow_random, "cpu")
+    want = features.encode_clip_text(net, tok, cat.titles, device="cpu")
+    np.testing.assert_allclose(np.asarray(fs["clip_title"]), want, rtol=1e-5, atol=1e-6)
+    # the text-image rows read the cached part: no CLIP model is built again
+    monkeypatch.setattr(features, "load_clip", lambda *a, **k: pytest.fail("clip_title recomputed"))
+    arr, ident = clip_title_features(cfg, cat, "cpu")
+    np.testing.assert_array_equal(np.asarray(arr), np.asarray(fs["clip_title"]))
+    assert ident["name"] == ic.model
+    # keyed like the image part: other weights on disk -> another cache file
+    monkeypatch.setattr(features, "image_weights_key", lambda m, p: {"weights": {"file": "real.bin"}})
+    with pytest.raises(pytest.fail.Exception, match="recomputed"):
+        load_features(cfg, cat, ("clip_title",), device="cpu")

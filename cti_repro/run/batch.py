@@ -26,6 +26,7 @@ from typing import Any
 
 from cti_repro.config import DEFAULT_CONFIG, StudyConfig, load_config
 from cti_repro.results import is_current, read_result, result_path, write_result
+from cti_repro.clip_weights import exported_key
 from cti_repro.run.book import BookLayout, book_layout
 from cti_repro.run.notebooks import error_text, execute, notebook_is_current, stamp
 from cti_repro.run.pages import build_pages, execute_pages, write_data_files
@@ -97,6 +98,16 @@ def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str | Non
         return error_text(exc), time.perf_counter() - t0
 
 
+def submission_order(tasks: list[RowTask]) -> list[RowTask]:
+    """``tasks`` longest first (stable), so that no long row starts last and runs alone: trained
+    most-general rows (batch size 8: ~3x the steps) first, then the other trained rows, then the
+    baselines (seconds each). Results do not depend on the order."""
+    def cost(t: RowTask) -> int:
+        return (t.model in TRAINED) + (t.model in TRAINED and t.setting == "most_general")
+
+    return sorted(tasks, key=cost, reverse=True)
+
+
 def default_workers() -> int:
     """Row notebooks run at once: ``$CTI_REPRO_WORKERS``, else one per core up to 4 (kernels are
     single-threaded, see :data:`KERNEL_ENV`; rows are independent, so results do not depend on it)."""
@@ -142,7 +153,7 @@ def run_rows(
     for i, task in enumerate(tasks, 1):
         if task.skip:
             print(f"[{i}/{len(tasks)}] {task.label}: current, skipped", flush=True)
-    todo = [t for t in tasks if not t.skip]
+    todo = submission_order([t for t in tasks if not t.skip])
     pending, failed, times, t_start = list(todo), [], {}, time.perf_counter()
 
     def guess(t: RowTask) -> float:  # mean of the same (setting, model), else model, else all rows
@@ -286,39 +297,46 @@ def reproduce(
         with stages("features"):  # every part once, in this process: the row notebooks hit the cache
             fs = load_features(cfg, catalogue)
             print(f"features: {len(fs.cache_hits)} of {len(fs.arrays)} parts were cached", flush=True)
-    problems = execute_pages(cfg, fingerprint, layout, config_path, reports=False, force=force, stages=stages)
-    workers = workers or default_workers()
-    with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):
-        failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers, overrides=overrides,
-                          engine=executor, address=address, retries=retries)
-    if xtasks:
-        with stages(f"text-image rows ({sum(not t.skip for t in xtasks)} of {len(xtasks)} to run)"):
-            failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows, workers=workers,
-                                      engine=executor, address=address, retries=retries)
-        tasks = tasks + xtasks
-    problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
-    if ablations is not None:
-        from cti_repro.run.ablations import run_ablations
+    # the image-weights cache key, resolved once for every row (see clip_weights.exported_key)
+    with exported_key(cfg.encoders.image.model, cfg.encoders.image.pretrained):
+        problems = execute_pages(cfg, fingerprint, layout, config_path, reports=False, force=force, stages=stages)
+        workers = workers or default_workers()
+        with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):
+            failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers, overrides=overrides,
+                              engine=executor, address=address, retries=retries)
+        if xtasks:
+            if not all(t.skip for t in xtasks):
+                from cti_repro.features import XMODAL_PARTS
 
-        with stages("ablations"):
-            problems += run_ablations(profile, ablations, config_path, seeds, workers, force)
-    if build_book and cfg.extensions.runs:  # the "Beyond the paper" chapter's runs
-        from cti_repro.run.extensions import run_extensions
+                with stages("text-image features"):  # once here, not in the two CLIP rows at once
+                    load_features(cfg, catalogue, XMODAL_PARTS)
+            with stages(f"text-image rows ({sum(not t.skip for t in xtasks)} of {len(xtasks)} to run)"):
+                failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows, workers=workers,
+                                          engine=executor, address=address, retries=retries)
+            tasks = tasks + xtasks
+        problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
+        if ablations is not None:
+            from cti_repro.run.ablations import run_ablations
 
-        with stages(f"extensions ({len(cfg.extensions.runs)} x {len(cfg.extensions.settings)} rows)"):
-            try:
-                run_extensions(cfg=cfg, force=force)
-            except Exception as exc:  # the chapter then shows what exists; Table 1 is unaffected
-                problems.append(f"extensions: {error_text(exc)}")
-    built = True
-    problems += write_data_files(cfg)
-    if build_book:
-        problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages, study=study)
-        built = build_pages(layout, stages, seeds, cfg)
-    finish(stages, problems)
-    print(f"{len(tasks) - len(failed)} of {len(tasks)} rows ok" + (f", {len(failed)} FAILED" if failed else ""),
-          flush=True)
-    return built and not problems
+            with stages("ablations"):
+                problems += run_ablations(profile, ablations, config_path, seeds, workers, force)
+        if build_book and cfg.extensions.runs:  # the "Beyond the paper" chapter's runs
+            from cti_repro.run.extensions import run_extensions
+
+            with stages(f"extensions ({len(cfg.extensions.runs)} x {len(cfg.extensions.settings)} rows)"):
+                try:
+                    run_extensions(cfg=cfg, force=force)
+                except Exception as exc:  # the chapter then shows what exists; Table 1 is unaffected
+                    problems.append(f"extensions: {error_text(exc)}")
+        built = True
+        problems += write_data_files(cfg)
+        if build_book:
+            problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages, study=study)
+            built = build_pages(layout, stages, seeds, cfg)
+        finish(stages, problems)
+        print(f"{len(tasks) - len(failed)} of {len(tasks)} rows ok" + (f", {len(failed)} FAILED" if failed else ""),
+              flush=True)
+        return built and not problems
 
 
 def build_report(profile: str = "embedded", config_path: str | Path | None = None) -> bool:

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -122,7 +123,11 @@ def run_tasks(
     A Ctrl-C cancels the tasks still running or queued (their workers are killed) and re-raises.
     """
     ray = _require_ray()
-    remote = ray.remote(_attempt).options(max_retries=max(0, int(retries)), retry_exceptions=True, **resources)
+    from cti_repro.clip_weights import KEY_ENV
+
+    # the batch's resolved image-weights key reaches workers on other nodes too (see exported_key)
+    env = {"runtime_env": {"env_vars": {KEY_ENV: os.environ[KEY_ENV]}}} if os.environ.get(KEY_ENV) else {}
+    remote = ray.remote(_attempt).options(max_retries=max(0, int(retries)), retry_exceptions=True, **resources, **env)
     refs = {remote.remote(fn, args, kwargs): (key, time.perf_counter()) for key, fn, args, kwargs in jobs}
     try:
         while refs:

@@ -20,7 +20,6 @@ CLIP-heads             both CLIP features through the public code's BatchNorm he
 from __future__ import annotations
 
 import dataclasses
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +28,6 @@ import numpy as np
 from cti_repro.config import StudyConfig
 from cti_repro.data.catalogue import Catalogue
 from cti_repro.data.xmodal_pairs import XModalData
-from cti_repro.io_utils import atomic_write_bytes, atomic_write_json, stable_hash
 
 
 @dataclass
@@ -130,30 +128,19 @@ def fit_embed_two_branch(
 
 
 def clip_title_features(cfg: StudyConfig, catalogue: Catalogue, device: str) -> tuple[np.ndarray, dict]:
-    """open_clip text-tower embeddings of every title, cached beside the other features.
+    """open_clip text-tower embeddings of every title: the feature cache's ``clip_title`` part
+    (keyed like the image part: weights on disk, activation, preprocessing, precision).
+
+    ``cti-repro reproduce`` computes it once before the text-image rows, so the zero-shot CLIP
+    and CLIP-heads rows running at once do not both encode every title.
 
     Returns:
         (features [N, d] float32, the image encoder's identity).
     """
-    import json
+    from cti_repro.features import load_features
 
-    from cti_repro.features import encode_clip_text, feature_cache_dir, load_clip
-
-    ic = cfg.encoders.image
-    key = stable_hash({"v": 1, "part": "clip_title", "enc": {"model": ic.model, "pretrained": ic.pretrained,
-                                                             "allow_random": ic.allow_random},
-                       "data": catalogue.fingerprint()})
-    npy = feature_cache_dir(cfg) / f"clip_title-{key}.npy"
-    meta = npy.with_suffix(".json")
-    if npy.is_file() and meta.is_file():
-        return np.load(npy, mmap_mode="r"), json.loads(meta.read_text())["identity"]
-    net, _, tok, ident = load_clip(ic.model, ic.pretrained, ic.allow_random, device)
-    arr = np.ascontiguousarray(encode_clip_text(net, tok, catalogue.titles, device=device), np.float32)
-    buf = io.BytesIO()
-    np.save(buf, arr)
-    atomic_write_bytes(npy, buf.getvalue())
-    atomic_write_json(meta, {"part": "clip_title", "identity": ident, "shape": list(arr.shape)})
-    return arr, ident
+    fs = load_features(cfg, catalogue, ("clip_title",), device)
+    return fs["clip_title"], fs.identities["image"]
 
 
 def embed_clip(data: XModalData, image: np.ndarray, clip_text: np.ndarray) -> Embedded:

@@ -59,6 +59,20 @@ def test_plan_order_and_paths(small):
     assert t.notebook == small.base / "book" / "runs" / "smoke" / "rows" / "all" / "BM25_seed0.ipynb"
 
 
+def test_rows_are_submitted_longest_first(small):
+    # a long most-general row submitted last would run alone at the end (~20 s idle core per batch)
+    tasks = batch.plan_rows(small.cfg, small.fp, small.layout, seeds=[0, 1])
+    order = batch.submission_order(tasks)
+    assert sorted(order, key=id) == sorted(tasks, key=id)  # a permutation
+    trained_mg = [t for t in tasks if t.model not in ("BM25", "MPNet", "CLIP") and t.setting == "most_general"]
+    assert order[: len(trained_mg)] == trained_mg  # stable within a class
+    assert {t.model for t in order[-9:]} == {"BM25", "MPNet", "CLIP"}  # baselines (seconds each) last
+    ran = []
+    batch.run_rows(tasks[:2] + trained_mg[:1], small.cfg, small.fp, small.layout, small.base / "_config.yml",
+                   executor=ran.append)
+    assert ran == [trained_mg[0], *tasks[:2]]
+
+
 def test_resume_skips_only_current_rows(small):
     cfg, layout, fp = small.cfg, small.layout, small.fp
     first = batch.plan_rows(cfg, fp, layout)
