@@ -119,11 +119,44 @@ def run(quick: bool = True, rates: dict[str, float] | None = None) -> dict:
     out = {"machine": C.machine(), "mode": "quick" if quick else "full", "sizes": SIZES,
            "derived": {str(p): C.scale_sizes(p) for p in SIZES}, "series": series}
     C.write_json("scaling", out)
-    plot(out, C.RESULTS / "scaling.png")
+    ray = C.RESULTS / "ray.json"  # from bench_ray.py (runs after this one in make bench)
+    plot(out, C.RESULTS / "scaling.png", json.loads(ray.read_text()) if ray.is_file() else None)
     return out
 
 
-def plot(data: dict, path) -> None:
+def plot_ray(ax, ray: dict) -> None:
+    """Wall time of the study's rows on Ray vs worker processes, and of the image features vs
+    shards (Ray tasks), each with its ideal (1/W from one worker) and the machine's core count."""
+    okabe = ["#0072B2", "#D55E00"]
+    cores = (ray.get("machine") or {}).get("cores")
+    for (key, xkey, label), c, mk in zip(
+            (("rows", "workers", "rows of Table 1 (run_row), W Ray workers"),
+             ("shards", "shards", "image features, S shards (Ray tasks)")), okabe, ("o", "s")):
+        pts = [r for r in ray.get(key, []) if isinstance(r.get(xkey), int)]
+        if not pts:
+            continue
+        xs, ys = [r[xkey] for r in pts], [r["wall_s"] for r in pts]
+        n = pts[0].get("rows") or pts[0].get("images")
+        ax.plot(xs, ys, "-", marker=mk, color=c, lw=2, ms=6, label=f"{label}: {n} {'rows' if key == 'rows' else 'images'}")
+        ax.plot(xs, [ys[0] / x for x in xs], ":", color=c, lw=1.2)
+        for x, y, r in zip(xs, ys, pts):
+            ax.annotate(f"{r['speedup']:.2f}x", (x, y), xytext=(5, 4), textcoords="offset points", fontsize=8, color=c)
+    if cores:
+        ax.axvline(cores, color="grey", lw=0.8, ls="-.")
+        ax.text(cores * 1.04, 0.02, f"{cores} cores", transform=ax.get_xaxis_transform(), fontsize=8, color="grey")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("Ray workers W / shards S", fontsize=10)
+    ax.set_ylabel("seconds (wall)", fontsize=10)
+    ax.set_title("On Ray (local cluster): solid measured, dotted ideal 1/W;\nlabels: speed-up over W = 1 / S = 1",
+                 fontsize=9, loc="left")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left", frameon=True, framealpha=0.9)
+
+
+def plot(data: dict, path, ray: dict | None = None) -> None:
+    """The scaling figure: stage time vs catalogue size; with ``ray`` (``results/ray.json``) a
+    second panel, time vs Ray workers and feature shards."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,7 +165,11 @@ def plot(data: dict, path) -> None:
     # legible at the page's ~770 px: 7.5 in at 100 dpi, fonts >= 10 pt. Measured stages get an
     # Okabe-Ito colour and a marker each (the legend); the "rate x size" estimates are thin grey
     # lines labelled at their right end instead of a dozen look-alike legend entries.
-    fig, ax = plt.subplots(figsize=(7.5, 5.6), dpi=100)
+    if ray and (ray.get("rows") or ray.get("shards")):
+        fig, (ax, ax_ray) = plt.subplots(2, 1, figsize=(7.5, 10.2), dpi=100, height_ratios=(5.6, 4.2))
+        plot_ray(ax_ray, ray)
+    else:
+        fig, ax = plt.subplots(figsize=(7.5, 5.6), dpi=100)
     okabe = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
     marks = ["o", "s", "D", "^", "v", "P", "X", "*"]
     measured = [(n, s) for n, s in sorted(data["series"].items()) if "computed" not in s]

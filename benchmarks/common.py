@@ -44,6 +44,47 @@ PAPER = {"products": _D["products"], "candidates": round(0.1 * _D["products"]), 
 QUERY_RATIO = PAPER["queries"] / PAPER["candidates"]  # queries per candidate, kept at every scale
 
 
+def _burn(stop) -> None:  # a competing job: single-threaded numpy work until told to stop
+    a = np.random.default_rng(0).standard_normal((256, 256))
+    while not stop.is_set():
+        a = np.tanh(a @ a.T / 256.0)
+
+
+class Busy:
+    """``with Busy(n):`` runs ``n`` competing CPU-bound processes (single-threaded matrix work), so
+    that a benchmark measures the machine busy, reproducibly, instead of whatever else runs."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.procs = n, []
+
+    def __enter__(self) -> Busy:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.stop = ctx.Event()
+        env = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        os.environ.update({v: "1" for v in env})  # the children's BLAS: one thread each
+        try:
+            self.procs = [ctx.Process(target=_burn, args=(self.stop,), daemon=True) for _ in range(self.n)]
+            for proc in self.procs:
+                proc.start()
+        finally:
+            for v, old in env.items():
+                if old is None:
+                    os.environ.pop(v, None)
+                else:
+                    os.environ[v] = old
+        time.sleep(1.0)  # let them start
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for proc in self.procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+
+
 def set_threads(n: int | None) -> None:
     """Use ``n`` threads in torch (intra-op, MKL/OpenMP) and numba (ranx); None keeps the defaults.
 

@@ -8,8 +8,9 @@
 
 Benchmarks: ``eval`` (ranking + metrics: ours vs ranx vs a per-query loop), ``bm25`` (ours vs
 rank_bm25), ``features`` (images/s, sentences/s), ``train`` (steps/s, 30-epoch time), ``scaling``
-(stage time vs catalogue size + figure); ``--only ray``: rows on Ray with 1-8 workers and image
-features in 1-4 shards (``bench_ray.py``). See each ``bench_*.py`` for what is timed and how.
+(stage time vs catalogue size + figure), ``ray`` (rows on Ray with 1-4 workers, 8 with ``--full``,
+and image features in 1-4 shards; local Ray clusters; the figure's second panel). See each
+``bench_*.py`` for what is timed and how.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common as C  # noqa: E402
 
-ORDER = ("eval", "bm25", "features", "train", "scaling")
-OPTIONAL = ("ray",)  # only with --only (needs the [ray] extra; starts local Ray clusters)
+ORDER = ("eval", "bm25", "features", "train", "scaling", "ray")  # ray: skipped without the [ray] extra
+OPTIONAL: tuple[str, ...] = ()
 
 
 def main(argv: list[str] | None = None) -> int:

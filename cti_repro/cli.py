@@ -50,16 +50,9 @@ def _cmd_data_synthetic(args: argparse.Namespace) -> int:
 def _cmd_data_xmarket(args: argparse.Namespace) -> int:
     from cti_repro.data.xmarket import import_xmarket
 
-    summary = import_xmarket(
-        source=args.source,
-        market=args.market,
-        out=Path(args.out),
-        categories=args.categories or None,
-        skip_images=args.skip_images,
-        workers=args.workers,
-        force=args.force,
-        **({} if args.max_image_mb is None else {"max_image_bytes": int(args.max_image_mb * (1 << 20))}),
-    )
+    cap = {} if args.max_image_mb is None else {"max_image_bytes": int(args.max_image_mb * (1 << 20))}
+    summary = import_xmarket(source=args.source, market=args.market, out=Path(args.out), categories=args.categories or None,
+                             skip_images=args.skip_images, workers=args.workers, force=args.force, **cap)
     _print_json(summary)
     return 0 if summary.get("kept", 0) > 0 else 1
 
@@ -196,13 +189,17 @@ def _cmd_readme_table(args: argparse.Namespace) -> int:
     from cti_repro.report.verify import readme_table
 
     cfg = load_config(args.profile, args.config)
-    table = readme_table(Path(args.results) if args.results else cfg.path(cfg.results_dir))
-    if args.write:
-        from cti_repro.report.verify import write_readme_table
+    from cti_repro.report.verify import STAGE_MARKERS, readme_stage_times, write_readme_table
 
+    results = Path(args.results) if args.results else cfg.path(cfg.results_dir)
+    table = readme_table(results)
+    stages = readme_stage_times(results) if (results / "build_stages.json").is_file() else None
+    if args.write:
         print(f"table written into {write_readme_table(args.write, table)}")
+        if stages and STAGE_MARKERS[0] in Path(args.write).read_text(encoding="utf-8"):
+            print(f"stage times written into {write_readme_table(args.write, stages, STAGE_MARKERS)}")
     else:
-        print(table, end="")
+        print(table + ("\n" + stages if stages else ""), end="")
     return 0
 
 
@@ -339,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--write", action="store_true", help="write the expected numbers from the results instead")
     s.add_argument("--verbose", action="store_true", help="print every cell, not only the failures")
     s.set_defaults(func=_cmd_verify)
-    s = sub.add_parser("readme-table", help="print the README's Table 1 (Markdown) from the results")
+    s = sub.add_parser("readme-table", help="print the README's Table 1 and stage times (Markdown) from the results")
     s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
     s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
     s.add_argument("--results", default=None, help="results folder (default: the profile's results_dir)")

@@ -187,18 +187,60 @@ def encode_images(
     return out, ok
 
 
+def _trimmable(net) -> bool:
+    """True for open_clip's ``CLIP`` text tower as this module knows it: causal mask, EOT pooling."""
+    import open_clip
+
+    return (type(net).encode_text is open_clip.model.CLIP.encode_text and getattr(net, "text_pool_type", "") == "argmax"
+            and getattr(net, "attn_mask", None) is not None)
+
+
+def _encode_text_trimmed(net, tok):
+    """``net.encode_text(tok)`` on the first ``L`` positions only, ``L`` = the batch's last EOT + 1.
+
+    The tower is causal and pools the EOT position (the token of highest id), so no output that
+    is kept depends on the padding after it; cutting it changes only the shapes of the products
+    (float rounding, ~1e-6; tests compare the two). Product titles take ~20 of CLIP's 77 positions.
+    """
+    import torch
+    from open_clip.transformer import text_global_pool
+
+    n = int(tok.argmax(dim=-1).max()) + 1
+    cast = net.transformer.get_cast_dtype()
+    x = net.token_embedding(tok[:, :n]).to(cast) + net.positional_embedding[:n].to(cast)
+    x = net.ln_final(net.transformer(x, attn_mask=net.attn_mask[:n, :n]))
+    x = text_global_pool(x, tok[:, :n], net.text_pool_type)
+    if net.text_projection is not None:
+        x = net.text_projection(x) if isinstance(net.text_projection, torch.nn.Linear) else x @ net.text_projection
+    return x
+
+
 def encode_clip_text(
     net, tokenizer, texts: list[str], batch_size: int = 256, device: str = "cpu", amp: bool | None = None,
+    trim: bool = True,
 ) -> np.ndarray:
-    """CLIP text-tower embeddings (for zero-shot CLIP queries); ``amp`` as in :func:`encode_images`."""
+    """CLIP text-tower embeddings (zero-shot CLIP queries, titles); ``amp`` as in :func:`encode_images`.
+
+    With ``trim`` (and a tower :func:`_trimmable` knows), texts are batched by token length and each
+    batch runs only up to its longest text (:func:`_encode_text_trimmed`): 3-4x faster on titles.
+    """
     import torch
 
-    out = []
+    if not texts:
+        return np.zeros((0, 0), np.float32)
+    tok_all = tokenizer(texts)
+    trim = trim and _trimmable(net)
+    order = torch.argsort(tok_all.argmax(dim=-1), stable=True) if trim else torch.arange(len(texts))
+    out = torch.empty(0)
     with torch.inference_mode(), amp_context(device, amp):
+        parts = []
         for i in range(0, len(texts), batch_size):
-            tok = tokenizer(texts[i : i + batch_size]).to(device, non_blocking=True)
-            out.append(net.encode_text(tok).float())
-    return torch.cat(out).cpu().numpy().astype(np.float32) if out else np.zeros((0, 0), np.float32)
+            tok = tok_all[order[i : i + batch_size]].to(device, non_blocking=True)
+            parts.append((_encode_text_trimmed(net, tok) if trim else net.encode_text(tok)).float())
+        out = torch.cat(parts).cpu()
+    res = torch.empty_like(out)
+    res[order] = out  # back to the order of ``texts``
+    return res.numpy().astype(np.float32)
 
 
 def encode_unique(model, texts: list[str], batch_size: int = 128) -> tuple[np.ndarray, dict[str, int]]:

@@ -95,6 +95,8 @@ def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str, device: str = "
                 "precision": "bf16" if amp_enabled(device, None) else "fp32"}  # encode_images' autocast
         if part == "clip_category":
             spec["prompt"] = enc.clip_prompt
+        if part != "image":
+            spec["text_forward"] = "trimmed"  # encode_clip_text(trim=True): up to each batch's last EOT
     else:
         spec = {"model": enc.text.model}
     return stable_hash({"v": CACHE_VERSION, "part": part, "enc": spec, "data": catalogue.fingerprint()})

@@ -198,3 +198,18 @@ def test_clip_title_part_is_the_text_tower_of_each_title(tiny, tmp_path, monkeyp
     monkeypatch.setattr(features, "image_weights_key", lambda m, p: {"weights": {"file": "real.bin"}})
     with pytest.raises(pytest.fail.Exception, match="recomputed"):
         load_features(cfg, cat, ("clip_title",), device="cpu")
+
+
+def test_clip_text_trimmed_to_the_last_eot_equals_the_full_forward():
+    # the text tower is causal and pools the EOT token: the padding after it cannot change the
+    # result, so running each batch only up to its longest text is the same function
+    from cti_repro.encoders import _trimmable, encode_clip_text
+
+    net, _, tok, _ = load_clip("Tiny-ViT-32", "none", True, "cpu")
+    assert _trimmable(net)
+    texts = ["a", "kettle", "red steel kettle with a very long name " * 3, "", "Home > Kitchen > Kettles", "mug"]
+    full = encode_clip_text(net, tok, texts, batch_size=4, trim=False)
+    cut = encode_clip_text(net, tok, texts, batch_size=4, trim=True)
+    np.testing.assert_allclose(cut, full, rtol=1e-5, atol=1e-5)  # and in the caller's order
+    assert np.abs(full[0] - full[1]).max() > 1e-3  # different texts, different vectors
+    assert encode_clip_text(net, tok, []).shape == (0, 0)

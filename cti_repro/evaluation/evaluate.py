@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from cti_repro.evaluation.metrics import _safe_div, compute_metrics
+from cti_repro.evaluation import select_jit
 from cti_repro.evaluation.select import blocks_for, deep_blocks, relevant_in_top, topk_blocks
 from cti_repro.evaluation.ranking import (
     _MARGIN, _Scorer, _as_scores, _check_chunk, _score_chunks, _tie_order, _tie_rank, _topk_core, label_codes,
@@ -97,10 +98,11 @@ class _Done:
         return self.value
 
 
-def _numpy_chunk(s, start, kk, key, m, deep_m, c_codes, q_codes, n_rel):
-    """One chunk of exact CPU scores ``s`` [B, N] (numpy, columns in candidate order), all in numpy:
+def _numpy_chunk(s, start, kk, key, m, deep_m, c_codes, q_codes, n_rel, jit=False):
+    """One chunk of exact CPU scores ``s`` [B, N] (numpy, columns in candidate order), all in numpy
+    (the top ``kk`` by numba's one-pass kernel when ``jit``):
     ``(top kk columns [B, kk], their relevance [B, kk], R-precision numerators [B] as a tensor)``."""
-    pos = topk_blocks(s, kk, key, m)
+    pos = select_jit.topk_rows(s, kk, key) if jit else topk_blocks(s, kk, key, m)
     q, big = q_codes[start : start + len(s)], n_rel[start : start + len(s)]
     rel = c_codes[pos] == q[:, None]
     counts = (rel & (np.arange(kk) < big[:, None])).sum(1)
@@ -141,6 +143,7 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
     cand_cpu = None if cand_index is None else cand_index.cpu()
     # numpy chunks run on torch's number of threads (numpy releases the GIL), at most that many in flight
     workers = max(1, torch.get_num_threads())
+    jit = n_q * n_c >= select_jit.MIN_SCORES and select_jit.available()
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     pending: deque = deque()
     done: dict = {}  # start -> (positions, relevance) of the chunks run in numpy
@@ -155,7 +158,7 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
     try:
         for start, end, s, eps, exact_pairs, exact_rows in chunks:
             if eps is None and _numpy_select(s) and s.is_floating_point():  # exact, on the CPU
-                args = (s.contiguous().numpy(), start, kk, key_np, m, deep_m, c_np, q_codes, n_rel)
+                args = (s.contiguous().numpy(), start, kk, key_np, m, deep_m, c_np, q_codes, n_rel, jit)
                 pending.append((start, end, pool.submit(_numpy_chunk, *args) if pool else _Done(_numpy_chunk(*args))))
                 collect(workers)
                 tops.append(start)

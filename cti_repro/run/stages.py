@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,13 @@ def fmt_duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def _load_avg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # not on every platform
+        return None
+
+
 class _Stages(dict):
     """Stage name -> seconds; ``with stages(name):`` times and prints a stage.
 
@@ -24,6 +32,7 @@ class _Stages(dict):
     """
 
     path: Path | None = None
+    commit: str | None = None
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -49,7 +58,13 @@ class _Stages(dict):
         except (OSError, json.JSONDecodeError):
             data = {}
         data.setdefault("stages", {})[key] = {"seconds": round(self[name], 2), "detail": detail.rstrip(")"),
-                                              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                                              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                              "load_avg_1m": _load_avg()}  # timings move with the load
+        if self.commit is None:
+            from cti_repro.results import git_commit
+
+            self.commit = git_commit()
+        data.update(git_commit=self.commit, cpu_count=os.cpu_count())
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, json.dumps(data, indent=2))

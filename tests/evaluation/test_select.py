@@ -43,3 +43,59 @@ def test_nan_is_refused() -> None:
     s[1, 5] = np.nan
     with pytest.raises(ValueError):
         topk_blocks(s, 10, None, blocks_for(100, 10))
+
+
+# ---- the compiled one-pass kernel (evaluation/select_jit.py), when numba is installed ----------
+from cti_repro.evaluation import select_jit as jit  # noqa: E402
+needs_numba = pytest.mark.skipif(not jit.available(), reason="numba not installed")
+
+
+@needs_numba
+@pytest.mark.parametrize("n,k,levels,dtype", [(500, 10, 3, np.float64), (2000, 10, 50, np.float32),
+                                              (64, 10, 2, np.float64), (300, 37, 1000, np.float64), (12, 12, 4, np.float32)])
+def test_jit_topk_equals_a_full_sort_with_ties(n: int, k: int, levels: int, dtype) -> None:
+    rng = np.random.default_rng(n * k)
+    s = rng.integers(0, levels, size=(40, n)).astype(dtype)
+    s[0] = 0.0  # one big tie: the lowest tie ranks win
+    s[1, ::3] = -np.inf
+    s[2] = np.arange(n)  # ascending: every column enters the list, the worst case for insertion
+    key = rng.permutation(n).astype(np.int64)
+    np.testing.assert_array_equal(jit.topk_rows(s, k, key), _sorted(s, key)[:, :k])
+    np.testing.assert_array_equal(jit.topk_rows(s, k, None), _sorted(s, np.arange(n))[:, :k])
+
+
+@needs_numba
+def test_jit_topk_refuses_nan_and_bad_depths() -> None:
+    s = np.zeros((3, 50))
+    s[2, 0] = np.nan  # first column: NaN before the list is full
+    with pytest.raises(ValueError, match="NaN"):
+        jit.topk_rows(s, 10, None)
+    s[2, 0], s[1, 40] = 0.0, np.nan  # after it is full
+    with pytest.raises(ValueError, match="NaN"):
+        jit.topk_rows(s, 10, None)
+    with pytest.raises(ValueError, match="k must be"):
+        jit.topk_rows(s, 51, None)
+
+
+@needs_numba
+def test_evaluator_gives_the_same_numbers_with_and_without_the_kernel(monkeypatch) -> None:
+    from cti_repro.evaluation.evaluate import evaluate_scores
+    from cti_repro.study import AP_NORMS
+
+    rng = np.random.default_rng(3)
+    s = rng.integers(0, 30, size=(700, 400)).astype(np.float64)  # ties
+    q_lab, c_lab = rng.integers(0, 40, 700), rng.integers(0, 40, 400)
+    c_lab[:40] = np.arange(40)  # every query has a relevant candidate; some R > 10
+    tie = rng.permutation(400)
+    calls = []
+    real = jit.topk_rows
+    monkeypatch.setattr(jit, "topk_rows", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(jit, "MIN_SCORES", 0)
+    idx_j, m_j = evaluate_scores(s, q_lab, c_lab, tie_key=tie, ap_norms=AP_NORMS, chunk_size=256)
+    assert calls  # the kernel ran
+    monkeypatch.setattr(jit, "MIN_SCORES", 1 << 62)
+    idx_n, m_n = evaluate_scores(s, q_lab, c_lab, tie_key=tie, ap_norms=AP_NORMS, chunk_size=256)
+    np.testing.assert_array_equal(idx_j.numpy(), idx_n.numpy())
+    for norm in AP_NORMS:
+        for metric, v in m_n[norm].items():
+            np.testing.assert_array_equal(m_j[norm][metric], v)
