@@ -131,7 +131,7 @@ def plot_ray(ax, ray: dict) -> None:
     cores = (ray.get("machine") or {}).get("cores")
     for (key, xkey, label), c, mk in zip(
             (("rows", "workers", "rows of Table 1 (run_row), W Ray workers"),
-             ("shards", "shards", "image features, S shards (Ray tasks)")), okabe, ("o", "s")):
+             ("shards", "shards", "ViT-B-32 image features, S shards (Ray tasks)")), okabe, ("o", "s")):
         pts = [r for r in ray.get(key, []) if isinstance(r.get(xkey), int)]
         if not pts:
             continue

@@ -107,6 +107,11 @@ def _numpy_chunk(s, start, kk, key, m, deep_m, c_codes, q_codes, n_rel, jit=Fals
     rel = c_codes[pos] == q[:, None]
     counts = (rel & (np.arange(kk) < big[:, None])).sum(1)
     deep = np.flatnonzero(big > kk)
+    if jit and len(deep):  # R > depth up to MAX_DEPTH: the same kernel, one list of R per row
+        near, far = deep[big[deep] <= select_jit.MAX_DEPTH], deep[big[deep] > select_jit.MAX_DEPTH]
+        if len(near):
+            counts[near] = select_jit.relevant_in_top(s[near], big[near], key, c_codes, q[near])
+        deep = far
     if len(deep):  # R > depth: count the relevant columns in the exact top R
         counts[deep] = relevant_in_top(s[deep], big[deep], key, deep_m, lambda r, p: c_codes[p] == q[deep[r]])
     return pos, rel, torch.from_numpy(counts)

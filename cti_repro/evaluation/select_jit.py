@@ -30,13 +30,14 @@ def _kernel():
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def topk_rows(s, k, rank, out):  # pragma: no cover - compiled
+    def topk_rows(s, depth, rank, out):  # pragma: no cover - compiled
         n_rows, n = s.shape
-        vals = np.empty(k, s.dtype)
-        ranks = np.empty(k, np.int64)
-        cols = np.empty(k, np.int64)
+        cap = out.shape[1]
+        vals = np.empty(cap, s.dtype)
+        ranks = np.empty(cap, np.int64)
+        cols = np.empty(cap, np.int64)
         for i in range(n_rows):
-            row = s[i]
+            row, k = s[i], depth[i]
             filled = 0
             last, last_rank = row[0], rank[0]  # the list's last entry, in registers
             for j in range(n):
@@ -63,7 +64,8 @@ def _kernel():
                 ranks[p] = r
                 cols[p] = j
                 last, last_rank = vals[k - 1], ranks[k - 1]
-            out[i, :] = cols
+            out[i, :k] = cols[:k]
+            out[i, k:] = -1
         return -1
 
     return topk_rows
@@ -79,6 +81,17 @@ def available() -> bool:
     return True
 
 
+def _run(s: np.ndarray, depth: np.ndarray, cap: int, key: np.ndarray | None) -> np.ndarray:
+    s = np.ascontiguousarray(s)
+    if len(depth) and not (1 <= depth.min() and depth.max() <= min(cap, s.shape[1])):
+        raise ValueError(f"depths must be in [1, {s.shape[1]}]")
+    rank = np.arange(s.shape[1], dtype=np.int64) if key is None else np.ascontiguousarray(key, dtype=np.int64)
+    out = np.empty((s.shape[0], cap), dtype=np.int64)
+    if _kernel()(s, np.ascontiguousarray(depth, dtype=np.int64), rank, out) >= 0:
+        raise ValueError("NaN in the score matrix")
+    return out
+
+
 def topk_rows(s: np.ndarray, k: int, key: np.ndarray | None) -> np.ndarray:
     """Exact top-``k`` columns of each row of ``s`` [B, N] (no NaN) by score desc, then ``key`` asc.
 
@@ -91,16 +104,33 @@ def topk_rows(s: np.ndarray, k: int, key: np.ndarray | None) -> np.ndarray:
         ``[B, k]`` int64 column indices, best first.
 
     Raises:
-        ValueError: NaN in ``s``.
+        ValueError: NaN in ``s``, or ``k`` outside ``[1, N]``.
     """
-    s = np.ascontiguousarray(s)
     if not 1 <= k <= s.shape[1]:
         raise ValueError(f"k must be in [1, {s.shape[1]}], got {k}")
-    rank = np.arange(s.shape[1], dtype=np.int64) if key is None else np.ascontiguousarray(key, dtype=np.int64)
-    out = np.empty((s.shape[0], k), dtype=np.int64)
-    if _kernel()(s, int(k), rank, out) >= 0:
-        raise ValueError("NaN in the score matrix")
-    return out
+    return _run(s, np.full(len(s), k, dtype=np.int64), k, key)
 
 
-__all__ = ["MIN_SCORES", "available", "topk_rows"]
+# Deeper than this the sorted list's insertions (O(depth) each) cost more than numpy's block maxima.
+MAX_DEPTH = 256
+
+
+def relevant_in_top(s: np.ndarray, depth: np.ndarray, key: np.ndarray | None, c_codes: np.ndarray,
+                    q_codes: np.ndarray) -> np.ndarray:
+    """How many of each row's exact top ``depth[row]`` columns are relevant (R-precision's numerator),
+    relevance being ``c_codes[col] == q_codes[row]``: :func:`cti_repro.evaluation.select.relevant_in_top`
+    for depths up to :data:`MAX_DEPTH`.
+
+    Returns:
+        ``[B]`` int64 counts.
+
+    Raises:
+        ValueError: NaN in ``s``, or a depth outside ``[1, min(N, MAX_DEPTH)]``.
+    """
+    depth = np.asarray(depth, dtype=np.int64)
+    cols = _run(s, depth, int(depth.max(initial=1)), key)
+    hit = (np.take(c_codes, np.maximum(cols, 0)) == np.asarray(q_codes)[:, None]) & (cols >= 0)
+    return hit.sum(1).astype(np.int64)
+
+
+__all__ = ["MIN_SCORES", "MAX_DEPTH", "available", "topk_rows", "relevant_in_top"]

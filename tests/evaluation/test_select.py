@@ -83,10 +83,11 @@ def test_evaluator_gives_the_same_numbers_with_and_without_the_kernel(monkeypatc
     from cti_repro.study import AP_NORMS
 
     rng = np.random.default_rng(3)
-    s = rng.integers(0, 30, size=(700, 400)).astype(np.float64)  # ties
-    q_lab, c_lab = rng.integers(0, 40, 700), rng.integers(0, 40, 400)
+    s = rng.integers(0, 30, size=(700, 2000)).astype(np.float64)  # ties
+    q_lab, c_lab = rng.integers(0, 40, 700), rng.integers(0, 40, 2000)  # R ~ 50: deep rows
     c_lab[:40] = np.arange(40)  # every query has a relevant candidate; some R > 10
-    tie = rng.permutation(400)
+    c_lab[40:440] = 0  # one label with R > MAX_DEPTH: those rows take the numpy path
+    tie = rng.permutation(2000)
     calls = []
     real = jit.topk_rows
     monkeypatch.setattr(jit, "topk_rows", lambda *a: calls.append(1) or real(*a))
@@ -99,3 +100,22 @@ def test_evaluator_gives_the_same_numbers_with_and_without_the_kernel(monkeypatc
     for norm in AP_NORMS:
         for metric, v in m_n[norm].items():
             np.testing.assert_array_equal(m_j[norm][metric], v)
+
+
+@needs_numba
+def test_jit_relevant_in_top_counts_the_exact_top_r() -> None:
+    rng = np.random.default_rng(11)
+    n = 900
+    s = rng.integers(0, 4, size=(30, n)).astype(np.float64)  # ties at every boundary
+    key = rng.permutation(n).astype(np.int64)
+    labels, q = rng.integers(0, 5, n), rng.integers(0, 5, 30)
+    depth = np.minimum(jit.MAX_DEPTH, np.maximum(1, (labels[None, :] == q[:, None]).sum(1)))
+    depth[:3] = [1, 2, jit.MAX_DEPTH]
+    order = _sorted(s, key)
+    want = np.array([(labels[order[i, : depth[i]]] == q[i]).sum() for i in range(30)])
+    np.testing.assert_array_equal(jit.relevant_in_top(s, depth, key, labels, q), want)
+    np.testing.assert_array_equal(
+        jit.relevant_in_top(s, depth, key, labels, q),
+        relevant_in_top(s, depth, key, deep_blocks(n, int(depth.max())), lambda r, c: labels[c] == q[r]))
+    with pytest.raises(ValueError, match="depths"):
+        jit.relevant_in_top(s, np.full(30, n + 1), key, labels, q)
