@@ -56,9 +56,17 @@ def _row(profile: str, config_path: str, overrides: dict[str, Any], out_dir: str
         return f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
 
 
+def _row_on_ray(*args) -> None:
+    """One ablation row as a Ray task: an exception propagates, so Ray retries it."""
+    err, _ = _row(*args)
+    if err is not None:
+        raise RuntimeError(err)
+
+
 def run_ablations(
     profile: str = "embedded", names: list[str] | None = None, config_path: str | Path | None = None,
     seeds: list[int] | None = None, workers: int = 1, force: bool = False,
+    engine: str = "local", address: str | None = None, retries: int | None = None,
 ) -> list[str]:
     """Run the rows of the chosen variants (current ones are skipped); return one line per failure.
 
@@ -67,8 +75,11 @@ def run_ablations(
         names: variants (see :func:`select`).
         config_path: study config (default ``./_config.yml``).
         seeds: model seeds (default: the profile's).
-        workers: rows at once (``reproduce`` passes :func:`cti_repro.run.batch.default_workers`).
+        workers: rows at once (``reproduce`` passes :func:`cti_repro.run.batch.default_workers`);
+            with ``engine="ray"`` the CPUs of a local Ray cluster started here.
         force: recompute current rows.
+        engine: ``local`` (worker processes) or ``ray`` (one Ray task per row, ``retries`` further
+            attempts, then a recorded failure; ``address`` joins a cluster), as the batch's rows.
     """
     from cti_repro.data.prepare import prepare_catalogue
 
@@ -100,6 +111,15 @@ def run_ablations(
         if err is not None:
             failed.append(f"{label}: {err}")
 
+    if engine == "ray" and jobs:  # one Ray task per row, as the batch's rows (retries, then a failure)
+        from cti_repro.run import ray_executor
+
+        count = iter(range(1, len(jobs) + 1))
+        ray_executor.run_rows_on_ray(
+            [(i, _row_on_ray, args, {}) for i, (_, args) in enumerate(jobs)],
+            lambda i, err, sec: done(next(count), *jobs[i], err, sec), base, address, workers,
+            ray_executor.DEFAULT_RETRIES if retries is None else retries)
+        return failed
     if workers <= 1 or len(jobs) <= 1:
         for i, (name, args) in enumerate(jobs, 1):
             done(i, name, args, *_row(*args))

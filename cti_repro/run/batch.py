@@ -319,7 +319,8 @@ def reproduce(
             from cti_repro.run.ablations import run_ablations
 
             with stages("ablations"):
-                problems += run_ablations(profile, ablations, config_path, seeds, workers, force)
+                problems += run_ablations(profile, ablations, config_path, seeds, workers, force,
+                                          engine=executor, address=address, retries=retries)
         if build_book and cfg.extensions.runs:  # the "Beyond the paper" chapter's runs
             from cti_repro.run.extensions import run_extensions
 

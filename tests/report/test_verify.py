@@ -83,3 +83,36 @@ def test_readme_table_fills_only_the_marked_block(tmp_path):
     (tmp_path / "plain.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="plain.md"):
         write_readme_table(tmp_path / "plain.md", "| x |\n")
+
+
+def test_readme_stage_times_come_from_the_run_and_fill_their_block(tmp_path, capsys):
+    from cti_repro.run.stages import stages_for
+    from tests.smoke import smoke_config
+    from cti_repro.config import load_config
+
+    root = _study(tmp_path / "runs")
+    cfg = load_config("smoke", smoke_config(tmp_path))
+    st = stages_for(cfg)
+    st.path = root / "build_stages.json"
+    for name in ("data", "features", "rows (18 of 18 to run, 2 at once)", "text-image rows (16 of 16 to run)",
+                 "report notebooks", "book"):
+        with st(name):
+            pass
+    data = json.loads(st.path.read_text())
+    data["stages"]["features"]["seconds"], data["stages"]["rows"]["seconds"] = 300.0, 200.0
+    data["stages"]["text-image rows"]["seconds"] = 100.0
+    st.path.write_text(json.dumps(data))
+    assert data["git_commit"] and data["cpu_count"] and "load_avg_1m" in data["stages"]["rows"]
+    text = verify.readme_stage_times(root)
+    assert "| rows (18 of 18 to run, 2 at once) | 3m20s |" in text
+    table1 = next(line for line in text.splitlines() if line.startswith("| **Table 1 part**"))
+    assert "**8m20s**" in table1 and "text-image" not in table1  # 300 + 200 s (+ ~0 s stages)
+    assert "| **total** | **10m00s** |" in text
+    readme = tmp_path / "README.md"
+    (t0, t1), (s0, s1) = verify.README_MARKERS, verify.STAGE_MARKERS
+    readme.write_text(f"{t0}\nold\n{t1}\ntext\n{s0}\nold stages\n{s1}\n")
+    assert main(["readme-table", "--profile", "smoke", "--results", str(root), "--write", str(readme)]) == 0
+    out = readme.read_text()
+    assert "old" not in out and "| **Table 1 part**" in out and "| Setting | Model |" in out
+    with pytest.raises(ValueError, match="no stage times"):
+        verify.readme_stage_times(tmp_path)

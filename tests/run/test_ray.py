@@ -229,3 +229,34 @@ def test_image_shards_on_ray_equal_unsharded(cluster, tmp_path):
     final = sh.assemble_image(sharded, catalogue, 2)
     assert final.read_bytes() == (feature_cache_dir(cfg) / final.name).read_bytes()
     assert np.array_equal(load_features(sharded, catalogue, parts=("image",))["image"], plain["image"])
+
+
+def test_ablation_rows_on_ray_equal_local(cluster, smoke, monkeypatch):
+    # `reproduce --executor ray --ablations`: the sensitivity rows are Ray tasks too
+    import yaml
+
+    from cti_repro.results import result_path
+    from cti_repro.run import ray_executor
+    from cti_repro.run.ablations import ablation_dir, run_ablations
+
+    sent = []
+    real = ray_executor.run_tasks
+    monkeypatch.setattr(ray_executor, "run_tasks", lambda jobs, *a, **k: sent.append(len(jobs)) or real(jobs, *a, **k))
+
+    raw = yaml.safe_load((smoke.base / "_config.yml").read_text())
+    raw["ablations"] = {"models": ["CLIP-I"], "run": ["tau_0.1"],
+                        "variants": {"tau_0.1": {"loss.tau": 0.1},
+                                     "broken": {"eval.candidates": "all"}}}  # a trained model over all: refused
+    out = {}
+    for engine in ("local", "ray"):
+        raw["profiles"]["smoke"]["results_dir"] = str(smoke.base / f"abl_{engine}")
+        path = smoke.base / f"abl_{engine}.yml"
+        path.write_text(yaml.safe_dump(raw))
+        failed = run_ablations("smoke", ["tau_0.1", "broken"], path, [0], workers=2, engine=engine, retries=0)
+        assert len(failed) == 3 and all(f.startswith("broken: ") for f in failed), failed  # recorded, others ran
+        out[engine] = smoke.base / f"abl_{engine}"
+        assert sent == ([] if engine == "local" else [6])  # the 6 rows went to Ray, not to local workers
+    for setting in ("all", "most_general", "most_specific"):
+        a, b = (read_result(result_path(ablation_dir(out[e], "tau_0.1"), setting, "CLIP-I", 0)) for e in out)
+        assert a["status"] == b["status"] == "ok"
+        assert a["means"] == b["means"] and _untimed(a["training"]) == _untimed(b["training"]), setting
