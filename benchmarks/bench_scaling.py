@@ -143,15 +143,23 @@ def plot_ray(ax, ray: dict) -> None:
             ax.annotate(f"{r['speedup']:.2f}x", (x, y), xytext=(5, 4), textcoords="offset points", fontsize=8, color=c)
     if cores:
         ax.axvline(cores, color="grey", lw=0.8, ls="-.")
-        ax.text(cores * 1.04, 0.02, f"{cores} cores", transform=ax.get_xaxis_transform(), fontsize=8, color="grey")
+        ax.text(cores * 1.04, 0.97, f"{cores} cores", transform=ax.get_xaxis_transform(), fontsize=8, color="grey",
+                va="top")
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
+    xs_all = sorted({r["workers"] for r in ray.get("rows", [])}
+                    | {r["shards"] for r in ray.get("shards", []) if isinstance(r["shards"], int)})
+    ax.xaxis.set_major_locator(FixedLocator(xs_all))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("Ray workers W / shards S", fontsize=10)
     ax.set_ylabel("seconds (wall)", fontsize=10)
     ax.set_title("On Ray (local cluster): solid measured, dotted ideal 1/W;\nlabels: speed-up over W = 1 / S = 1",
                  fontsize=9, loc="left")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="lower left", frameon=True, framealpha=0.9)
+    ax.set_ylim(0, max(max(r["wall_s"] for r in ray.get(k, [])) for k in ("rows", "shards") if ray.get(k)) * 1.25)
 
 
 def plot(data: dict, path, ray: dict | None = None) -> None:

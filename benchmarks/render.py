@@ -139,8 +139,11 @@ def rows() -> list[dict[str, str]]:
             base, best = pts[0], max(pts, key=lambda r: r["speedup"])
             what = (f"Rows of Table 1 on Ray ({base['rows']} rows, `run_row`)" if key == "rows"
                     else f"Image features on Ray ({base['images']} images, ViT-B-32)")
-            out.append({"stage": what, "size": ", ".join(f"{r[unit]} {unit}: {C.fmt_s(r['wall_s'])}" for r in pts),
-                        "ours": f"{best[unit]} {unit}: {C.fmt_s(best['wall_s'])}",
+            def n(r: dict) -> str:
+                return f"{r[unit]} {unit if r[unit] != 1 else unit[:-1]}"
+
+            out.append({"stage": what, "size": ", ".join(f"{n(r)}: {C.fmt_s(r['wall_s'])}" for r in pts),
+                        "ours": f"{n(best)}: {C.fmt_s(best['wall_s'])}",
                         "reference": f"1 {unit[:-1]}: {C.fmt_s(base['wall_s'])}", "ratio": _x(best["speedup"]),
                         "machine": mach})
     return out
