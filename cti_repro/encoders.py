@@ -231,7 +231,6 @@ def encode_clip_text(
     tok_all = tokenizer(texts)
     trim = trim and _trimmable(net)
     order = torch.argsort(tok_all.argmax(dim=-1), stable=True) if trim else torch.arange(len(texts))
-    out = torch.empty(0)
     with torch.inference_mode(), amp_context(device, amp):
         parts = []
         for i in range(0, len(texts), batch_size):

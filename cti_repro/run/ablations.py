@@ -22,7 +22,8 @@ from typing import Any
 from cti_repro.config.ablations import Ablation, load_ablations
 from cti_repro.config import DEFAULT_CONFIG, load_config
 from cti_repro.results import is_current, result_path
-from cti_repro.study import SETTINGS, TRAINED
+from cti_repro.run.stages import submission_order
+from cti_repro.study import SETTINGS
 
 
 def ablation_dir(results_dir: str | Path, name: str) -> Path:
@@ -99,8 +100,7 @@ def run_ablations(
                         n_current += 1
                         continue
                     jobs.append((ab.name, (profile, str(config_path), ab.overrides, str(out), setting, model, seed)))
-    # longest first (as the batch's rows): a most-general trained row started last would run alone
-    jobs.sort(key=lambda j: (j[1][5] in TRAINED) + (j[1][5] in TRAINED and j[1][4] == "most_general"), reverse=True)
+    jobs = submission_order(jobs, lambda j: (j[1][4], j[1][5]))  # longest first, as the batch's rows
     print(f"ablations: {len(jobs)} rows to run, {n_current} current", flush=True)
     failed: list[str] = []
 

@@ -30,7 +30,7 @@ from cti_repro.clip_weights import exported_key
 from cti_repro.run.book import BookLayout, book_layout
 from cti_repro.run.notebooks import error_text, execute, notebook_is_current, stamp
 from cti_repro.run.pages import build_pages, execute_pages, write_data_files
-from cti_repro.run.stages import finish, fmt_duration, stages_for
+from cti_repro.run.stages import finish, fmt_duration, stages_for, submission_order
 from cti_repro.study import BASELINES, SETTING_LABELS, SETTINGS, TRAINED
 
 @dataclass(frozen=True)
@@ -96,16 +96,6 @@ def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str | Non
         return None, time.perf_counter() - t0
     except Exception as exc:  # one row must not stop the batch
         return error_text(exc), time.perf_counter() - t0
-
-
-def submission_order(tasks: list[RowTask]) -> list[RowTask]:
-    """``tasks`` longest first (stable), so that no long row starts last and runs alone: trained
-    most-general rows (batch size 8: ~3x the steps) first, then the other trained rows, then the
-    baselines (seconds each). Results do not depend on the order."""
-    def cost(t: RowTask) -> int:
-        return (t.model in TRAINED) + (t.model in TRAINED and t.setting == "most_general")
-
-    return sorted(tasks, key=cost, reverse=True)
 
 
 def default_workers() -> int:

@@ -1,14 +1,17 @@
-"""Timing the stages of a batch (data, features, rows, report, book), printed and saved for the book."""
+"""Timing the stages of a batch (data, features, rows, report, book), printed and saved for the book,
+and the order its rows are sent in."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from cti_repro.config import StudyConfig
+from cti_repro.study import TRAINED
 
 
 def fmt_duration(seconds: float) -> str:
@@ -90,4 +93,16 @@ def finish(stages: _Stages, problems: list[str]) -> None:
     print(f"stages: {stages.summary()}", flush=True)
 
 
-__all__ = ["fmt_duration", "stages_for", "finish"]
+def submission_order(tasks: list, row: Callable[[Any], tuple[str, str]] = lambda t: (t.setting, t.model)) -> list:
+    """``tasks`` longest first (stable), so that no long row starts last and runs alone: trained
+    most-general rows (batch size 8: ~3x the steps) first, then the other trained rows, then the
+    baselines (seconds each). ``row(task)`` gives a task's (setting, model); results do not
+    depend on the order."""
+    def cost(t: Any) -> int:
+        setting, model = row(t)
+        return (model in TRAINED) + (model in TRAINED and setting == "most_general")
+
+    return sorted(tasks, key=cost, reverse=True)
+
+
+__all__ = ["fmt_duration", "stages_for", "finish", "submission_order"]
