@@ -6,7 +6,7 @@ Subcommands (heavy imports happen inside each handler so ``--help`` stays fast):
     cti-repro data synthetic --out OUT [--products N] [--seed S]
     cti-repro data xmarket --source DIR_OR_URL --market us --out OUT [--categories ...] [--skip-images] [--workers N]
     cti-repro models mpnet [--out DIR]
-    cti-repro eval --qrels QRELS --run RUN [--ap-norm hits|min_k_R|R]
+    cti-repro eval --qrels QRELS --run RUN [--ap-norm hits|min_k_R|R] [--queries qrels|run|relevant] [--per-query]
     cti-repro run --setting S --model M [--profile P] [--seed N] [--out DIR] [--set KEY=VALUE ...]
     cti-repro reproduce [--profile P] [--seeds ...] [--force] [--set KEY=VALUE ...] [--ablations [VARIANT ...]] [--study cti|xmodal|both]
         [--executor local|ray [--address ADDR] [--retries N]]
@@ -71,9 +71,17 @@ def _cmd_models_mpnet(args: argparse.Namespace) -> int:
 
 # ---- evaluation ------------------------------------------------------------------------------
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from cti_repro.evaluation.trec import evaluate_trec
+    from cti_repro.evaluation.trec import evaluate_trec_files
 
-    _print_json(evaluate_trec(args.qrels, args.run, ap_norm=args.ap_norm))
+    ev = evaluate_trec_files(args.qrels, args.run, ap_norm=args.ap_norm, queries=args.queries)
+    for note in ev.notes:
+        print(f"cti-repro: warning: {note}", file=sys.stderr)
+    if args.per_query:  # trec_eval -q: each query, then the summary ("all")
+        per_query = {qid: {name: float(v[i]) for name, v in ev.per_query.items()}
+                     for i, qid in enumerate(ev.query_ids)}
+        _print_json({"per_query": per_query, "all": ev.means, "num_q": len(ev.query_ids)})
+    else:
+        _print_json(ev.means)
     return 0
 
 
@@ -274,14 +282,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="rebuild even if a verified copy exists")
     s.set_defaults(func=_cmd_models_mpnet)
 
-    s = sub.add_parser("eval", help="evaluate a TREC run against TREC qrels",
-                       description="Evaluate a TREC run (qid Q0 docid rank score tag) against qrels. Lines are "
-                                   "ranked by score descending; ties are broken as trec_eval does (docid in "
-                                   "descending string order); the rank column is ignored.")
+    s = sub.add_parser(
+        "eval", help="evaluate a TREC run against TREC qrels",
+        description="Evaluate a TREC run (qid Q0 docid rank score tag) against qrels (qid 0 docid rel; rel > 0 is "
+                    "relevant); print the mean P@1, P@5, P@10, MAP@5, MAP@10 and R-precision (percent) as JSON. "
+                    "Lines are ranked by score descending; ties are broken as trec_eval does (docid in descending "
+                    "string order); the rank column is ignored. By default the mean is over every query of the "
+                    "qrels, as `trec_eval -c` averages: a query missing from the run, or judged with no relevant "
+                    "document, scores 0 on every measure. '#' comment lines are skipped (trec_eval 10), plain or "
+                    "gzip files; a UTF-8 byte-order mark is ignored.")
     s.add_argument("--qrels", required=True, help="TREC qrels file (query 0 doc relevance)")
     s.add_argument("--run", required=True, help="TREC run file (query Q0 doc rank score tag)")
     s.add_argument("--ap-norm", default="hits", choices=("hits", "min_k_R", "R"),
-                   help="AP@k denominator: hits in the top k (default, the paper's), min(k, R) or R")
+                   help="AP@k denominator: hits in the top k (default, the paper's), min(k, R), or R "
+                        "(trec_eval's map_cut)")
+    s.add_argument("--queries", default="qrels", choices=("qrels", "run", "relevant"),
+                   help="queries averaged: every query of the qrels (default, trec_eval -c); those in both files "
+                        "(trec_eval 9 without -c); those with a relevant document")
+    s.add_argument("--per-query", action="store_true",
+                   help="also print each query's values (trec_eval -q): {per_query: {qid: {...}}, all: {...}, num_q}")
     s.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("features", help="compute (or check) the feature cache, the image part in shards")

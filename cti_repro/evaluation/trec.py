@@ -1,172 +1,194 @@
-"""TREC files: read qrels and runs, evaluate a run with the paper's metrics (``cti-repro eval``)."""
+"""Evaluate a TREC run against TREC qrels with the paper's metrics (``cti-repro eval``).
+
+Which queries are averaged (``queries=``), checked against ``trec_eval`` 10's sources
+(``trec_eval.c``, ``meas_avg.c``, ``m_P.c``, ``m_map_cut.c``, ``m_Rprec.c``) and its test suite
+(``tests/evaluation/fixtures/trec_eval``):
+
+- ``"qrels"`` (default) = ``trec_eval -c``: every query of the qrels counts, in the mean's
+  denominator too. A query absent from the run scores 0 (trec_eval ranks one unjudged document
+  for it), and so does a query judged with no relevant document (P@k has nothing to count,
+  map_cut and Rprec are 0 for R = 0).
+- ``"run"`` = ``trec_eval`` without ``-c`` (version 9; version 10 exits with an error when a
+  qrels query is missing from the run): the queries in both files.
+- ``"relevant"``: the qrels' queries with at least one relevant item (this command's rule before).
+
+Run queries absent from the qrels are ignored in every mode. A document is relevant when its
+relevance is > 0 (trec_eval: ``atol(rel) >= 1``, the same for integer judgements).
+
+Memory grows with the files' sizes: ids are interned (:mod:`cti_repro.evaluation.trec_read`),
+and the ranked relevance matrix the metrics need is built in blocks of at most
+:data:`BLOCK_CELLS` cells (plus one query's depth), never as one [queries x largest R] matrix.
+"""
 
 from __future__ import annotations
 
-import gzip
-import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from cti_repro.evaluation.metrics import compute_metrics, mean_metrics
+from cti_repro.evaluation.metrics import compute_metrics
+from cti_repro.evaluation.trec_read import IdTable, TrecLines, read_qrels, read_run
 from cti_repro.study import AP_NORMS
 
-
-def _read_lines(path: str | Path):
-    """Yield ``(line_number, fields)`` of the non-blank lines of a text or gzip file."""
-    path = Path(path)
-    with open(path, "rb") as fh:
-        is_gz = fh.read(2) == b"\x1f\x8b"  # sniff the magic number rather than trust the suffix
-    opener = gzip.open if is_gz else open
-    lineno = 0
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                fields = line.split()
-                if fields:
-                    yield lineno, fields
-    except (EOFError, OSError, UnicodeDecodeError, zlib.error) as exc:  # truncated / fake gzip, not UTF-8
-        raise ValueError(f"{path}:{lineno + 1}: cannot read ({type(exc).__name__}: {exc})") from None
+QUERY_SETS = ("qrels", "run", "relevant")
+"""Which queries are averaged: see the module docstring."""
+BLOCK_CELLS = 1 << 18
+"""Cells of one block of the ranked relevance matrix (bounds the metrics' working memory)."""
+MIN_DEPTH = 10
+"""Ranks every query keeps: enough for P@10 and MAP@10 (R-precision needs R)."""
+FEW_SHARED = 0.5
+"""Warn when fewer than this share of the evaluated queries appear in the run."""
 
 
-def read_qrels(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read TREC qrels (``qid iter docid rel``; the iteration column is ignored).
+@dataclass(frozen=True)
+class TrecEvaluation:
+    """The result of :func:`evaluate_trec_files`.
 
-    Args:
-        path: qrels file (plain or gzip).
-
-    Returns:
-        ``(qids, docids, rels)``: string, string and float64 arrays, one entry per line.
-
-    Raises:
-        ValueError: naming the file and line for a wrong column count, a non-numeric
-            relevance or a repeated (qid, docid) pair.
+    ``query_ids`` are the evaluated queries in string order (trec_eval's order); ``per_query``
+    maps each metric name to a ``[Q]`` array in percent (same order); ``means`` are their means;
+    ``notes`` are warnings for the user, one line each.
     """
-    qids, docids, rels, seen = [], [], [], set()
-    for lineno, f in _read_lines(path):
-        if len(f) != 4:
-            raise ValueError(f"{path}:{lineno}: expected 4 columns 'qid 0 docid rel', got {len(f)}")
-        try:
-            rel = float(f[3])
-        except ValueError:
-            raise ValueError(f"{path}:{lineno}: relevance {f[3]!r} is not a number") from None
-        if (f[0], f[2]) in seen:
-            raise ValueError(f"{path}:{lineno}: repeated judgement for query {f[0]!r}, doc {f[2]!r}")
-        seen.add((f[0], f[2]))
-        qids.append(f[0])
-        docids.append(f[2])
-        rels.append(rel)
-    return np.array(qids, dtype=str), np.array(docids, dtype=str), np.array(rels, dtype=np.float64)
+
+    query_ids: list[str]
+    per_query: dict[str, np.ndarray]
+    means: dict[str, float]
+    notes: list[str] = field(default_factory=list)
 
 
-def read_run(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read a TREC run (``qid Q0 docid rank score tag``; Q0, rank and tag are ignored).
+def _evaluated_queries(qrels: TrecLines, run: TrecLines, queries: IdTable, which: str) -> np.ndarray:
+    """Codes of the evaluated queries, in string order."""
+    judged = np.unique(qrels.query)
+    if which == "relevant":
+        judged = np.unique(qrels.query[qrels.value > 0])
+    elif which == "run":
+        judged = np.intersect1d(judged, np.unique(run.query))
+    return judged[np.argsort(queries.string_order()[judged], kind="stable")]
 
-    Args:
-        path: run file (plain or gzip).
 
-    Returns:
-        ``(qids, docids, scores)``: string, string and float64 arrays, one entry per line.
+def _ranked_hits(qrels: TrecLines, run: TrecLines, index: np.ndarray, docs: IdTable
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each evaluated run line's ``(query index, rank - 1, is relevant)``.
 
-    Raises:
-        ValueError: naming the file and line for a wrong column count, a non-numeric or
-            non-finite score, or a document listed twice for one query.
+    Lines are ranked per query by score descending, then docid *descending* (string order; the
+    rank column is ignored): trec_eval's rule (``form_res_rels.c`` sorts ties by docno,
+    reversed), so ties score as ``trec_eval`` / ``pytrec_eval`` score them.
     """
-    qids, docids, scores, seen = [], [], [], set()
-    for lineno, f in _read_lines(path):
-        if len(f) != 6:
-            raise ValueError(
-                f"{path}:{lineno}: expected 6 columns 'qid Q0 docid rank score tag', got {len(f)}"
-            )
-        try:
-            score = float(f[4])
-        except ValueError:
-            raise ValueError(f"{path}:{lineno}: score {f[4]!r} is not a number") from None
-        if not np.isfinite(score):
-            raise ValueError(f"{path}:{lineno}: score {f[4]!r} is not finite")
-        if (f[0], f[2]) in seen:
-            raise ValueError(f"{path}:{lineno}: doc {f[2]!r} listed twice for query {f[0]!r}")
-        seen.add((f[0], f[2]))
-        qids.append(f[0])
-        docids.append(f[2])
-        scores.append(score)
-    return np.array(qids, dtype=str), np.array(docids, dtype=str), np.array(scores, dtype=np.float64)
-
-
-def ranked_relevance(
-    qrels: tuple[np.ndarray, np.ndarray, np.ndarray],
-    run: tuple[np.ndarray, np.ndarray, np.ndarray],
-    depth: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ranked relevance matrix of a run against qrels (vectorised, no per-query loop).
-
-    The evaluated queries are the qrels' queries with at least one relevant item (rel > 0),
-    sorted by qid. Each query's run lines are ranked by score descending, then docid *descending*
-    (string order; the rank column is ignored): trec_eval's rule (its ``form_res_rels`` sorts
-    ties by docno, reversed), so ties score as ``trec_eval`` / ``pytrec_eval`` score them. Queries absent from the run get an all-zero row.
-    Run queries absent from the qrels are ignored.
-
-    Args:
-        qrels: ``(qids, docids, rels)`` as from :func:`read_qrels`.
-        run: ``(qids, docids, scores)`` as from :func:`read_run`.
-        depth: ranks to keep; default ``max(10, max R)`` (enough for P@10 and exact R-precision).
-
-    Returns:
-        ``(query_ids [Q], rel bool [Q, depth], n_rel int64 [Q])``.
-    """
-    q_qid, q_doc, q_rel = qrels
-    r_qid, r_doc, r_score = run
-    is_rel = q_rel > 0
-    queries, n_rel = np.unique(q_qid[is_rel], return_counts=True)
-    if depth is None:
-        depth = max(10, int(n_rel.max(initial=0)))
-    rel = np.zeros((len(queries), depth), dtype=bool)
-    if len(queries) == 0 or len(r_qid) == 0:
-        return queries, rel, n_rel.astype(np.int64)
-
-    # Integer codes: docids share one sorted vocabulary, so code order == string order.
-    docs, doc_codes = np.unique(np.concatenate([q_doc[is_rel], r_doc]), return_inverse=True)
-    rel_doc, run_doc = doc_codes[: int(is_rel.sum())], doc_codes[int(is_rel.sum()) :]
-    rel_q = np.searchsorted(queries, q_qid[is_rel])
-    run_q = np.searchsorted(queries, r_qid).clip(max=len(queries) - 1)
-    keep = queries[run_q] == r_qid  # drop run lines of queries that are not evaluated
-    run_q, run_doc, score = run_q[keep], run_doc[keep], r_score[keep]
-
-    # Sort by query, then score descending, then docid descending as trec_eval (lexsort: last key is primary).
-    order = np.lexsort((-run_doc, -score, run_q))
-    run_q, run_doc = run_q[order], run_doc[order]
-    starts = np.searchsorted(run_q, np.arange(len(queries)))
-    pos = np.arange(len(run_q)) - starts[run_q]
+    q = index[run.query]
+    keep = q >= 0  # run queries absent from the evaluated set are ignored
+    q, doc, score = q[keep], run.doc[keep], run.value[keep]
+    order = np.lexsort((-docs.string_order()[doc], -score, q))  # last key is the primary one
+    q, doc = q[order], doc[order]
+    pos = np.arange(len(q)) - np.searchsorted(q, q, side="left")
     n_docs = np.int64(len(docs))
-    hit = np.isin(run_q.astype(np.int64) * n_docs + run_doc, rel_q.astype(np.int64) * n_docs + rel_doc)
-    inside = pos < depth
-    rel[run_q[inside], pos[inside]] = hit[inside]
-    return queries, rel, n_rel.astype(np.int64)
+    relevant = qrels.value > 0
+    rel_keys = qrels.query[relevant] * n_docs + qrels.doc[relevant]
+    hit = np.isin(run.query[keep][order] * n_docs + doc, rel_keys)
+    return q, pos, hit
 
 
-def evaluate_trec(qrels_path: str | Path, run_path: str | Path, ap_norm: str = "hits") -> dict[str, float]:
-    """Evaluate a TREC run file against a TREC qrels file.
+def _blocks(depth: np.ndarray) -> list[np.ndarray]:
+    """Query indices grouped so that rows x the block's largest depth stays <= BLOCK_CELLS."""
+    by_depth = np.argsort(depth, kind="stable")
+    blocks, start = [], 0
+    for i in range(1, len(by_depth) + 1):
+        if i == len(by_depth) or (i + 1 - start) * int(depth[by_depth[i]]) > BLOCK_CELLS:
+            blocks.append(by_depth[start:i])
+            start = i
+    return blocks
 
-    Means are taken over the qrels' queries with at least one relevant item; a query with no run
-    lines scores 0 on every metric. Ties in score are broken by docid ascending.
+
+def per_query_metrics(q: np.ndarray, pos: np.ndarray, hit: np.ndarray, n_rel: np.ndarray,
+                      ap_norm: str) -> dict[str, np.ndarray]:
+    """The paper's metrics per query (percent) from ranked run lines, block by block.
+
+    Args:
+        q, pos, hit: each run line's query index, 0-based rank and relevance (as from the ranking).
+        n_rel: ``[Q]`` relevant items per query (R).
+        ap_norm: AP@k normaliser, see :func:`cti_repro.evaluation.metrics.average_precision_at_k`.
+
+    Returns:
+        ``{metric: [Q] float64}`` as :func:`cti_repro.evaluation.metrics.compute_metrics` gives
+        for the whole [Q x max(10, max R)] matrix, without building it.
+    """
+    depth = np.maximum(MIN_DEPTH, n_rel)
+    inside = hit & (pos < depth[q])  # only hits within a query's depth are ever read
+    q, pos = q[inside], pos[inside]
+    row, block_of = np.empty(len(n_rel), dtype=np.int64), np.empty(len(n_rel), dtype=np.int64)
+    blocks = _blocks(depth)
+    for b, rows in enumerate(blocks):
+        row[rows], block_of[rows] = np.arange(len(rows)), b
+    line_order = np.argsort(block_of[q], kind="stable")
+    bounds = np.searchsorted(block_of[q][line_order], np.arange(len(blocks) + 1))
+    out: dict[str, np.ndarray] = {}
+    for b, rows in enumerate(blocks):
+        lines = line_order[bounds[b]:bounds[b + 1]]
+        rel = np.zeros((len(rows), int(depth[rows].max())), dtype=bool)
+        rel[row[q[lines]], pos[lines]] = True
+        for name, values in compute_metrics(rel, n_rel[rows], ap_norm).items():
+            out.setdefault(name, np.zeros(len(n_rel)))[rows] = values
+    return out
+
+
+def _coverage_note(qrels_path: str | Path, run_path: str | Path, shared: int, total: int, which: str) -> list[str]:
+    """A one-line warning when few evaluated queries have run lines (they then score 0)."""
+    if which == "run" or shared >= FEW_SHARED * total:
+        return []
+    if shared == 0:
+        return [f"{run_path}: none of the {total} evaluated queries of {qrels_path} appears in the run: "
+                "every measure is 0 (check the query ids)"]
+    return [f"{run_path}: only {shared} of the {total} evaluated queries of {qrels_path} appear in the run; "
+            "the others score 0"]
+
+
+def evaluate_trec_files(qrels_path: str | Path, run_path: str | Path, ap_norm: str = "hits",
+                        queries: str = "qrels") -> TrecEvaluation:
+    """Evaluate a TREC run file against a TREC qrels file, per query and on average.
 
     Args:
         qrels_path: qrels file ``qid 0 docid rel`` (rel > 0 is relevant), plain or gzip.
         run_path: run file ``qid Q0 docid rank score tag``, plain or gzip.
-        ap_norm: AP@k normaliser, see :func:`average_precision_at_k`.
+        ap_norm: AP@k normaliser, see :func:`cti_repro.evaluation.metrics.average_precision_at_k`.
+        queries: which queries are averaged, one of :data:`QUERY_SETS` (module docstring).
 
     Returns:
-        ``{"P@1", "P@5", "P@10", "MAP@5", "MAP@10", "R-precision"}`` means in percent.
+        A :class:`TrecEvaluation` with ``{"P@1", "P@5", "P@10", "MAP@5", "MAP@10", "R-precision"}``
+        in percent.
 
     Raises:
-        ValueError: a malformed line (file and line number in the message), or qrels without any
-            relevant item.
+        ValueError: a malformed line (file and line number in the message), qrels without any
+            relevant item, or (``queries="run"``) no query shared by the two files.
     """
     if ap_norm not in AP_NORMS:
         raise ValueError(f"unknown AP normalisation {ap_norm!r}; expected one of {AP_NORMS}")
-    qrels = read_qrels(qrels_path)
-    run = read_run(run_path)
-    queries, rel, n_rel = ranked_relevance(qrels, run)
-    if len(queries) == 0:
-        raise ValueError(f"{qrels_path}: no query has a relevant item")
-    return mean_metrics(compute_metrics(rel, n_rel, ap_norm))
+    if queries not in QUERY_SETS:
+        raise ValueError(f"unknown query set {queries!r}; expected one of {QUERY_SETS}")
+    qids, docs = IdTable(), IdTable()
+    qrels = read_qrels(qrels_path, qids, docs)
+    run = read_run(run_path, qids, docs)
+    if not (qrels.value > 0).any():
+        raise ValueError(f"{qrels_path}: no query has a relevant item (relevance > 0)")
+    evaluated = _evaluated_queries(qrels, run, qids, queries)
+    if len(evaluated) == 0:
+        raise ValueError(f"{run_path}: no query of the run is judged in {qrels_path}")
+    index = np.full(len(qids), -1, dtype=np.int64)
+    index[evaluated] = np.arange(len(evaluated))
+    rel_q = index[qrels.query[qrels.value > 0]]
+    n_rel = np.bincount(rel_q[rel_q >= 0], minlength=len(evaluated)).astype(np.int64)
+    q, pos, hit = _ranked_hits(qrels, run, index, docs)
+    per_query = per_query_metrics(q, pos, hit, n_rel, ap_norm)
+    means = {name: float(v.mean()) for name, v in per_query.items()}
+    shared = int(np.count_nonzero(np.bincount(q, minlength=len(evaluated))))
+    return TrecEvaluation([qids.names[c] for c in evaluated], per_query, means,
+                          _coverage_note(qrels_path, run_path, shared, len(evaluated), queries))
+
+
+def evaluate_trec(qrels_path: str | Path, run_path: str | Path, ap_norm: str = "hits",
+                  queries: str = "qrels") -> dict[str, float]:
+    """Mean metrics of a TREC run (see :func:`evaluate_trec_files`, whose ``means`` this returns).
+
+    Every query of the qrels counts by default (``trec_eval -c``): a query absent from the run,
+    or judged with no relevant document, scores 0. Ties in score are broken by docid
+    *descending* (string order), as trec_eval does; the rank column is ignored.
+    """
+    return evaluate_trec_files(qrels_path, run_path, ap_norm, queries).means

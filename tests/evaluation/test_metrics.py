@@ -186,10 +186,13 @@ q4 0 d9 1
 #     rel = 1 1 0, R = 2. P@1 = 1, P@5 = 2/5, P@10 = 2/10, AP@5 = AP@10 = (1 + 1) / 2 = 1, RP = 1
 # q2: d5 and d6 tie at 0.3; the file puts d5 first, the rule d6. rel = 0 1, R = 1.
 #     P@1 = 0, P@5 = 1/5, P@10 = 1/10, AP = (1/2) / 1 = 1/2, RP = 0
-# q3: no relevant item -> not evaluated.  q4: absent from the run -> 0 everywhere.
+# q3: judged, no relevant item -> 0 everywhere.  q4: absent from the run -> 0 everywhere.
 # q9: not in the qrels -> ignored.
-# Means over q1, q2, q4: P@1 = 1/3, P@5 = 0.6/3 = 0.2, P@10 = 0.3/3 = 0.1,
+# Means over every qrels query, q1 to q4 (trec_eval -c, the default): P@1 = 1/4, P@5 = 0.6/4 = 0.15,
+#     P@10 = 0.3/4 = 0.075, MAP@5 = MAP@10 = (1 + 1/2)/4 = 3/8, RP = 1/4
+# Means over q1, q2, q4 (queries="relevant"): P@1 = 1/3, P@5 = 0.6/3 = 0.2, P@10 = 0.3/3 = 0.1,
 #     MAP@5 = MAP@10 = (1 + 1/2)/3 = 1/2, RP = 1/3
+# Means over q1, q2, q3 (queries="run", in both files): the same values as over q1, q2, q4.
 RUN = """q1 Q0 d2 1 0.5 tag
 q1 Q0 d3 2 0.5 tag
 q1 Q0 d1 3 0.9 tag
@@ -198,8 +201,9 @@ q2 Q0 d6 2 0.3 tag
 q3 Q0 d1 1 1.0 tag
 q9 Q0 d1 1 1.0 tag
 """
-EXPECTED = {"P@1": 100 / 3, "P@5": 20.0, "P@10": 10.0, "MAP@5": 50.0, "MAP@10": 50.0,
-            "R-precision": 100 / 3}
+EXPECTED = {"P@1": 25.0, "P@5": 15.0, "P@10": 7.5, "MAP@5": 37.5, "MAP@10": 37.5, "R-precision": 25.0}
+EXPECTED_3 = {"P@1": 100 / 3, "P@5": 20.0, "P@10": 10.0, "MAP@5": 50.0, "MAP@10": 50.0,
+              "R-precision": 100 / 3}
 
 
 def _write(path, text: str, gz: bool = False):
@@ -220,7 +224,11 @@ def test_evaluate_trec_hand_computed(tmp_path, gz: bool) -> None:
     for name, want in EXPECTED.items():
         assert got[name] == pytest.approx(want, abs=1e-9), name
     # min_k_R and R: q1 has Z = min(k, 2) = 2 = hits, q2 Z = 1 = hits -> same values here.
-    assert evaluate_trec(q, r, ap_norm="R")["MAP@5"] == pytest.approx(50.0)
+    assert evaluate_trec(q, r, ap_norm="R")["MAP@5"] == pytest.approx(37.5)
+    for queries in ("relevant", "run"):
+        got = evaluate_trec(q, r, queries=queries)
+        for name, want in EXPECTED_3.items():
+            assert got[name] == pytest.approx(want, abs=1e-9), (queries, name)
 
 
 def test_ties_are_broken_as_pytrec_eval_does(tmp_path) -> None:
