@@ -90,9 +90,10 @@ def _ranked_hits(qrels: TrecLines, run: TrecLines, index: np.ndarray, docs: IdTa
 def _blocks(depth: np.ndarray) -> list[np.ndarray]:
     """Query indices grouped so that rows x the block's largest depth stays <= BLOCK_CELLS."""
     by_depth = np.argsort(depth, kind="stable")
+    sorted_depth = depth[by_depth].tolist()  # Python ints: this loop runs once per query
     blocks, start = [], 0
     for i in range(1, len(by_depth) + 1):
-        if i == len(by_depth) or (i + 1 - start) * int(depth[by_depth[i]]) > BLOCK_CELLS:
+        if i == len(by_depth) or (i + 1 - start) * sorted_depth[i] > BLOCK_CELLS:
             blocks.append(by_depth[start:i])
             start = i
     return blocks

@@ -83,18 +83,19 @@ class TrecLines:
         return len(self.query)
 
 
-def _open_checked(path: Path) -> tuple[BinaryIO, BinaryIO, int | None]:
-    """Open a regular file; returns ``(raw, stream, inflate_limit)`` (gzip sniffed by magic number)."""
+def _regular_file_size(path: Path) -> int:
+    """The size of ``path``, refusing anything but a regular file before it is opened."""
     st = os.stat(path)  # FileNotFoundError & co. name the path themselves
     if not stat.S_ISREG(st.st_mode):  # /dev/zero, a fifo (open() would block), a folder
         raise ValueError(f"{path}: not a regular file")
-    raw = open(path, "rb")
-    is_gz = raw.read(2) == b"\x1f\x8b"
+    return st.st_size
+
+
+def _is_gzip(raw: BinaryIO) -> bool:
+    """Sniff the gzip magic number (rather than trust the suffix); leaves the file at its start."""
+    magic = raw.read(2)
     raw.seek(0)
-    if not is_gz:
-        return raw, raw, None
-    limit = max(GZIP_MIN_ALLOWANCE, GZIP_MAX_RATIO * st.st_size)
-    return raw, gzip.GzipFile(fileobj=raw, mode="rb"), limit
+    return magic == b"\x1f\x8b"
 
 
 def iter_lines(path: str | Path, *, indented_comments: bool) -> Iterator[tuple[int, list[str]]]:
@@ -108,10 +109,13 @@ def iter_lines(path: str | Path, *, indented_comments: bool) -> Iterator[tuple[i
             bomb, bytes that are not UTF-8 or a broken gzip stream.
     """
     path = Path(path)
-    raw, stream, limit = _open_checked(path)
+    size = _regular_file_size(path)
     lineno, inflated = 0, 0
     try:
-        with raw, stream:
+        with open(path, "rb") as raw:
+            gz = _is_gzip(raw)
+            stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+            limit = max(GZIP_MIN_ALLOWANCE, GZIP_MAX_RATIO * size) if gz else None
             while True:
                 data = stream.readline(MAX_LINE_BYTES + 1)
                 if not data:
@@ -119,8 +123,9 @@ def iter_lines(path: str | Path, *, indented_comments: bool) -> Iterator[tuple[i
                 lineno += 1
                 inflated += len(data)
                 if limit is not None and inflated > limit:
-                    raise ValueError(f"{path}:{lineno}: gzip data inflates past {limit} bytes "
-                                     f"({GZIP_MAX_RATIO}x the file's size): refused as a likely gzip bomb")
+                    raise ValueError(f"{path}:{lineno}: gzip data inflates past {limit} bytes (the larger of "
+                                     f"{GZIP_MIN_ALLOWANCE >> 20} MiB and {GZIP_MAX_RATIO}x the file's size): "
+                                     "refused as a likely gzip bomb")
                 if len(data) > MAX_LINE_BYTES and not data.endswith(b"\n"):
                     raise ValueError(f"{path}:{lineno}: line longer than {MAX_LINE_BYTES} bytes")
                 text = data.decode("utf-8")
