@@ -132,14 +132,19 @@ def per_query_metrics(q: np.ndarray, pos: np.ndarray, hit: np.ndarray, n_rel: np
 
 
 def _coverage_note(qrels_path: str | Path, run_path: str | Path, shared: int, total: int, which: str) -> list[str]:
-    """A one-line warning when few evaluated queries have run lines (they then score 0)."""
-    if which == "run" or shared >= FEW_SHARED * total:
+    """A one-line warning when few of the ``total`` queries the qrels offer have run lines.
+
+    ``total`` counts the qrels queries of the rule (for ``"run"``: all of them). Those without run
+    lines score 0 (``"qrels"``, ``"relevant"``) or silently drop out of the mean (``"run"``).
+    """
+    if shared >= FEW_SHARED * total:
         return []
+    outcome = "are left out of the mean" if which == "run" else "score 0"
     if shared == 0:
         return [f"{run_path}: none of the {total} evaluated queries of {qrels_path} appears in the run: "
                 "every measure is 0 (check the query ids)"]
     return [f"{run_path}: only {shared} of the {total} evaluated queries of {qrels_path} appear in the run; "
-            "the others score 0"]
+            f"the others {outcome}"]
 
 
 def evaluate_trec_files(qrels_path: str | Path, run_path: str | Path, ap_norm: str = "hits",
@@ -180,8 +185,9 @@ def evaluate_trec_files(qrels_path: str | Path, run_path: str | Path, ap_norm: s
     per_query = per_query_metrics(q, pos, hit, n_rel, ap_norm)
     means = {name: float(v.mean()) for name, v in per_query.items()}
     shared = int(np.count_nonzero(np.bincount(q, minlength=len(evaluated))))
+    offered = len(np.unique(qrels.query)) if queries == "run" else len(evaluated)
     return TrecEvaluation([qids.names[c] for c in evaluated], per_query, means,
-                          _coverage_note(qrels_path, run_path, shared, len(evaluated), queries))
+                          _coverage_note(qrels_path, run_path, shared, offered, queries))
 
 
 def evaluate_trec(qrels_path: str | Path, run_path: str | Path, ap_norm: str = "hits",

@@ -94,3 +94,37 @@ def test_help_says_how_queries_are_averaged(capsys) -> None:
     assert "judged with no relevant document, scores 0" in text
     assert "--per-query" in text and "trec_eval -q" in text
     assert "{" + ",".join(QUERY_SETS) + "}" in text
+
+
+def test_every_query_rule_equals_pytrec_eval_per_query(tmp_path) -> None:
+    """Random files with judged queries that have no relevant document, qrels queries the run lacks
+    and run queries the qrels lack: per query, ``queries="run"`` equals pytrec_eval (trec_eval's code
+    without -c); ``queries="qrels"`` adds the missing queries at 0 and averages over all of them."""
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    import numpy as np
+
+    rng = np.random.default_rng(23)
+    docs = [f"d{j}" for j in range(80)]
+    qrels = {f"q{i:02d}": {d: int(rng.random() < (0.0 if i % 5 == 0 else 0.2)) for d in docs} for i in range(30)}
+    in_run = [q for i, q in enumerate(qrels) if i % 4 != 1] + ["extra1", "extra2"]
+    run = {q: {d: float(rng.integers(0, 20)) for d in rng.choice(docs, size=int(rng.integers(1, 60)), replace=False)}
+           for q in in_run}
+    (tmp_path / "qrels").write_text("".join(f"{q} 0 {d} {r}\n" for q, rs in qrels.items() for d, r in rs.items()))
+    (tmp_path / "run").write_text("".join(f"{q} Q0 {d} 1 {s} t\n" for q, ss in run.items() for d, s in ss.items()))
+    measures = {"P@1": "P_1", "P@5": "P_5", "P@10": "P_10", "MAP@5": "map_cut_5", "MAP@10": "map_cut_10",
+                "R-precision": "Rprec"}
+    ref = pytrec_eval.RelevanceEvaluator(qrels, {"P.1,5,10", "map_cut.5,10", "Rprec"}).evaluate(run)
+    both = sorted(set(qrels) & set(run))
+    assert sorted(ref) == both and any(sum(qrels[q].values()) == 0 for q in both)
+
+    ev = evaluate_trec_files(tmp_path / "qrels", tmp_path / "run", ap_norm="R", queries="run")
+    assert ev.query_ids == both
+    for name, measure in measures.items():
+        np.testing.assert_allclose(ev.per_query[name] / 100, [ref[q][measure] for q in both], atol=1e-12)
+
+    ev = evaluate_trec_files(tmp_path / "qrels", tmp_path / "run", ap_norm="R")
+    assert ev.query_ids == sorted(qrels)
+    for name, measure in measures.items():
+        want = [ref[q][measure] if q in ref else 0.0 for q in sorted(qrels)]
+        np.testing.assert_allclose(ev.per_query[name] / 100, want, atol=1e-12)
+        assert ev.means[name] / 100 == pytest.approx(sum(want) / len(qrels), abs=1e-12)

@@ -212,6 +212,10 @@ def test_warns_when_the_run_misses_the_qrels_queries(tmp_path, qrels, capsys) ->
     err = capsys.readouterr().err.splitlines()
     assert err == [f"cti-repro: warning: {run}: only 1 of the 3 evaluated queries of {many} appear in the run; "
                    "the others score 0"]
+    assert _eval_cli(many, run, "--queries", "run") == 0  # trec_eval without -c: q2, q3 drop out
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"cti-repro: warning: {run}: only 1 of the 3 evaluated queries of {many} appear in the run; "
+                   "the others are left out of the mean"]
     run.write_text(RUN)
     assert _eval_cli(qrels, run) == 0
     assert capsys.readouterr().err == ""
