@@ -223,8 +223,25 @@ def _profiles_epilog() -> str:
 
         return (f"profiles in {DEFAULT_CONFIG}: {', '.join(available_profiles(DEFAULT_CONFIG))} "
                 "(embedded: offline demonstration; smoke: tiny, for tests; xmarket: the paper's data and weights)")
-    except (OSError, ValueError):
+    except (OSError, ValueError) as exc:  # ConfigError: a broken file is named, help still prints
+        if Path(DEFAULT_CONFIG).exists():
+            return f"profiles: none listed, {' '.join(str(exc).split())}"
         return "profiles: see _config.yml (none found in the current folder)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose epilog (the profiles of ./_config.yml) is read only when help is
+    printed: a broken ``_config.yml`` must not stop ``eval`` or ``run --config other.yml``."""
+
+    def format_help(self) -> str:
+        if self.epilog is _PROFILES:
+            self.epilog = _profiles_epilog()
+        return super().format_help()
+
+
+_PROFILES = "profiles: see _config.yml"  # placeholder, replaced by _Parser.format_help
+
+
 def _add_executor_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="local worker processes, or one Ray task each (pip install -e '.[ray]')")
@@ -239,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``cti-repro`` argument parser (subcommands and their options)."""
     from cti_repro.study import MODELS, SETTINGS
 
-    epilog = _profiles_epilog()
-    p = argparse.ArgumentParser(prog="cti-repro", description=DESCRIPTION, epilog=epilog)
+    epilog = _PROFILES
+    p = _Parser(prog="cti-repro", description=DESCRIPTION, epilog=epilog)
     p.add_argument("--version", action="version", version=_version(), help="print the package version and git commit")
     sub = p.add_subparsers(dest="command", required=True)
 

@@ -403,3 +403,117 @@ def test_worker_watchdog_exits_when_the_parent_is_gone():
     assert exited.wait(2) and codes == [1]
     t.join(1)
     assert not t.is_alive()
+
+
+# ==== issue 18: the config, --set, overrides folders, verify ======================================
+REPO_CFG = Path(__file__).resolve().parent.parent / "_config.yml"
+
+
+def _bomb(levels: int) -> str:
+    """YAML whose aliases expand to 10^levels leaves (428 characters for 7 levels)."""
+    lines = ["&a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels + 1):
+        lines.append(f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    return "[" + ", ".join(lines) + "]"
+
+
+@pytest.mark.parametrize("text,where", [
+    ("defaults: {data: {source: x\nprofiles: {}\n", "_config.yml:2:9: not valid YAML"),
+    ("- a\n- b\n", "_config.yml: top level must be a mapping"),
+    ("defaults: [1]\nprofiles: {p: {}}\n", "_config.yml: defaults: expected a mapping"),
+])
+def test_item1_broken_config_in_the_folder_spares_help_eval_and_other_configs(tmp_path, monkeypatch, capsys,
+                                                                              text, where):
+    from cti_repro.cli import main
+
+    (tmp_path / "_config.yml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0 and "usage: cti-repro" in capsys.readouterr().out
+    (tmp_path / "q.txt").write_text("q1 0 d1 1\n")
+    (tmp_path / "r.txt").write_text("q1 Q0 d1 1 1.0 r\n")
+    assert main(["eval", "--qrels", "q.txt", "--run", "r.txt"]) == 0  # needs no config
+    capsys.readouterr()
+    assert main(["verify", "--profile", "p"]) == 2  # needs it: one line, file, line and column
+    assert where in _one_error_line(capsys)
+
+
+def test_item1_run_with_a_good_config_ignores_a_broken_one_in_the_folder(tmp_path, monkeypatch, capsys):
+    from cti_repro.cli import build_parser
+
+    (tmp_path / "_config.yml").write_text("profiles: {oops: [\n")
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["run", "--setting", "all", "--model", "BM25", "--config", str(REPO_CFG)])
+    assert args.config == str(REPO_CFG)
+
+
+def test_item2_alias_bomb_in_set_and_in_the_file_is_refused_fast(tmp_path):
+    from cti_repro.config import ConfigError, load_config
+
+    bomb = _bomb(7)
+    assert len(bomb) < 500
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"--set extensions.runs.x.seeds:1:\d+: YAML aliases"):
+        load_config("smoke", REPO_CFG, overrides=[f"extensions.runs.x.seeds={bomb}"])
+    with pytest.raises(ConfigError, match=r"--set seeds:1:\d+: YAML aliases"):
+        load_config("smoke", REPO_CFG, overrides=["seeds=[&a 1, *a]"])
+    text = REPO_CFG.read_text().replace("runs: {}", f"runs: {{bomb: {{seeds: {bomb}}}}}", 1)
+    (tmp_path / "c.yml").write_text(text)
+    with pytest.raises(ConfigError, match=r"c.yml:\d+:\d+: expands to more than 100,000 values"):
+        load_config("smoke", tmp_path / "c.yml")
+    (tmp_path / "loop.yml").write_text("defaults: &d {seeds: *d}\nprofiles: {p: {}}\n")
+    with pytest.raises(ConfigError, match="loop.yml"):
+        load_config("p", tmp_path / "loop.yml")
+    assert time.perf_counter() - t0 < 5
+    load_config("smoke", REPO_CFG)  # the repository's anchors and merges still load
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ({"x": {"loss.tau": [[1, 2]]}}, "extensions.runs.x.loss.tau: expected a number"),
+    ({"x": {"loss.nope": 1}}, "extensions.runs.x.loss.nope: unknown field loss.nope"),
+])
+def test_item2_extension_runs_are_typed_at_load(spec, needle):
+    from cti_repro.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as err:
+        load_config("smoke", REPO_CFG, overrides={"extensions.runs": spec})
+    assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ("loss.tau=.inf", "--set loss.tau: expected a finite number"),
+    ("loss.tau=.nan", "--set loss.tau: expected a finite number"),
+    ("train.lr=.inf", "--set train.lr: expected a finite number"),
+    ("train.epochs=1000000000", "--set train.epochs=1000000000: must be <= 10,000"),
+    ("xmodal.epochs=1000000000", "--set xmodal.epochs=1000000000: must be <= 10,000"),
+    ("model.dim=100000000", "--set model.dim=100000000: must be <= 16,384"),
+    ("split.seed=-3", "--set split.seed=-3: seeds must be in [0, 2^32 - 1]"),
+    ("seeds=[0, -1]", "seeds must be in [0, 2^32 - 1]"),
+    ("eval.tie_seed=4294967296", "--set eval.tie_seed=4294967296: seeds must be in"),
+    ("data.synthetic.products=0", "--set data.synthetic.products=0: must be in [1,"),
+])
+def test_item11_config_bounds_name_the_field_and_the_reason(bad, needle):
+    from cti_repro.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as err:
+        load_config("smoke", REPO_CFG, overrides=[bad])
+    assert needle in str(err.value)
+
+
+def test_item11_yaml11_exponent_strings_are_numbers(tmp_path):
+    from cti_repro.config import load_config
+
+    cfg = load_config("smoke", REPO_CFG, overrides=["train.lr=1e-4", "train.weight_decay=5E-3"])
+    assert cfg.train.lr == 1e-4 and cfg.train.weight_decay == 5e-3
+    text = REPO_CFG.read_text().replace("lr: 1.0e-3", "lr: 2e-3", 1)
+    (tmp_path / "c.yml").write_text(text)
+    assert load_config("smoke", tmp_path / "c.yml").train.lr == 2e-3
+
+
+@pytest.mark.parametrize("name", ["{raw}`<img src=x onerror=alert(1)>`", "../../etc", "a b", "", "x" * 65])
+def test_item14_extension_names_are_restricted_at_load(name):
+    from cti_repro.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="extensions.runs: name .*letters, digits"):
+        load_config("smoke", REPO_CFG, overrides={"extensions.runs": {name: {"loss.kind": "tree_soft"}}})
