@@ -517,3 +517,18 @@ def test_item14_extension_names_are_restricted_at_load(name):
 
     with pytest.raises(ConfigError, match="extensions.runs: name .*letters, digits"):
         load_config("smoke", REPO_CFG, overrides={"extensions.runs": {name: {"loss.kind": "tree_soft"}}})
+
+
+def test_item14_beyond_page_escapes_config_derived_names_and_values():
+    from cti_repro.report.beyond import extensions_line
+
+    evil = "{raw}`html <img src=x onerror=alert(1)>`"
+    line = extensions_line({evil: {"encoders.clip_prompt": "<script>x</script> {}"}, "ok": {"loss.kind": "tree_soft"}})
+    assert "<img" not in line and "<script" not in line and "&lt;img" in line and "&lt;script&gt;" in line
+    assert "<b>ok</b> <code>loss.kind=tree_soft</code>" in line
+    # the chapter's notebook prints the configured extensions through that helper, not raw Markdown
+    nb = json.loads((REPO_CFG.parent / "book" / "templates" / "report_beyond.ipynb").read_text())
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    shown = [c for c in cells if "cfg.extensions.runs" in c]
+    assert shown and all("extensions_line(" in c and "Markdown(" not in c.split("runs = cfg.extensions.runs")[1]
+                         for c in shown)
