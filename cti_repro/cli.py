@@ -79,14 +79,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # ---- study -----------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
-    from cti_repro.config import load_config, parse_overrides
-    from cti_repro.io_utils import stable_hash
+    from cti_repro.config import load_config
     from cti_repro.run.row import run_row
 
+    # with --set, cfg.results_dir is <results_dir>/overrides/<hash> (config.move_outputs)
     cfg = load_config(args.profile, args.config, overrides=args.set)
     out = Path(args.out) if args.out else None
-    if args.set and out is None:  # never overwrite the profile's own rows with a variant
-        out = cfg.path(cfg.results_dir) / "overrides" / stable_hash(parse_overrides(args.set))[:10]
     path = run_row(
         setting=args.setting, model=args.model, profile=args.profile, seed=args.seed,
         out_dir=out, force=args.force, config_path=args.config, cfg=cfg,
@@ -132,11 +130,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_xmodal_run(args: argparse.Namespace) -> int:
+    from cti_repro.config import load_config
     from cti_repro.run.xmodal import run_xmodal
 
+    # with --set, cfg.results_dir is <results_dir>/overrides/<hash> (config.move_outputs)
+    cfg = load_config(args.profile, args.config, overrides=args.set)
     path = run_xmodal(
         model=args.model, profile=args.profile, seed=args.seed, out_dir=Path(args.out) if args.out else None,
-        force=args.force, config_path=args.config, sets=args.set or (),
+        force=args.force, config_path=args.config, cfg=cfg,
     )
     result = json.loads(Path(path).read_text())
     _print_json({"result": str(path), "n_candidates": result["n_candidates"], "means": result["means"],
@@ -149,7 +150,8 @@ def _add_xmodal(sub) -> None:
 
     xm = sub.add_parser("xmodal", help="the second study: product text <-> image retrieval (Rubio et al. 2017)")
     xsub = xm.add_subparsers(dest="xmodal_command", required=True)
-    s = xsub.add_parser("run", help="run one (model, seed) and write <results_dir>/xmodal/<model>_seed<seed>.json")
+    s = xsub.add_parser("run", help="run one (model, seed) and write <results_dir>/xmodal/<model>_seed<seed>.json "
+                                    "(with --set: under <results_dir>/overrides/<hash>/)")
     s.add_argument("--model", required=True, choices=XMODAL_MODELS, help="the text-image model (a row of the table)")
     s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
     s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
@@ -319,8 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("run", "reproduce"):
             s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                            help="override a config field, e.g. --set loss.tau=0.1 (dotted key, YAML value; "
-                                "repeatable; checked like _config.yml). `run` then writes to "
-                                "<results_dir>/overrides/<hash>/ unless --out is given")
+                                "repeatable; checked like _config.yml). Results (and the book) then go to "
+                                "<results_dir>/overrides/<hash>/, never over the profile's own rows")
         if name == "run":
             s.add_argument("--setting", required=True, choices=SETTINGS, help="evaluation setting")
             s.add_argument("--model", required=True, choices=MODELS, help="model (row of Table 1)")

@@ -532,3 +532,102 @@ def test_item14_beyond_page_escapes_config_derived_names_and_values():
     shown = [c for c in cells if "cfg.extensions.runs" in c]
     assert shown and all("extensions_line(" in c and "Markdown(" not in c.split("runs = cfg.extensions.runs")[1]
                          for c in shown)
+
+
+# ---- item 6: one overrides rule: own folder, default row kept, every executor passes them -----------
+@pytest.fixture(scope="module")
+def small_smoke(tmp_path_factory):
+    """The smoke profile on 200 products with every output folder in a temporary directory."""
+    import yaml
+
+    from tests.smoke import smoke_config
+
+    base = tmp_path_factory.mktemp("i18_overrides")
+    path = smoke_config(base)
+    raw = yaml.safe_load(path.read_text())
+    raw["profiles"]["smoke"]["data"]["synthetic"] = {"products": 200, "seed": 0}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return base, path
+
+
+def _cli_json(capsys, argv: list[str]) -> dict:
+    from cti_repro.cli import main
+
+    assert main(argv) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_item6_run_and_xmodal_run_with_set_keep_the_default_row(small_smoke, capsys):
+    from cti_repro.results import read_result
+
+    base, path = small_smoke
+    common = ["--profile", "smoke", "--config", str(path)]
+    for argv, override in ((["run", "--setting", "most_specific", "--model", "BM25"], "eval.candidates=all"),
+                           (["xmodal", "run", "--model", "KCCA"], "xmodal.kcca.n_components=2")):
+        default = _cli_json(capsys, [*argv, *common])["result"]
+        before = Path(default).read_bytes()
+        variant = _cli_json(capsys, [*argv, *common, "--set", override])["result"]
+        assert Path(variant).parent.parent.parent.name == "overrides" and Path(variant) != Path(default)
+        assert Path(variant).is_relative_to(base / "runs" / "overrides")
+        assert Path(default).read_bytes() == before  # the default row is untouched
+        assert read_result(variant)["means"] != read_result(default)["means"]  # and the variant differs
+
+
+def test_item6_reproduce_rows_and_book_go_under_the_overrides_folder(small_smoke):
+    from cti_repro.config import load_config, overrides_folder, parse_overrides
+    from cti_repro.run import batch, book
+    from cti_repro.run.xmodal_batch import plan_xmodal
+
+    base, path = small_smoke
+    sets = ["loss.tau=0.5", "xmodal.epochs=1"]
+    cfg = load_config("smoke", path, overrides=sets)
+    folder = base / "runs" / overrides_folder(parse_overrides(sets))
+    assert Path(cfg.path(cfg.results_dir)) == folder and Path(cfg.path(cfg.book_dir)) == folder / "book"
+    layout = book.book_layout(cfg)
+    tasks = batch.plan_rows(cfg, "fp", layout) + plan_xmodal(cfg, "fp", layout, None, False, batch.RowTask)
+    assert tasks and all(t.result.is_relative_to(folder) and t.notebook.is_relative_to(folder) for t in tasks)
+    # an explicit results_dir override is the user's folder
+    mine = load_config("smoke", path, overrides=[f"results_dir={base / 'mine'}", "loss.tau=0.5"])
+    assert Path(mine.results_dir) == base / "mine" and Path(mine.book_dir) == base / "mine" / "book"
+
+
+def test_item6_every_row_job_receives_the_overrides(small_smoke, monkeypatch):
+    from cti_repro.config import load_config
+    from cti_repro.run import batch, book, xmodal_batch
+
+    base, path = small_smoke
+    sets = ["loss.tau=0.5", "xmodal.epochs=1"]
+    cfg = load_config("smoke", path, overrides=sets)
+    layout = book.book_layout(cfg)
+    seen: list[dict] = []
+    fake = lambda template, out, params, meta, cwd, **kw: seen.append(params)  # noqa: E731
+    monkeypatch.setattr(batch, "execute", fake)
+    monkeypatch.setattr(xmodal_batch, "execute", fake)
+    cti = batch.plan_rows(cfg, "fp", layout)[:2]
+    xm = xmodal_batch.plan_xmodal(cfg, "fp", layout, None, False, batch.RowTask)[:2]
+    assert batch.run_rows(cti, cfg, "fp", layout, path, overrides=sets) == []
+    # as reproduce calls it: the xmodal rows through the batch's run_rows (local processes or Ray)
+    assert xmodal_batch.run_xmodal_rows(xm, cfg, "fp", layout, path, False, batch.run_rows, overrides=sets) == []
+    assert len(seen) == 4 and all(p["overrides"] == sets for p in seen)
+    assert all(Path(p["results_dir"]) == Path(cfg.path(cfg.results_dir)).resolve() for p in seen)
+
+
+@pytest.mark.slow
+def test_item6_xmodal_row_notebook_applies_the_overrides(small_smoke):
+    from cti_repro.config import load_config
+    from cti_repro.results import read_result
+    from cti_repro.run import book
+    from cti_repro.run.notebooks import execute, stamp
+    from cti_repro.run.xmodal import xmodal_result_path
+
+    base, path = small_smoke
+    sets = ["xmodal.kcca.n_components=3"]
+    cfg = load_config("smoke", path, overrides=sets)
+    layout = book.book_layout(cfg)
+    template = layout.templates / "xmodal_row.ipynb"
+    results = Path(cfg.path(cfg.results_dir))
+    params = {"model": "KCCA", "profile": "smoke", "seed": 0, "results_dir": str(results),
+              "config_path": str(path), "force": False, "overrides": sets}
+    execute(template, layout.xmodal_row_notebook("KCCA", 0), params, stamp(cfg, "fp", template), base)
+    rec = read_result(xmodal_result_path(results, "KCCA", 0))
+    assert rec["config"]["xmodal"]["kcca"]["n_components"] == 3 and rec["config_hash"] == cfg.xmodal_hash()

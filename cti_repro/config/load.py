@@ -14,6 +14,7 @@ from typing import Any
 
 from cti_repro.config.checks import _validate
 from cti_repro.config.schema import DEFAULT_CONFIG, ConfigError, StudyConfig
+from cti_repro.io_utils import stable_hash
 from cti_repro.config.yaml_text import load_yaml, read_config_mapping
 
 _ALIASES = {"lambda": "lambda_"}
@@ -132,15 +133,66 @@ def load_config(
     cfg.profile = profile
     cfg.root = str(path.resolve().parent)
     _check_extension_runs(cfg, f"{path}: profiles.{profile}")
+    _validate_blaming(cfg, f"{path}: profiles.{profile}", sets)
+    move_outputs(cfg, sets)
+    return cfg
+
+
+def _validate_blaming(cfg: StudyConfig, where: str, sets: Mapping[str, Any]) -> None:
+    """:func:`_validate`; a refused field that an override set is reported as that ``--set``."""
     try:
-        _validate(cfg, f"{path}: profiles.{profile}")
+        _validate(cfg, where)
     except ConfigError as exc:
         field_ = getattr(exc, "field", "")
         blamed = [k for k in sets if k == field_ or k.startswith(field_ + ".") or field_.startswith(k + ".")]
         if blamed:
             raise ConfigError(f"--set {blamed[0]}={sets[blamed[0]]!r}: {exc.reason}") from None
         raise
+
+
+OVERRIDES_DIR = "overrides"
+
+
+def overrides_folder(sets: Mapping[str, Any]) -> str:
+    """``overrides/<hash>``: the sub-folder of ``results_dir`` that a set of ``--set`` overrides writes to."""
+    return f"{OVERRIDES_DIR}/{stable_hash(dict(sets))[:10]}"
+
+
+def move_outputs(cfg: StudyConfig, sets: Mapping[str, Any]) -> StudyConfig:
+    """Point ``cfg``'s results and book at ``<results_dir>/overrides/<hash>/`` when ``sets`` is not empty.
+
+    The one rule for every command and executor: a run with ``--set`` overrides never writes over
+    the profile's own rows or book (a variant shown as the default row). ``results_dir`` and
+    ``book_dir`` given in ``sets`` themselves are kept; the book then goes to ``<results_dir>/book``.
+    The feature cache is shared: its parts are keyed by what they depend on.
+    """
+    if sets:
+        if "results_dir" not in sets:
+            cfg.results_dir = str(Path(cfg.results_dir) / overrides_folder(sets))
+        if "book_dir" not in sets:
+            cfg.book_dir = str(Path(cfg.results_dir) / "book")
     return cfg
+
+
+def apply_sets(cfg: StudyConfig, overrides: Sequence[str] | Mapping[str, Any] | None) -> StudyConfig:
+    """A copy of a loaded ``cfg`` with ``--set`` overrides applied, validated and its outputs moved
+    (:func:`move_outputs`), as :func:`load_config` does with ``overrides``; ``cfg`` itself if none.
+
+    Raises:
+        ConfigError: as :func:`parse_overrides`, or a value out of range (names the key).
+    """
+    sets = parse_overrides(overrides)
+    if not sets:
+        return cfg
+    merged = cfg.to_dict()
+    root, profile = merged.pop("root"), merged.pop("profile")
+    for key, value in sets.items():
+        merged = deep_merge(merged, _nest(key, value))
+    out = _build(StudyConfig, merged, "--set")
+    out.root, out.profile = root, profile
+    _check_extension_runs(out, "--set")
+    _validate_blaming(out, "--set", sets)
+    return move_outputs(out, sets)
 
 
 def _field_type(key: str) -> Any:

@@ -302,7 +302,7 @@ def reproduce(
                     load_features(cfg, catalogue, XMODAL_PARTS)
             with stages(f"text-image rows ({sum(not t.skip for t in xtasks)} of {len(xtasks)} to run)"):
                 failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows, workers=workers,
-                                          engine=executor, address=address, retries=retries)
+                                          overrides=overrides, engine=executor, address=address, retries=retries)
             tasks = tasks + xtasks
         problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
         if ablations is not None:
@@ -310,7 +310,7 @@ def reproduce(
 
             with stages("ablations"):
                 problems += run_ablations(profile, ablations, config_path, seeds, workers, force,
-                                          engine=executor, address=address, retries=retries)
+                                          engine=executor, address=address, retries=retries, overrides=overrides)
         if build_book and cfg.extensions.runs:  # the "Beyond the paper" chapter's runs
             from cti_repro.run.extensions import run_extensions
 
