@@ -170,13 +170,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     cfg = load_config(args.profile, args.config)
     results = Path(args.results) if args.results else cfg.path(cfg.results_dir)
     expected = Path(args.expected) if args.expected else verify.expected_path(args.profile)
+    plan = verify.planned_cells(cfg.seeds)  # the profile's whole Table 1: a missing cell is not a pass
     if args.write:
-        print(f"expected numbers written: {verify.write_expected(results, expected, args.profile)}")
+        print(f"expected numbers written: {verify.write_expected(results, expected, args.profile, plan)}")
         return 0
     tol = verify.TOLERANCE if args.tolerance is None else args.tolerance
-    t = verify.verify_results(results, expected, tol)
+    t = verify.verify_results(results, expected, tol, plan)
     for r in t.itertuples():
-        if r.status != "OK" or args.verbose:
+        if r.status == "NOT EXPECTED":
+            print(f"{r.status} {r.setting} {r.model} seed {r.seed} {r.metric}: planned, but {expected} has no number")
+        elif r.status != "OK" or args.verbose:
             print(f"{r.status:7s} {r.setting} {r.model} seed {r.seed} {r.metric}: expected {r.expected:.4f}, "
                   f"got {r.got:.4f} (diff {r.diff:+.4f})")
     counts = t.status.value_counts().to_dict()

@@ -631,3 +631,61 @@ def test_item6_xmodal_row_notebook_applies_the_overrides(small_smoke):
     execute(template, layout.xmodal_row_notebook("KCCA", 0), params, stamp(cfg, "fp", template), base)
     rec = read_result(xmodal_result_path(results, "KCCA", 0))
     assert rec["config"]["xmodal"]["kcca"]["n_components"] == 3 and rec["config_hash"] == cfg.xmodal_hash()
+
+
+# ---- item 7: verify checks the profile's whole plan; a tampered expected file is one line ----------
+def _plan_results(root: Path, skip: int = 0, failed: int = 0) -> Path:
+    """Smoke-plan results (18 rows of seed 0): the first ``skip`` rows absent, the next ``failed`` failed."""
+    from cti_repro.results import result_path, write_result
+    from cti_repro.study import MODELS, SETTINGS
+    from tests.report.test_tables import make_record
+
+    for i, (setting, model, seed) in enumerate((s, m, 0) for m in MODELS for s in SETTINGS):
+        if i >= skip:
+            status = "failed" if i < skip + failed else "ok"
+            write_result(result_path(root, setting, model, seed), make_record(setting, model, seed, status=status))
+    return root
+
+
+def test_item7_verify_write_refuses_an_incomplete_plan(tmp_path, capsys):
+    from cti_repro.cli import main
+
+    partial = _plan_results(tmp_path / "partial", skip=6, failed=1)
+    exp = tmp_path / "e.json"
+    assert main(["verify", "--profile", "smoke", "--results", str(partial), "--expected", str(exp), "--write"]) == 2
+    line = _one_error_line(capsys)
+    assert "only 66 of the profile's 108 planned cells" in line and "all BM25 seed 0" in line and not exp.exists()
+
+
+def test_item7_verify_fails_a_trimmed_expected_file(tmp_path, capsys):
+    from cti_repro.cli import main
+
+    full = _plan_results(tmp_path / "full")
+    exp = tmp_path / "e.json"
+    base = ["verify", "--profile", "smoke", "--results", str(full), "--expected", str(exp)]
+    assert main([*base, "--write"]) == 0
+    data = json.loads(exp.read_text())
+    data["cells"] = dict(list(data["cells"].items())[:3])
+    exp.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(base) == 1
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("FAIL: 3 of 108 cells") and "105 NOT EXPECTED" in out
+
+
+@pytest.mark.parametrize("cells,needle", [
+    ({"all/BM25/0/P@1": "30"}, "cells['all/BM25/0/P@1']: expected a finite number, got '30'"),
+    ({"all/BM25/0/P@1": None}, "cells['all/BM25/0/P@1']: expected a finite number, got 'None'"),
+    (["all/BM25/0/P@1"], "needs a 'cells' mapping"),
+    ({"all/BM25/0/P@1/x": 1.0}, "cells['all/BM25/0/P@1/x']: key must be setting/model/seed/metric"),
+    ({"all/BM25/zero/P@1": 1.0}, "cells['all/BM25/zero/P@1']: key must be"),
+])
+def test_item7_tampered_expected_file_is_one_line_naming_file_and_key(tmp_path, capsys, cells, needle):
+    from cti_repro.cli import main
+
+    full = _plan_results(tmp_path / "full")
+    exp = tmp_path / "e.json"
+    exp.write_text(json.dumps({"cells": cells}))
+    assert main(["verify", "--profile", "smoke", "--results", str(full), "--expected", str(exp)]) == 2
+    line = _one_error_line(capsys)
+    assert str(exp) in line and needle in line
