@@ -689,3 +689,31 @@ def test_item7_tampered_expected_file_is_one_line_naming_file_and_key(tmp_path, 
     assert main(["verify", "--profile", "smoke", "--results", str(full), "--expected", str(exp)]) == 2
     line = _one_error_line(capsys)
     assert str(exp) in line and needle in line
+
+
+# ---- item 12: data.synthetic overrides on an existing catalogue folder ----------------------------
+def test_item12_synthetic_overrides_regenerate_or_refuse(tmp_path, capsys):
+    from cti_repro.config import load_config
+    from cti_repro.data.catalogue import Catalogue, CatalogueError
+    from cti_repro.data.prepare import prepare_catalogue
+
+    def cfg(products: int, seed: int = 0):
+        return load_config("smoke", REPO_CFG, overrides={"data.dir": str(tmp_path / "cat"), "cache_dir": str(tmp_path / "c"),
+                                                         "data.synthetic.products": products, "data.synthetic.seed": seed})
+
+    first = prepare_catalogue(cfg(30))
+    assert len(first) == 30
+    bigger = prepare_catalogue(cfg(40))  # the folder exists: the old 30 products must not be used
+    assert len(bigger) == 40 and bigger.meta["products"] == 40 and "regenerating" in capsys.readouterr().err
+    assert len(list((tmp_path / "cat" / "images").glob("*.png"))) == 40
+    reseeded = prepare_catalogue(cfg(40, seed=1))
+    assert reseeded.meta["seed"] == 1 and reseeded.fingerprint() != bigger.fingerprint()
+    assert prepare_catalogue(cfg(40, seed=1)).fingerprint() == reseeded.fingerprint()  # current: kept
+    # a catalogue this package did not generate (no recorded parameters) is refused with the command
+    cat = Catalogue.load(tmp_path / "cat")
+    cat.meta = {"source": "synthetic"}
+    cat.save(tmp_path / "cat")
+    with pytest.raises(CatalogueError, match=r"40 products .* data.synthetic.products is 50; generate the asked one "
+                                             r"with `cti-repro data synthetic --out .*cat --products 50 --seed 1`"):
+        prepare_catalogue(cfg(50, seed=1))
+    assert len(prepare_catalogue(cfg(40, seed=1))) == 40  # its own size: used as it is
