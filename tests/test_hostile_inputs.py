@@ -717,3 +717,17 @@ def test_item12_synthetic_overrides_regenerate_or_refuse(tmp_path, capsys):
                                              r"with `cti-repro data synthetic --out .*cat --products 50 --seed 1`"):
         prepare_catalogue(cfg(50, seed=1))
     assert len(prepare_catalogue(cfg(40, seed=1))) == 40  # its own size: used as it is
+
+
+def test_item6_trained_variant_keeps_the_default_checkpoint(small_smoke, capsys):
+    from cti_repro.results import read_result
+
+    base, path = small_smoke
+    argv = ["run", "--setting", "most_specific", "--model", "CLIP-I", "--profile", "smoke", "--config", str(path),
+            "--set", "train.epochs=1"]
+    default = _cli_json(capsys, argv[:-2])["result"]
+    ckpt = base / "cache" / "checkpoints" / "most_specific" / "CLIP-I_seed0.pt"
+    before = ckpt.read_bytes()
+    variant = _cli_json(capsys, argv)["result"]
+    assert ckpt.read_bytes() == before and list((base / "cache" / "checkpoints" / "beyond").rglob("CLIP-I_seed0.pt"))
+    assert len(read_result(variant)["training"]["history"]) == 1 != len(read_result(default)["training"]["history"])
