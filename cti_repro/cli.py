@@ -25,6 +25,17 @@ import sys
 from pathlib import Path
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a seed numpy takes, [0, 2^32 - 1] (argparse names the option on refusal)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"seeds must be in [0, 2^32 - 1] (numpy's range), got {value}")
+    return value
+
+
 def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
@@ -155,7 +166,7 @@ def _add_xmodal(sub) -> None:
     s.add_argument("--model", required=True, choices=XMODAL_MODELS, help="the text-image model (a row of the table)")
     s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
     s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
-    s.add_argument("--seed", type=int, default=None, help="model seed (default: the profile's first seed)")
+    s.add_argument("--seed", type=_seed, default=None, help="model seed (default: the profile's first seed)")
     s.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="config override, dotted key and YAML value, e.g. xmodal.epochs=5 (repeatable)")
     s.add_argument("--out", default=None, help="results directory (default: from the profile)")
@@ -274,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = dsub.add_parser("synthetic", help="generate the embedded synthetic catalogue")
     s.add_argument("--out", required=True, help="folder to write the catalogue into")
     s.add_argument("--products", type=int, default=None, help="number of products (default: profile size)")
-    s.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    s.add_argument("--seed", type=_seed, default=0, help="generator seed (default: 0)")
     s.set_defaults(func=_cmd_data_synthetic)
     s = dsub.add_parser("xmarket", help="import XMarket metadata (directory or base URL)")
     s.add_argument("--source", required=True, help="directory with metadata_*.json.gz, or the XMarket base URL")
@@ -329,11 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             s.add_argument("--setting", required=True, choices=SETTINGS, help="evaluation setting")
             s.add_argument("--model", required=True, choices=MODELS, help="model (row of Table 1)")
-            s.add_argument("--seed", type=int, default=None, help="model seed (default: the profile's first seed)")
+            s.add_argument("--seed", type=_seed, default=None, help="model seed (default: the profile's first seed)")
             s.add_argument("--out", default=None, help="results directory (default: from the profile)")
             s.add_argument("--force", action="store_true", help="recompute even if the result exists")
         if name == "reproduce":
-            s.add_argument("--seeds", type=int, nargs="*", default=None,
+            s.add_argument("--seeds", type=_seed, nargs="*", default=None,
                            help="seeds of the trained models (default: the profile's seeds; baselines run once)")
             s.add_argument("--force", action="store_true", help="re-run rows whose result is current (default: skip them)")
             s.add_argument("--no-book", action="store_true", help="stop after the notebooks")

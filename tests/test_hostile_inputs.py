@@ -731,3 +731,18 @@ def test_item6_trained_variant_keeps_the_default_checkpoint(small_smoke, capsys)
     variant = _cli_json(capsys, argv)["result"]
     assert ckpt.read_bytes() == before and list((base / "cache" / "checkpoints" / "beyond").rglob("CLIP-I_seed0.pt"))
     assert len(read_result(variant)["training"]["history"]) == 1 != len(read_result(default)["training"]["history"])
+
+
+@pytest.mark.parametrize("argv", [["run", "--setting", "all", "--model", "BM25", "--seed", "-3"],
+                                  ["xmodal", "run", "--model", "KCCA", "--seed", "-3"],
+                                  ["reproduce", "--seeds", "0", "-3"],
+                                  ["data", "synthetic", "--products", "1", "--seed", "4294967296"]])
+def test_item11_command_line_seeds_are_bounded_naming_the_option(argv, capsys, tmp_path):
+    from cti_repro.cli import main
+
+    # a missing config / a tmp folder: without the bound the command stops there, it never runs a study
+    argv = [*argv, "--out", str(tmp_path / "x")] if argv[0] == "data" else [*argv, "--config", str(tmp_path / "no.yml")]
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "seeds must be in [0, 2^32 - 1]" in err and "argument --seed" in err
