@@ -2,8 +2,9 @@
 
 The embedded and smoke profiles are deterministic, so their per-run means are committed as
 expected numbers (``cti_repro/resources/expected/<profile>.json``, written by ``cti-repro verify
---write``, never by hand); ``cti-repro verify`` compares a user's results with them cell by cell
-(every setting, model, seed and metric) at :data:`TOLERANCE` points. pyserini's "two-click
+--write``, never by hand, and only from a complete plan); ``cti-repro verify`` compares a user's
+results with them cell by cell (every setting, model, seed and metric the profile plans: a cell
+without a result or without an expected number fails) at :data:`TOLERANCE` points. pyserini's "two-click
 reproduction" idea, applied to this package.
 
 Example:
