@@ -492,6 +492,8 @@ def test_item2_extension_runs_are_typed_at_load(spec, needle):
     ("seeds=[0, -1]", "seeds must be in [0, 2^32 - 1]"),
     ("eval.tie_seed=4294967296", "--set eval.tie_seed=4294967296: seeds must be in"),
     ("data.synthetic.products=0", "--set data.synthetic.products=0: must be in [1,"),
+    ("xmodal.image_size=100000", "--set xmodal.image_size=100000: must be <= 1024 px"),
+    ("data.xmarket.workers=1000000", "--set data.xmarket.workers=1000000: must be <= 256"),
 ])
 def test_item11_config_bounds_name_the_field_and_the_reason(bad, needle):
     from cti_repro.config import ConfigError, load_config

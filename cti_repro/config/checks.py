@@ -14,6 +14,8 @@ MAX_DIM = 16_384         # a head is [input x dim] floats; 10^8 asks for ~150 GB
 MAX_BATCH = 1 << 20      # one batch's similarity matrix is batch^2 floats
 MAX_SEED = 2**32 - 1     # numpy's generators take seeds in [0, 2^32)
 MAX_PRODUCTS = 10_000_000  # the synthetic generator keeps the catalogue in memory
+MAX_IMAGE_SIZE = 1024    # AlexNet branch input side (Rubio et al.: 227); activations grow with its square
+MAX_WORKERS = 256        # download threads / DataLoader processes: more only exhausts the machine
 
 def _validate(cfg: StudyConfig, where: str) -> None:
     def need(cond: bool, field_: str, msg: str) -> None:
@@ -87,6 +89,11 @@ def _validate_bounds(cfg: StudyConfig, need) -> None:
         ("encoders.text.batch_size", cfg.encoders.text.batch_size), ("eval.chunk_size", cfg.eval.chunk_size)]
     for field_, b in batches:
         need(b <= MAX_BATCH, field_, f"must be <= {MAX_BATCH:,} (batch^2 similarities per step), got {b:,}")
+    need(cfg.xmodal.image_size <= MAX_IMAGE_SIZE, "xmodal.image_size",
+         f"must be <= {MAX_IMAGE_SIZE} px (Rubio et al. use 227), got {cfg.xmodal.image_size:,}")
+    for field_, n in (("data.xmarket.workers", cfg.data.xmarket.workers),
+                      ("encoders.image.num_workers", cfg.encoders.image.num_workers)):
+        need(n <= MAX_WORKERS, field_, f"must be <= {MAX_WORKERS} (threads / processes on one machine), got {n:,}")
     need(1 <= cfg.data.synthetic.products <= MAX_PRODUCTS, "data.synthetic.products",
          f"must be in [1, {MAX_PRODUCTS:,}] (the generator holds the catalogue in memory), "
          f"got {cfg.data.synthetic.products:,}")
