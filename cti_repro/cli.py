@@ -26,6 +26,17 @@ import sys
 from pathlib import Path
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a seed numpy takes, [0, 2^32 - 1] (argparse names the option on refusal)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"seeds must be in [0, 2^32 - 1] (numpy's range), got {value}")
+    return value
+
+
 def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
@@ -88,14 +99,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # ---- study -----------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
-    from cti_repro.config import load_config, parse_overrides
-    from cti_repro.io_utils import stable_hash
+    from cti_repro.config import load_config
     from cti_repro.run.row import run_row
 
+    # with --set, cfg.results_dir is <results_dir>/overrides/<hash> (config.move_outputs)
     cfg = load_config(args.profile, args.config, overrides=args.set)
     out = Path(args.out) if args.out else None
-    if args.set and out is None:  # never overwrite the profile's own rows with a variant
-        out = cfg.path(cfg.results_dir) / "overrides" / stable_hash(parse_overrides(args.set))[:10]
     path = run_row(
         setting=args.setting, model=args.model, profile=args.profile, seed=args.seed,
         out_dir=out, force=args.force, config_path=args.config, cfg=cfg,
@@ -141,11 +150,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_xmodal_run(args: argparse.Namespace) -> int:
+    from cti_repro.config import load_config
     from cti_repro.run.xmodal import run_xmodal
 
+    # with --set, cfg.results_dir is <results_dir>/overrides/<hash> (config.move_outputs)
+    cfg = load_config(args.profile, args.config, overrides=args.set)
     path = run_xmodal(
         model=args.model, profile=args.profile, seed=args.seed, out_dir=Path(args.out) if args.out else None,
-        force=args.force, config_path=args.config, sets=args.set or (),
+        force=args.force, config_path=args.config, cfg=cfg,
     )
     result = json.loads(Path(path).read_text())
     _print_json({"result": str(path), "n_candidates": result["n_candidates"], "means": result["means"],
@@ -158,11 +170,12 @@ def _add_xmodal(sub) -> None:
 
     xm = sub.add_parser("xmodal", help="the second study: product text <-> image retrieval (Rubio et al. 2017)")
     xsub = xm.add_subparsers(dest="xmodal_command", required=True)
-    s = xsub.add_parser("run", help="run one (model, seed) and write <results_dir>/xmodal/<model>_seed<seed>.json")
+    s = xsub.add_parser("run", help="run one (model, seed) and write <results_dir>/xmodal/<model>_seed<seed>.json "
+                                    "(with --set: under <results_dir>/overrides/<hash>/)")
     s.add_argument("--model", required=True, choices=XMODAL_MODELS, help="the text-image model (a row of the table)")
     s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
     s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
-    s.add_argument("--seed", type=int, default=None, help="model seed (default: the profile's first seed)")
+    s.add_argument("--seed", type=_seed, default=None, help="model seed (default: the profile's first seed)")
     s.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="config override, dotted key and YAML value, e.g. xmodal.epochs=5 (repeatable)")
     s.add_argument("--out", default=None, help="results directory (default: from the profile)")
@@ -177,13 +190,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     cfg = load_config(args.profile, args.config)
     results = Path(args.results) if args.results else cfg.path(cfg.results_dir)
     expected = Path(args.expected) if args.expected else verify.expected_path(args.profile)
+    plan = verify.planned_cells(cfg.seeds)  # the profile's whole Table 1: a missing cell is not a pass
     if args.write:
-        print(f"expected numbers written: {verify.write_expected(results, expected, args.profile)}")
+        print(f"expected numbers written: {verify.write_expected(results, expected, args.profile, plan)}")
         return 0
     tol = verify.TOLERANCE if args.tolerance is None else args.tolerance
-    t = verify.verify_results(results, expected, tol)
+    t = verify.verify_results(results, expected, tol, plan)
     for r in t.itertuples():
-        if r.status != "OK" or args.verbose:
+        if r.status == "NOT EXPECTED":
+            print(f"{r.status} {r.setting} {r.model} seed {r.seed} {r.metric}: planned, but {expected} has no number")
+        elif r.status != "OK" or args.verbose:
             print(f"{r.status:7s} {r.setting} {r.model} seed {r.seed} {r.metric}: expected {r.expected:.4f}, "
                   f"got {r.got:.4f} (diff {r.diff:+.4f})")
     counts = t.status.value_counts().to_dict()
@@ -232,8 +248,25 @@ def _profiles_epilog() -> str:
 
         return (f"profiles in {DEFAULT_CONFIG}: {', '.join(available_profiles(DEFAULT_CONFIG))} "
                 "(embedded: offline demonstration; smoke: tiny, for tests; xmarket: the paper's data and weights)")
-    except (OSError, ValueError):
+    except (OSError, ValueError) as exc:  # ConfigError: a broken file is named, help still prints
+        if Path(DEFAULT_CONFIG).exists():
+            return f"profiles: none listed, {' '.join(str(exc).split())}"
         return "profiles: see _config.yml (none found in the current folder)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose epilog (the profiles of ./_config.yml) is read only when help is
+    printed: a broken ``_config.yml`` must not stop ``eval`` or ``run --config other.yml``."""
+
+    def format_help(self) -> str:
+        if self.epilog is _PROFILES:
+            self.epilog = _profiles_epilog()
+        return super().format_help()
+
+
+_PROFILES = "profiles: see _config.yml"  # placeholder, replaced by _Parser.format_help
+
+
 def _add_executor_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="local worker processes, or one Ray task each (pip install -e '.[ray]')")
@@ -248,8 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``cti-repro`` argument parser (subcommands and their options)."""
     from cti_repro.study import MODELS, SETTINGS
 
-    epilog = _profiles_epilog()
-    p = argparse.ArgumentParser(prog="cti-repro", description=DESCRIPTION, epilog=epilog)
+    epilog = _PROFILES
+    p = _Parser(prog="cti-repro", description=DESCRIPTION, epilog=epilog)
     p.add_argument("--version", action="version", version=_version(), help="print the package version and git commit")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -261,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = dsub.add_parser("synthetic", help="generate the embedded synthetic catalogue")
     s.add_argument("--out", required=True, help="folder to write the catalogue into")
     s.add_argument("--products", type=int, default=None, help="number of products (default: profile size)")
-    s.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    s.add_argument("--seed", type=_seed, default=0, help="generator seed (default: 0)")
     s.set_defaults(func=_cmd_data_synthetic)
     s = dsub.add_parser("xmarket", help="import XMarket metadata (directory or base URL)")
     s.add_argument("--source", required=True, help="directory with metadata_*.json.gz, or the XMarket base URL")
@@ -322,16 +355,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("run", "reproduce"):
             s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                            help="override a config field, e.g. --set loss.tau=0.1 (dotted key, YAML value; "
-                                "repeatable; checked like _config.yml). `run` then writes to "
-                                "<results_dir>/overrides/<hash>/ unless --out is given")
+                                "repeatable; checked like _config.yml). Results (and the book) then go to "
+                                "<results_dir>/overrides/<hash>/, never over the profile's own rows")
         if name == "run":
             s.add_argument("--setting", required=True, choices=SETTINGS, help="evaluation setting")
             s.add_argument("--model", required=True, choices=MODELS, help="model (row of Table 1)")
-            s.add_argument("--seed", type=int, default=None, help="model seed (default: the profile's first seed)")
+            s.add_argument("--seed", type=_seed, default=None, help="model seed (default: the profile's first seed)")
             s.add_argument("--out", default=None, help="results directory (default: from the profile)")
             s.add_argument("--force", action="store_true", help="recompute even if the result exists")
         if name == "reproduce":
-            s.add_argument("--seeds", type=int, nargs="*", default=None,
+            s.add_argument("--seeds", type=_seed, nargs="*", default=None,
                            help="seeds of the trained models (default: the profile's seeds; baselines run once)")
             s.add_argument("--force", action="store_true", help="re-run rows whose result is current (default: skip them)")
             s.add_argument("--no-book", action="store_true", help="stop after the notebooks")

@@ -62,9 +62,24 @@ XMODAL_RECALL_KS: tuple[int, ...] = (1, 5, 10)
 # Our model -> the row of Rubio et al.'s Table 1 it corresponds to (cti_repro.report.paper.rubio2017()).
 XMODAL_PUBLISHED_ROW: dict[str, str] = {"KCCA": "KCCA", "TwoBranch-BoW": "Bag of Words", "TwoBranch-w2v": "word2vec"}
 
+
+
+def table1_rows(seeds: list[int] | tuple[int, ...]) -> list[tuple[str, str, int]]:
+    """Every (setting, model, seed) row of Table 1 for ``seeds``, in execution order (baselines first).
+
+    The baselines have no seed (frozen features; random CLIP weights use a fixed seed), so they run
+    once, for the first seed; the trained models run for every seed. ``cti-repro reproduce`` plans
+    these rows and ``cti-repro verify`` checks every one of them.
+    """
+    seeds = list(seeds)
+    return [(setting, model, seed) for group in (BASELINES, TRAINED)
+            for seed in (seeds if group is TRAINED else seeds[:1]) for model in group for setting in SETTINGS]
+
+
 # ---- data -------------------------------------------------------------------------------------
 XMARKET_URL = "https://ciir.cs.umass.edu/downloads/XMarket/FULL"
 
 __all__ = ["SETTINGS", "SETTING_LABELS", "BASELINES", "TRAINED", "MODELS", "MODALITIES", "FEATURES_BY_MODEL",
            "METRICS", "GRADED_METRICS", "AP_NORMS", "AP_NORM_LABELS", "XMARKET_URL", "XMODAL_MODELS", "XMODAL_TRAINED",
-           "XMODAL_DIRECTIONS", "XMODAL_METRICS", "XMODAL_RECALL_PERCENTS", "XMODAL_RECALL_KS", "XMODAL_PUBLISHED_ROW"]
+           "XMODAL_DIRECTIONS", "XMODAL_METRICS", "XMODAL_RECALL_PERCENTS", "XMODAL_RECALL_KS", "XMODAL_PUBLISHED_ROW",
+           "table1_rows"]

@@ -403,3 +403,348 @@ def test_worker_watchdog_exits_when_the_parent_is_gone():
     assert exited.wait(2) and codes == [1]
     t.join(1)
     assert not t.is_alive()
+
+
+# ==== issue 18: the config, --set, overrides folders, verify ======================================
+REPO_CFG = Path(__file__).resolve().parent.parent / "_config.yml"
+
+
+def _bomb(levels: int) -> str:
+    """YAML whose aliases expand to 10^levels leaves (428 characters for 7 levels)."""
+    lines = ["&a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels + 1):
+        lines.append(f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    return "[" + ", ".join(lines) + "]"
+
+
+@pytest.mark.parametrize("text,where", [
+    ("defaults: {data: {source: x\nprofiles: {}\n", "_config.yml:2:9: not valid YAML"),
+    ("- a\n- b\n", "_config.yml: top level must be a mapping"),
+    ("defaults: [1]\nprofiles: {p: {}}\n", "_config.yml: defaults: expected a mapping"),
+])
+def test_item1_broken_config_in_the_folder_spares_help_eval_and_other_configs(tmp_path, monkeypatch, capsys,
+                                                                              text, where):
+    from cti_repro.cli import main
+
+    (tmp_path / "_config.yml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0 and "usage: cti-repro" in capsys.readouterr().out
+    (tmp_path / "q.txt").write_text("q1 0 d1 1\n")
+    (tmp_path / "r.txt").write_text("q1 Q0 d1 1 1.0 r\n")
+    assert main(["eval", "--qrels", "q.txt", "--run", "r.txt"]) == 0  # needs no config
+    capsys.readouterr()
+    assert main(["verify", "--profile", "p"]) == 2  # needs it: one line, file, line and column
+    assert where in _one_error_line(capsys)
+
+
+def test_item1_run_with_a_good_config_ignores_a_broken_one_in_the_folder(tmp_path, monkeypatch, capsys):
+    from cti_repro.cli import build_parser
+
+    (tmp_path / "_config.yml").write_text("profiles: {oops: [\n")
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["run", "--setting", "all", "--model", "BM25", "--config", str(REPO_CFG)])
+    assert args.config == str(REPO_CFG)
+
+
+def test_item2_alias_bomb_in_set_and_in_the_file_is_refused_fast(tmp_path):
+    from cti_repro.config import ConfigError, load_config
+
+    bomb = _bomb(7)
+    assert len(bomb) < 500
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"--set extensions.runs.x.seeds:1:\d+: YAML aliases"):
+        load_config("smoke", REPO_CFG, overrides=[f"extensions.runs.x.seeds={bomb}"])
+    with pytest.raises(ConfigError, match=r"--set seeds:1:\d+: YAML aliases"):
+        load_config("smoke", REPO_CFG, overrides=["seeds=[&a 1, *a]"])
+    text = REPO_CFG.read_text().replace("runs: {}", f"runs: {{bomb: {{seeds: {bomb}}}}}", 1)
+    (tmp_path / "c.yml").write_text(text)
+    with pytest.raises(ConfigError, match=r"c.yml:\d+:\d+: expands to more than 100,000 values"):
+        load_config("smoke", tmp_path / "c.yml")
+    (tmp_path / "loop.yml").write_text("defaults: &d {seeds: *d}\nprofiles: {p: {}}\n")
+    with pytest.raises(ConfigError, match="loop.yml"):
+        load_config("p", tmp_path / "loop.yml")
+    assert time.perf_counter() - t0 < 5
+    load_config("smoke", REPO_CFG)  # the repository's anchors and merges still load
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ({"x": {"loss.tau": [[1, 2]]}}, "extensions.runs.x.loss.tau: expected a number"),
+    ({"x": {"loss.nope": 1}}, "extensions.runs.x.loss.nope: unknown field loss.nope"),
+])
+def test_item2_extension_runs_are_typed_at_load(spec, needle):
+    from cti_repro.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as err:
+        load_config("smoke", REPO_CFG, overrides={"extensions.runs": spec})
+    assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ("loss.tau=.inf", "--set loss.tau: expected a finite number"),
+    ("loss.tau=.nan", "--set loss.tau: expected a finite number"),
+    ("train.lr=.inf", "--set train.lr: expected a finite number"),
+    ("train.epochs=1000000000", "--set train.epochs=1000000000: must be <= 10,000"),
+    ("xmodal.epochs=1000000000", "--set xmodal.epochs=1000000000: must be <= 10,000"),
+    ("model.dim=100000000", "--set model.dim=100000000: must be <= 16,384"),
+    ("split.seed=-3", "--set split.seed=-3: seeds must be in [0, 2^32 - 1]"),
+    ("seeds=[0, -1]", "seeds must be in [0, 2^32 - 1]"),
+    ("eval.tie_seed=4294967296", "--set eval.tie_seed=4294967296: seeds must be in"),
+    ("data.synthetic.products=0", "--set data.synthetic.products=0: must be in [1,"),
+    ("xmodal.image_size=100000", "--set xmodal.image_size=100000: must be <= 1024 px"),
+    ("data.xmarket.workers=1000000", "--set data.xmarket.workers=1000000: must be <= 256"),
+])
+def test_item11_config_bounds_name_the_field_and_the_reason(bad, needle):
+    from cti_repro.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as err:
+        load_config("smoke", REPO_CFG, overrides=[bad])
+    assert needle in str(err.value)
+
+
+def test_item11_yaml11_exponent_strings_are_numbers(tmp_path):
+    from cti_repro.config import load_config
+
+    cfg = load_config("smoke", REPO_CFG, overrides=["train.lr=1e-4", "train.weight_decay=5E-3"])
+    assert cfg.train.lr == 1e-4 and cfg.train.weight_decay == 5e-3
+    text = REPO_CFG.read_text().replace("lr: 1.0e-3", "lr: 2e-3", 1)
+    (tmp_path / "c.yml").write_text(text)
+    assert load_config("smoke", tmp_path / "c.yml").train.lr == 2e-3
+
+
+@pytest.mark.parametrize("name", ["{raw}`<img src=x onerror=alert(1)>`", "../../etc", "a b", "", "x" * 65])
+def test_item14_extension_names_are_restricted_at_load(name):
+    from cti_repro.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="extensions.runs: name .*letters, digits"):
+        load_config("smoke", REPO_CFG, overrides={"extensions.runs": {name: {"loss.kind": "tree_soft"}}})
+
+
+def test_item14_beyond_page_escapes_config_derived_names_and_values():
+    from cti_repro.report.beyond import extensions_line
+
+    evil = "{raw}`html <img src=x onerror=alert(1)>`"
+    line = extensions_line({evil: {"encoders.clip_prompt": "<script>x</script> {}"}, "ok": {"loss.kind": "tree_soft"}})
+    assert "<img" not in line and "<script" not in line and "&lt;img" in line and "&lt;script&gt;" in line
+    assert "<b>ok</b> <code>loss.kind=tree_soft</code>" in line
+    # the chapter's notebook prints the configured extensions through that helper, not raw Markdown
+    nb = json.loads((REPO_CFG.parent / "book" / "templates" / "report_beyond.ipynb").read_text())
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    shown = [c for c in cells if "cfg.extensions.runs" in c]
+    assert shown and all("extensions_line(" in c and "Markdown(" not in c.split("runs = cfg.extensions.runs")[1]
+                         for c in shown)
+
+
+# ---- item 6: one overrides rule: own folder, default row kept, every executor passes them -----------
+@pytest.fixture(scope="module")
+def small_smoke(tmp_path_factory):
+    """The smoke profile on 200 products with every output folder in a temporary directory."""
+    import yaml
+
+    from tests.smoke import smoke_config
+
+    base = tmp_path_factory.mktemp("i18_overrides")
+    path = smoke_config(base)
+    raw = yaml.safe_load(path.read_text())
+    raw["profiles"]["smoke"]["data"]["synthetic"] = {"products": 200, "seed": 0}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return base, path
+
+
+def _cli_json(capsys, argv: list[str]) -> dict:
+    from cti_repro.cli import main
+
+    assert main(argv) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_item6_run_and_xmodal_run_with_set_keep_the_default_row(small_smoke, capsys):
+    from cti_repro.results import read_result
+
+    base, path = small_smoke
+    common = ["--profile", "smoke", "--config", str(path)]
+    for argv, override in ((["run", "--setting", "most_specific", "--model", "BM25"], "eval.candidates=all"),
+                           (["xmodal", "run", "--model", "KCCA"], "xmodal.kcca.n_components=2")):
+        default = _cli_json(capsys, [*argv, *common])["result"]
+        before = Path(default).read_bytes()
+        variant = _cli_json(capsys, [*argv, *common, "--set", override])["result"]
+        assert Path(variant).parent.parent.parent.name == "overrides" and Path(variant) != Path(default)
+        assert Path(variant).is_relative_to(base / "runs" / "overrides")
+        assert Path(default).read_bytes() == before  # the default row is untouched
+        assert read_result(variant)["means"] != read_result(default)["means"]  # and the variant differs
+
+
+def test_item6_reproduce_rows_and_book_go_under_the_overrides_folder(small_smoke):
+    from cti_repro.config import load_config, overrides_folder, parse_overrides
+    from cti_repro.run import batch, book
+    from cti_repro.run.xmodal_batch import plan_xmodal
+
+    base, path = small_smoke
+    sets = ["loss.tau=0.5", "xmodal.epochs=1"]
+    cfg = load_config("smoke", path, overrides=sets)
+    folder = base / "runs" / overrides_folder(parse_overrides(sets))
+    assert Path(cfg.path(cfg.results_dir)) == folder and Path(cfg.path(cfg.book_dir)) == folder / "book"
+    layout = book.book_layout(cfg)
+    tasks = batch.plan_rows(cfg, "fp", layout) + plan_xmodal(cfg, "fp", layout, None, False, batch.RowTask)
+    assert tasks and all(t.result.is_relative_to(folder) and t.notebook.is_relative_to(folder) for t in tasks)
+    # an explicit results_dir override is the user's folder
+    mine = load_config("smoke", path, overrides=[f"results_dir={base / 'mine'}", "loss.tau=0.5"])
+    assert Path(mine.results_dir) == base / "mine" and Path(mine.book_dir) == base / "mine" / "book"
+
+
+def test_item6_every_row_job_receives_the_overrides(small_smoke, monkeypatch):
+    from cti_repro.config import load_config
+    from cti_repro.run import batch, book, xmodal_batch
+
+    base, path = small_smoke
+    sets = ["loss.tau=0.5", "xmodal.epochs=1"]
+    cfg = load_config("smoke", path, overrides=sets)
+    layout = book.book_layout(cfg)
+    seen: list[dict] = []
+    fake = lambda template, out, params, meta, cwd, **kw: seen.append(params)  # noqa: E731
+    monkeypatch.setattr(batch, "execute", fake)
+    monkeypatch.setattr(xmodal_batch, "execute", fake)
+    cti = batch.plan_rows(cfg, "fp", layout)[:2]
+    xm = xmodal_batch.plan_xmodal(cfg, "fp", layout, None, False, batch.RowTask)[:2]
+    assert batch.run_rows(cti, cfg, "fp", layout, path, overrides=sets) == []
+    # as reproduce calls it: the xmodal rows through the batch's run_rows (local processes or Ray)
+    assert xmodal_batch.run_xmodal_rows(xm, cfg, "fp", layout, path, False, batch.run_rows, overrides=sets) == []
+    assert len(seen) == 4 and all(p["overrides"] == sets for p in seen)
+    assert all(Path(p["results_dir"]) == Path(cfg.path(cfg.results_dir)).resolve() for p in seen)
+
+
+@pytest.mark.slow
+def test_item6_xmodal_row_notebook_applies_the_overrides(small_smoke):
+    from cti_repro.config import load_config
+    from cti_repro.results import read_result
+    from cti_repro.run import book
+    from cti_repro.run.notebooks import execute, stamp
+    from cti_repro.run.xmodal import xmodal_result_path
+
+    base, path = small_smoke
+    sets = ["xmodal.kcca.n_components=3"]
+    cfg = load_config("smoke", path, overrides=sets)
+    layout = book.book_layout(cfg)
+    template = layout.templates / "xmodal_row.ipynb"
+    results = Path(cfg.path(cfg.results_dir))
+    params = {"model": "KCCA", "profile": "smoke", "seed": 0, "results_dir": str(results),
+              "config_path": str(path), "force": False, "overrides": sets}
+    execute(template, layout.xmodal_row_notebook("KCCA", 0), params, stamp(cfg, "fp", template), base)
+    rec = read_result(xmodal_result_path(results, "KCCA", 0))
+    assert rec["config"]["xmodal"]["kcca"]["n_components"] == 3 and rec["config_hash"] == cfg.xmodal_hash()
+
+
+# ---- item 7: verify checks the profile's whole plan; a tampered expected file is one line ----------
+def _plan_results(root: Path, skip: int = 0, failed: int = 0) -> Path:
+    """Smoke-plan results (18 rows of seed 0): the first ``skip`` rows absent, the next ``failed`` failed."""
+    from cti_repro.results import result_path, write_result
+    from cti_repro.study import MODELS, SETTINGS
+    from tests.report.test_tables import make_record
+
+    for i, (setting, model, seed) in enumerate((s, m, 0) for m in MODELS for s in SETTINGS):
+        if i >= skip:
+            status = "failed" if i < skip + failed else "ok"
+            write_result(result_path(root, setting, model, seed), make_record(setting, model, seed, status=status))
+    return root
+
+
+def test_item7_verify_write_refuses_an_incomplete_plan(tmp_path, capsys):
+    from cti_repro.cli import main
+
+    partial = _plan_results(tmp_path / "partial", skip=6, failed=1)
+    exp = tmp_path / "e.json"
+    assert main(["verify", "--profile", "smoke", "--results", str(partial), "--expected", str(exp), "--write"]) == 2
+    line = _one_error_line(capsys)
+    assert "only 66 of the profile's 108 planned cells" in line and "all BM25 seed 0" in line and not exp.exists()
+
+
+def test_item7_verify_fails_a_trimmed_expected_file(tmp_path, capsys):
+    from cti_repro.cli import main
+
+    full = _plan_results(tmp_path / "full")
+    exp = tmp_path / "e.json"
+    base = ["verify", "--profile", "smoke", "--results", str(full), "--expected", str(exp)]
+    assert main([*base, "--write"]) == 0
+    data = json.loads(exp.read_text())
+    data["cells"] = dict(list(data["cells"].items())[:3])
+    exp.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(base) == 1
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("FAIL: 3 of 108 cells") and "105 NOT EXPECTED" in out
+
+
+@pytest.mark.parametrize("cells,needle", [
+    ({"all/BM25/0/P@1": "30"}, "cells['all/BM25/0/P@1']: expected a finite number, got '30'"),
+    ({"all/BM25/0/P@1": None}, "cells['all/BM25/0/P@1']: expected a finite number, got 'None'"),
+    (["all/BM25/0/P@1"], "needs a 'cells' mapping"),
+    ({"all/BM25/0/P@1/x": 1.0}, "cells['all/BM25/0/P@1/x']: key must be setting/model/seed/metric"),
+    ({"all/BM25/zero/P@1": 1.0}, "cells['all/BM25/zero/P@1']: key must be"),
+])
+def test_item7_tampered_expected_file_is_one_line_naming_file_and_key(tmp_path, capsys, cells, needle):
+    from cti_repro.cli import main
+
+    full = _plan_results(tmp_path / "full")
+    exp = tmp_path / "e.json"
+    exp.write_text(json.dumps({"cells": cells}))
+    assert main(["verify", "--profile", "smoke", "--results", str(full), "--expected", str(exp)]) == 2
+    line = _one_error_line(capsys)
+    assert str(exp) in line and needle in line
+
+
+# ---- item 12: data.synthetic overrides on an existing catalogue folder ----------------------------
+def test_item12_synthetic_overrides_regenerate_or_refuse(tmp_path, capsys):
+    from cti_repro.config import load_config
+    from cti_repro.data.catalogue import Catalogue, CatalogueError
+    from cti_repro.data.prepare import prepare_catalogue
+
+    def cfg(products: int, seed: int = 0):
+        return load_config("smoke", REPO_CFG, overrides={"data.dir": str(tmp_path / "cat"), "cache_dir": str(tmp_path / "c"),
+                                                         "data.synthetic.products": products, "data.synthetic.seed": seed})
+
+    first = prepare_catalogue(cfg(30))
+    assert len(first) == 30
+    bigger = prepare_catalogue(cfg(40))  # the folder exists: the old 30 products must not be used
+    assert len(bigger) == 40 and bigger.meta["products"] == 40 and "regenerating" in capsys.readouterr().err
+    assert len(list((tmp_path / "cat" / "images").glob("*.png"))) == 40
+    reseeded = prepare_catalogue(cfg(40, seed=1))
+    assert reseeded.meta["seed"] == 1 and reseeded.fingerprint() != bigger.fingerprint()
+    assert prepare_catalogue(cfg(40, seed=1)).fingerprint() == reseeded.fingerprint()  # current: kept
+    # a catalogue this package did not generate (no recorded parameters) is refused with the command
+    cat = Catalogue.load(tmp_path / "cat")
+    cat.meta = {"source": "synthetic"}
+    cat.save(tmp_path / "cat")
+    with pytest.raises(CatalogueError, match=r"40 products .* data.synthetic.products is 50; generate the asked one "
+                                             r"with `cti-repro data synthetic --out .*cat --products 50 --seed 1`"):
+        prepare_catalogue(cfg(50, seed=1))
+    assert len(prepare_catalogue(cfg(40, seed=1))) == 40  # its own size: used as it is
+
+
+def test_item6_trained_variant_keeps_the_default_checkpoint(small_smoke, capsys):
+    from cti_repro.results import read_result
+
+    base, path = small_smoke
+    argv = ["run", "--setting", "most_specific", "--model", "CLIP-I", "--profile", "smoke", "--config", str(path),
+            "--set", "train.epochs=1"]
+    default = _cli_json(capsys, argv[:-2])["result"]
+    ckpt = base / "cache" / "checkpoints" / "most_specific" / "CLIP-I_seed0.pt"
+    before = ckpt.read_bytes()
+    variant = _cli_json(capsys, argv)["result"]
+    assert ckpt.read_bytes() == before and list((base / "cache" / "checkpoints" / "beyond").rglob("CLIP-I_seed0.pt"))
+    assert len(read_result(variant)["training"]["history"]) == 1 != len(read_result(default)["training"]["history"])
+
+
+@pytest.mark.parametrize("argv", [["run", "--setting", "all", "--model", "BM25", "--seed", "-3"],
+                                  ["xmodal", "run", "--model", "KCCA", "--seed", "-3"],
+                                  ["reproduce", "--seeds", "0", "-3"],
+                                  ["data", "synthetic", "--products", "1", "--seed", "4294967296"]])
+def test_item11_command_line_seeds_are_bounded_naming_the_option(argv, capsys, tmp_path):
+    from cti_repro.cli import main
+
+    # a missing config / a tmp folder: without the bound the command stops there, it never runs a study
+    argv = [*argv, "--out", str(tmp_path / "x")] if argv[0] == "data" else [*argv, "--config", str(tmp_path / "no.yml")]
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "seeds must be in [0, 2^32 - 1]" in err and "argument --seed" in err

@@ -12,7 +12,8 @@ Modules: :mod:`~cti_repro.config.schema` (the dataclasses), :mod:`~cti_repro.con
 
 from cti_repro.config.checks import _validate
 from cti_repro.config.load import (
-    _ALIASES, _build, _default_path, available_profiles, deep_merge, load_config, parse_overrides,
+    _ALIASES, OVERRIDES_DIR, _build, _default_path, apply_sets, available_profiles, deep_merge, load_config, move_outputs,
+    overrides_folder, parse_overrides,
 )
 from cti_repro.config.schema import (
     DEFAULT_CONFIG, BM25Config, ConfigError, DataConfig, EncodersConfig, EvalConfig, ExtensionsConfig,
@@ -24,5 +25,5 @@ from cti_repro.config.xmodal import XModalConfig
 __all__ = ["DEFAULT_CONFIG", "ConfigError", "StudyConfig", "DataConfig", "XMarketSource", "SyntheticSource",
            "SplitConfig", "EncodersConfig", "ImageEncoderConfig", "TextEncoderConfig", "BM25Config", "ModelConfig",
            "LossConfig", "TrainConfig", "EvalConfig", "LabelsConfig", "ExtensionsConfig", "XModalConfig",
-           "load_config", "parse_overrides", "available_profiles", "deep_merge", "beyond_the_paper",
+           "load_config", "parse_overrides", "apply_sets", "move_outputs", "overrides_folder", "OVERRIDES_DIR", "available_profiles", "deep_merge", "beyond_the_paper",
            "_ALIASES", "_build", "_validate", "_default_path"]

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cti_repro.config.load import _default_path, parse_overrides
 from cti_repro.config.schema import ConfigError
+from cti_repro.config.yaml_text import read_config_mapping
 from cti_repro.study import MODELS
 
 
@@ -43,7 +42,7 @@ def load_ablations(path: str | Path | None = None) -> tuple[dict[str, Ablation],
         ConfigError: malformed section, unknown key or model, a default naming no variant.
     """
     path = Path(path) if path else _default_path()
-    raw = (yaml.safe_load(path.read_text()) or {}).get("ablations") or {}
+    raw = read_config_mapping(path).get("ablations") or {}
     where = f"{path}: ablations"
     if not isinstance(raw, dict) or set(raw) - {"models", "run", "variants"}:
         raise ConfigError(f"{where}: expected a mapping with models, run and variants")

@@ -3,11 +3,19 @@ out of range, inconsistent, or that would fail late (errors name the dotted fiel
 
 from __future__ import annotations
 
-
-
 from cti_repro.config.schema import ConfigError, StudyConfig
 from cti_repro.config.xmodal import validate_xmodal
 from cti_repro.study import SETTINGS
+
+# Upper bounds with their reasons: values past them are typos that would run for months or
+# allocate more memory than any machine has, not experiments.
+MAX_EPOCHS = 10_000      # the paper trains 30; 10^4 epochs are days even on the smoke catalogue
+MAX_DIM = 16_384         # a head is [input x dim] floats; 10^8 asks for ~150 GB before the first step
+MAX_BATCH = 1 << 20      # one batch's similarity matrix is batch^2 floats
+MAX_SEED = 2**32 - 1     # numpy's generators take seeds in [0, 2^32)
+MAX_PRODUCTS = 10_000_000  # the synthetic generator keeps the catalogue in memory
+MAX_IMAGE_SIZE = 1024    # AlexNet branch input side (Rubio et al.: 227); activations grow with its square
+MAX_WORKERS = 256        # download threads / DataLoader processes: more only exhausts the machine
 
 def _validate(cfg: StudyConfig, where: str) -> None:
     def need(cond: bool, field_: str, msg: str) -> None:
@@ -35,7 +43,7 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(-1 <= cfg.loss.tree_margin <= 1, "loss.tree_margin", "must be a cosine in [-1, 1]")
     need(not (cfg.loss.mask_same_label and cfg.loss.kind != "infonce"), "loss.mask_same_label",
          "applies to loss.kind infonce only")
-    need(cfg.loss.tau > 0, "loss.tau", "must be > 0")
+    need(cfg.loss.tau > 0, "loss.tau", "must be > 0 (the logits are divided by it)")
     need(0 <= cfg.loss.lambda_ <= 1, "loss.lambda", "must be in [0, 1]")
     need(cfg.train.epochs >= 1, "train.epochs", "must be >= 1")
     need(cfg.train.lr > 0, "train.lr", "must be > 0")
@@ -60,6 +68,35 @@ def _validate(cfg: StudyConfig, where: str) -> None:
         need(isinstance(spec, dict), f"extensions.runs.{name}", "must map dotted keys to values")
     validate_xmodal(cfg.xmodal, need)
     _validate_ranges(cfg, need)
+    _validate_bounds(cfg, need)
+
+
+def _validate_bounds(cfg: StudyConfig, need) -> None:
+    """Seeds, sizes, epochs and widths within what numpy and a machine can take (issue 18 item 11)."""
+    seeds = [("seeds", s) for s in cfg.seeds] + [("xmodal.seeds", s) for s in cfg.xmodal.seeds] + [
+        ("split.seed", cfg.split.seed), ("split.all_draw_seed", cfg.split.all_draw_seed),
+        ("eval.tie_seed", cfg.eval.tie_seed), ("data.synthetic.seed", cfg.data.synthetic.seed)]
+    for field_, seed in seeds:
+        need(0 <= seed <= MAX_SEED, field_, f"seeds must be in [0, 2^32 - 1] (numpy's range), got {seed}")
+    for field_, epochs in (("train.epochs", cfg.train.epochs), ("xmodal.epochs", cfg.xmodal.epochs),
+                           ("xmodal.word2vec.epochs", cfg.xmodal.word2vec.epochs)):
+        need(epochs <= MAX_EPOCHS, field_, f"must be <= {MAX_EPOCHS:,} (the paper trains 30), got {epochs:,}")
+    for field_, dim in (("model.dim", cfg.model.dim), ("xmodal.dim", cfg.xmodal.dim), ("xmodal.hidden", cfg.xmodal.hidden),
+                        ("xmodal.word2vec.dim", cfg.xmodal.word2vec.dim)):
+        need(dim <= MAX_DIM, field_, f"must be <= {MAX_DIM:,} (a wider head would not fit in memory), got {dim:,}")
+    batches = [(f"train.batch_size.{k}", v) for k, v in cfg.train.batch_size.items()] + [
+        ("xmodal.batch_size", cfg.xmodal.batch_size), ("encoders.image.batch_size", cfg.encoders.image.batch_size),
+        ("encoders.text.batch_size", cfg.encoders.text.batch_size), ("eval.chunk_size", cfg.eval.chunk_size)]
+    for field_, b in batches:
+        need(b <= MAX_BATCH, field_, f"must be <= {MAX_BATCH:,} (batch^2 similarities per step), got {b:,}")
+    need(cfg.xmodal.image_size <= MAX_IMAGE_SIZE, "xmodal.image_size",
+         f"must be <= {MAX_IMAGE_SIZE} px (Rubio et al. use 227), got {cfg.xmodal.image_size:,}")
+    for field_, n in (("data.xmarket.workers", cfg.data.xmarket.workers),
+                      ("encoders.image.num_workers", cfg.encoders.image.num_workers)):
+        need(n <= MAX_WORKERS, field_, f"must be <= {MAX_WORKERS} (threads / processes on one machine), got {n:,}")
+    need(1 <= cfg.data.synthetic.products <= MAX_PRODUCTS, "data.synthetic.products",
+         f"must be in [1, {MAX_PRODUCTS:,}] (the generator holds the catalogue in memory), "
+         f"got {cfg.data.synthetic.products:,}")
 
 
 def _validate_ranges(cfg: StudyConfig, need) -> None:

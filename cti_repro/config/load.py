@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -11,13 +12,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cti_repro.config.checks import _validate
 from cti_repro.config.schema import DEFAULT_CONFIG, ConfigError, StudyConfig
+from cti_repro.io_utils import stable_hash
+from cti_repro.config.yaml_text import load_yaml, read_config_mapping
 
 _ALIASES = {"lambda": "lambda_"}
+# Numbers that YAML 1.1 (PyYAML) leaves as strings because they lack a dot: 1e-4, 5E+3, -2e10.
+_YAML11_FLOAT = re.compile(r"[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+")
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+# Extension names become <results_dir>/extensions/<name> and headings of the beyond page.
+EXTENSION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -48,8 +53,13 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         return value
     if tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; it is the number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r} (.inf / .nan would train "
+                              "on a flat or undefined loss)")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -104,20 +114,15 @@ def load_config(
     if not _PROFILE_NAME.fullmatch(profile or ""):
         # the name becomes a path component (book/runs/<profile>): no "..", no separators
         raise ConfigError(f"{path}: profile {profile!r}: use letters, digits, '_', '-' and '.' (not first)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping with 'defaults' and 'profiles'")
+    raw = read_config_mapping(path)
     unknown = set(raw) - {"defaults", "profiles", "ablations"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}")
     profiles = raw.get("profiles") or {}
+    for section, value in (("defaults", raw.get("defaults")), ("profiles", profiles),
+                           (f"profiles.{profile}", profiles.get(profile) if isinstance(profiles, dict) else None)):
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{path}: {section}: expected a mapping, got a {type(value).__name__}")
     if profile not in profiles:
         raise ConfigError(f"{path}: profiles.{profile}: no such profile (have: {', '.join(profiles)})")
     merged = deep_merge(raw.get("defaults") or {}, profiles[profile] or {})
@@ -127,15 +132,67 @@ def load_config(
     cfg = _build(StudyConfig, merged, f"{path}: profiles.{profile}")
     cfg.profile = profile
     cfg.root = str(path.resolve().parent)
+    _check_extension_runs(cfg, f"{path}: profiles.{profile}")
+    _validate_blaming(cfg, f"{path}: profiles.{profile}", sets)
+    move_outputs(cfg, sets)
+    return cfg
+
+
+def _validate_blaming(cfg: StudyConfig, where: str, sets: Mapping[str, Any]) -> None:
+    """:func:`_validate`; a refused field that an override set is reported as that ``--set``."""
     try:
-        _validate(cfg, f"{path}: profiles.{profile}")
+        _validate(cfg, where)
     except ConfigError as exc:
         field_ = getattr(exc, "field", "")
         blamed = [k for k in sets if k == field_ or k.startswith(field_ + ".") or field_.startswith(k + ".")]
         if blamed:
             raise ConfigError(f"--set {blamed[0]}={sets[blamed[0]]!r}: {exc.reason}") from None
         raise
+
+
+OVERRIDES_DIR = "overrides"
+
+
+def overrides_folder(sets: Mapping[str, Any]) -> str:
+    """``overrides/<hash>``: the sub-folder of ``results_dir`` that a set of ``--set`` overrides writes to."""
+    return f"{OVERRIDES_DIR}/{stable_hash(dict(sets))[:10]}"
+
+
+def move_outputs(cfg: StudyConfig, sets: Mapping[str, Any]) -> StudyConfig:
+    """Point ``cfg``'s results and book at ``<results_dir>/overrides/<hash>/`` when ``sets`` is not empty.
+
+    The one rule for every command and executor: a run with ``--set`` overrides never writes over
+    the profile's own rows or book (a variant shown as the default row). ``results_dir`` and
+    ``book_dir`` given in ``sets`` themselves are kept; the book then goes to ``<results_dir>/book``.
+    The feature cache is shared: its parts are keyed by what they depend on.
+    """
+    if sets:
+        if "results_dir" not in sets:
+            cfg.results_dir = str(Path(cfg.results_dir) / overrides_folder(sets))
+        if "book_dir" not in sets:
+            cfg.book_dir = str(Path(cfg.results_dir) / "book")
     return cfg
+
+
+def apply_sets(cfg: StudyConfig, overrides: Sequence[str] | Mapping[str, Any] | None) -> StudyConfig:
+    """A copy of a loaded ``cfg`` with ``--set`` overrides applied, validated and its outputs moved
+    (:func:`move_outputs`), as :func:`load_config` does with ``overrides``; ``cfg`` itself if none.
+
+    Raises:
+        ConfigError: as :func:`parse_overrides`, or a value out of range (names the key).
+    """
+    sets = parse_overrides(overrides)
+    if not sets:
+        return cfg
+    merged = cfg.to_dict()
+    root, profile = merged.pop("root"), merged.pop("profile")
+    for key, value in sets.items():
+        merged = deep_merge(merged, _nest(key, value))
+    out = _build(StudyConfig, merged, "--set")
+    out.root, out.profile = root, profile
+    _check_extension_runs(out, "--set")
+    _validate_blaming(out, "--set", sets)
+    return move_outputs(out, sets)
 
 
 def _field_type(key: str) -> Any:
@@ -177,15 +234,41 @@ def parse_overrides(overrides: Sequence[str] | Mapping[str, Any] | None) -> dict
             key, eq, value = str(text).partition("=")
             if not eq or not key.strip():
                 raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted config key, e.g. loss.tau=0.1")
-            try:
-                items.append((key.strip(), yaml.safe_load(value) if value.strip() else ""))
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"--set {key.strip()}: value is not valid YAML: {exc}") from None
-    out: dict[str, Any] = {}
-    for key, value in items:
-        _check_type(value, _field_type(key), f"--set {key}")
-        out[key] = value
-    return out
+            items.append((key.strip(), load_yaml(value, f"--set {key.strip()}", aliases=False)
+                          if value.strip() else ""))
+    return {key: check_dotted(key, value, f"--set {key}") for key, value in items}
+
+
+def check_dotted(key: str, value: Any, where: str) -> Any:
+    """``value`` checked against the declared type of dotted ``key`` (as ``--set`` does); returns it.
+
+    Raises:
+        ConfigError: an unknown key or a value of the wrong type; names ``where``.
+    """
+    try:
+        tp = _field_type(key)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace(f"--set {key}", where, 1)) from None
+    _check_type(value, tp, where)
+    return value
+
+
+def _check_extension_runs(cfg: StudyConfig, where: str) -> None:
+    """``extensions.runs``: safe names (they become folder names and book text) and typed overrides.
+
+    Raises:
+        ConfigError: a name outside :data:`EXTENSION_NAME`, a run that is not a mapping, or an
+            override with an unknown key or a wrongly typed value (names the run and the key).
+    """
+    for name, spec in cfg.extensions.runs.items():
+        at = f"{where}.extensions.runs.{name}"
+        if not EXTENSION_NAME.fullmatch(str(name)):
+            raise ConfigError(f"{where}.extensions.runs: name {str(name)[:80]!r}: use 1-64 letters, digits, "
+                              "'_', '-' and '.' (not first); it names a results folder and a book section")
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{at}: expected a mapping of dotted keys, e.g. {{loss.kind: tree_soft}}")
+        for key, value in spec.items():
+            check_dotted(str(key), value, f"{at}.{key}")
 
 
 def _default_path() -> Path:
@@ -198,5 +281,8 @@ def _default_path() -> Path:
 def available_profiles(path: str | Path | None = None) -> list[str]:
     """The profile names of a config file (default: the repository's ``_config.yml``)."""
     path = Path(path) if path else _default_path()
-    return list((yaml.safe_load(path.read_text()) or {}).get("profiles", {}))
+    profiles = read_config_mapping(path).get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: profiles: expected a mapping of profile names")
+    return [str(p) for p in profiles]
 

@@ -42,6 +42,10 @@ def _prepare(cfg: StudyConfig) -> Catalogue:
     directory = cfg.data_dir
     if (directory / "catalogue.parquet").is_file():
         catalogue = Catalogue.load(directory)
+        if cfg.data.source == "synthetic":
+            if synthetic_is_current(cfg, catalogue, directory):
+                return catalogue
+            return _generate(cfg, directory)  # a generated catalogue of other parameters: regenerate it
         # An XMarket import interrupted during the image phase is marked incomplete: resume it.
         if not (cfg.data.source == "xmarket" and catalogue.meta.get("complete") is False):
             if cfg.data.source == "xmarket" and "market" in catalogue.meta:
@@ -49,9 +53,7 @@ def _prepare(cfg: StudyConfig) -> Catalogue:
             return catalogue
         check_resume(cfg, catalogue.meta, directory)
     if cfg.data.source == "synthetic":
-        from cti_repro.data.synthetic import generate_synthetic
-
-        return generate_synthetic(directory, products=cfg.data.synthetic.products, seed=cfg.data.synthetic.seed)
+        return _generate(cfg, directory)
     if cfg.data.source == "xmarket":
         from cti_repro.data.xmarket import import_xmarket
 
@@ -62,6 +64,47 @@ def _prepare(cfg: StudyConfig) -> Catalogue:
                        min_attributes=xm.min_attributes, min_depth=xm.min_depth)
         return Catalogue.load(directory)
     raise FileNotFoundError(f"{directory}: no catalogue.parquet (data.source is 'dir')")
+
+
+def _generate(cfg: StudyConfig, directory: Path) -> Catalogue:
+    from cti_repro.data.synthetic import generate_synthetic
+
+    return generate_synthetic(directory, products=cfg.data.synthetic.products, seed=cfg.data.synthetic.seed)
+
+
+def synthetic_is_current(cfg: StudyConfig, catalogue: Catalogue, directory: Path) -> bool:
+    """Whether the catalogue in ``directory`` is the one ``data.synthetic`` (products, seed) asks for.
+
+    A row must never run on one catalogue while its record states another size. A catalogue this
+    package generated records its parameters: if they differ it is regenerated (False, with a note;
+    the generator is byte-identical per parameters, so nothing is lost). A catalogue without them
+    (written by hand or elsewhere) is used only if its size matches; otherwise the refusal names the
+    command that generates the asked one.
+
+    Raises:
+        CatalogueError: ``directory`` holds a catalogue that was not generated here and whose size
+            differs from ``data.synthetic.products``.
+    """
+    from cti_repro.data.catalogue import CatalogueError
+    from cti_repro.data.synthetic import GENERATOR
+
+    want = {"products": cfg.data.synthetic.products, "seed": cfg.data.synthetic.seed}
+    meta = catalogue.meta or {}
+    if meta.get("generator") == GENERATOR:
+        have = {k: meta.get(k) for k in want}
+        if have == want:
+            return True
+        print(f"note: {directory}: regenerating the synthetic catalogue for data.synthetic "
+              f"products={want['products']} seed={want['seed']} (it was generated with products={have['products']} "
+              f"seed={have['seed']})", file=sys.stderr)
+        return False
+    if len(catalogue) == want["products"]:
+        return True
+    raise CatalogueError(
+        f"{directory}: holds a catalogue of {len(catalogue)} products that this package did not generate "
+        f"(catalogue.json records no synthetic parameters), but data.synthetic.products is {want['products']}; "
+        f"generate the asked one with `cti-repro data synthetic --out {directory} --products {want['products']} "
+        f"--seed {want['seed']}` (it replaces the folder's catalogue) or point data.dir elsewhere")
 
 
 _WARNED: set[str] = set()  # once per catalogue and process: prepare_catalogue runs once per row
@@ -138,4 +181,4 @@ def import_differences(cfg: StudyConfig, meta: dict) -> list[str]:
     return diffs
 
 
-__all__ = ["check_resume", "import_differences", "prepare_catalogue"]
+__all__ = ["check_resume", "import_differences", "prepare_catalogue", "synthetic_is_current"]

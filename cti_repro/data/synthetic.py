@@ -34,6 +34,7 @@ from cti_repro.data.catalogue import IMAGES_DIR, Catalogue, Product
 from cti_repro.data.synthetic_images import IMAGE_SIZE, looks_of, render_image
 
 GENERATOR_VERSION = "1"
+GENERATOR = "cti_repro.data.synthetic"  # catalogue.json's "generator": parameters recorded beside it
 DEFAULT_PRODUCTS = 3000
 INTERNAL_FRACTION = 0.15  # products attached above the deepest level of their branch
 ZIPF_EXPONENT = 0.7
@@ -239,7 +240,7 @@ def generate_synthetic(out: Path, products: int | None = None, seed: int = 0) ->
     for stale in sorted(img_dir.glob("SYN-*.png")):
         if stale.name not in keep:
             stale.unlink()
-    meta = {"source": "synthetic", "generator": "cti_repro.data.synthetic",
+    meta = {"source": "synthetic", "generator": GENERATOR,
             "generator_version": GENERATOR_VERSION, "products": n, "seed": seed, "image_size": IMAGE_SIZE}
     cat = Catalogue.from_products(items, root=out, meta=meta)
     cat.save(out)

@@ -9,6 +9,7 @@ is not paired: it is shown as Table 3 under both splits side by side.
 
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
@@ -29,6 +30,17 @@ def load_extensions(results_dir: str | Path) -> dict[str, list[dict]]:
     if not root.is_dir():
         return {}
     return {p.name: load_results(p) for p in sorted(root.iterdir()) if p.is_dir()}
+
+
+def extensions_line(runs: dict[str, dict]) -> str:
+    """The page's list of configured extensions as one HTML paragraph, every name and value escaped.
+
+    Names and override values come from ``_config.yml`` or ``--set``: printed through Markdown, a
+    name holding a MyST role (``{raw}`...```) would reach the page as a live tag.
+    """
+    items = [f"<b>{html.escape(str(name))}</b> <code>{html.escape(' '.join(f'{k}={v}' for k, v in spec.items()))}</code>"
+             for name, spec in runs.items()]
+    return f"<p>Extensions of this profile (dotted overrides of the config): {', '.join(items) or 'none configured'}.</p>"
 
 
 def graded_table(records: list[dict]) -> pd.DataFrame:
@@ -142,5 +154,5 @@ def table3_splits(base: list[dict], disjoint: list[dict], model: str = "CLIP-ITA
     return out[["split", *[c for c in out.columns if c != "split"]]]
 
 
-__all__ = ["DIFF_METRICS", "load_extensions", "graded_table", "bootstrap_mean", "extension_differences",
+__all__ = ["DIFF_METRICS", "extensions_line", "load_extensions", "graded_table", "bootstrap_mean", "extension_differences",
            "difference_summary", "error_tree_table", "table3_splits"]

@@ -2,8 +2,9 @@
 
 The embedded and smoke profiles are deterministic, so their per-run means are committed as
 expected numbers (``cti_repro/resources/expected/<profile>.json``, written by ``cti-repro verify
---write``, never by hand); ``cti-repro verify`` compares a user's results with them cell by cell
-(every setting, model, seed and metric) at :data:`TOLERANCE` points. pyserini's "two-click
+--write``, never by hand, and only from a complete plan); ``cti-repro verify`` compares a user's
+results with them cell by cell (every setting, model, seed and metric the profile plans: a cell
+without a result or without an expected number fails) at :data:`TOLERANCE` points. pyserini's "two-click
 reproduction" idea, applied to this package.
 
 Example:
@@ -14,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-
 import json
 import math
 from pathlib import Path
@@ -26,7 +26,7 @@ import pandas as pd
 from cti_repro.io_utils import atomic_write_json
 from cti_repro.report.common import ok_records, study_order
 from cti_repro.results import load_results
-from cti_repro.study import METRICS, SETTING_LABELS
+from cti_repro.study import METRICS, SETTING_LABELS, table1_rows
 
 EXPECTED_DIR = Path(__file__).resolve().parent.parent / "resources" / "expected"
 # Points (percent). Measured: the 18 smoke rows (108 cells) computed with torch at 1 and at 2
@@ -49,16 +49,39 @@ def _cells(records: list[dict]) -> dict[str, float]:
             for r in ok_records(records) for m, v in (r.get("means") or {}).items() if m in METRICS}
 
 
-def write_expected(results_dir: str | Path, path: str | Path, profile: str) -> Path:
+def planned_cells(seeds: list[int] | tuple[int, ...]) -> list[str]:
+    """Every ``setting/model/seed/metric`` cell of Table 1 that ``cti-repro reproduce`` plans for ``seeds``."""
+    return [f"{s}/{m}/{seed}/{metric}" for s, m, seed in table1_rows(seeds) for metric in METRICS]
+
+
+def _missing_rows(cells: list[str]) -> str:
+    """``"all CLIP-I seed 0, ..."``: the rows of some cells, the first few and a count."""
+    rows = list(dict.fromkeys(" ".join(c.split("/")[:2]) + f" seed {c.split('/')[2]}" for c in cells))
+    return ", ".join(rows[:4]) + (f" and {len(rows) - 4} more" if len(rows) > 4 else "")
+
+
+def write_expected(results_dir: str | Path, path: str | Path, profile: str, plan: list[str] | None = None) -> Path:
     """Write the expected numbers of ``profile`` from the results under ``results_dir``.
 
+    Args:
+        plan: the cells the profile must have (:func:`planned_cells`); every one needs a successful
+            result and only these are written. None: whatever successful results exist.
+
     Raises:
-        ValueError: there is no successful result to record.
+        ValueError: there is no successful result to record, or a planned cell has none (the file
+            would make a later ``verify`` pass on a partial study).
     """
     records = load_results(results_dir)
     cells = _cells(records)
     if not cells:
         raise ValueError(f"{results_dir}: no successful results to record as expected numbers")
+    if plan is not None:
+        missing = [c for c in plan if c not in cells]
+        if missing:
+            raise ValueError(f"{results_dir}: only {len(plan) - len(missing)} of the profile's {len(plan)} planned cells "
+                             f"have a successful result (missing: {_missing_rows(missing)}); run `cti-repro reproduce "
+                             f"--profile {profile}` until every row is ok, then write the expected numbers")
+        cells = {c: cells[c] for c in plan}
     ok = ok_records(records)
     meta = {"profile": profile, "written_by": "cti-repro verify --write",
             "git_commits": sorted({r.get("git_commit", "?") for r in ok}),
@@ -69,31 +92,64 @@ def write_expected(results_dir: str | Path, path: str | Path, profile: str) -> P
     return atomic_write_json(Path(path), {**meta, "cells": dict(sorted(cells.items()))})
 
 
-def verify_results(results_dir: str | Path, expected: str | Path, tolerance: float = TOLERANCE) -> pd.DataFrame:
-    """Compare the results under ``results_dir`` with an expected-numbers file, cell by cell.
-
-    Returns:
-        Columns ``setting, model, seed, metric, expected, got, diff, status``; ``status`` is ``OK``
-        (``|got - expected| <= tolerance``), ``FAIL`` or ``MISSING`` (no successful result).
+def read_expected(path: str | Path) -> dict[str, float]:
+    """The ``cells`` of an expected-numbers file, each key and value checked.
 
     Raises:
-        FileNotFoundError: no expected-numbers file (write one with ``cti-repro verify --write``).
-        ValueError: the file is not an expected-numbers file.
+        FileNotFoundError: no such file (write one with ``cti-repro verify --write``).
+        ValueError: not JSON, no ``cells`` mapping, a key that is not ``setting/model/seed/metric``
+            or a value that is not a finite number; names the file and the key.
     """
-    path = Path(expected)
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no expected numbers (write them with `cti-repro verify --write`)")
     try:
-        want = json.loads(path.read_text())["cells"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not an expected-numbers file ({exc})") from None
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, dict):
+        raise ValueError(f"{path}: not an expected-numbers file (needs a 'cells' mapping of "
+                         f"setting/model/seed/metric to a number, got {type(cells).__name__})")
+    out: dict[str, float] = {}
+    for key, value in cells.items():
+        parts = str(key).split("/")
+        if len(parts) != 4 or not parts[2].isdigit() or not all(parts):
+            raise ValueError(f"{path}: cells[{str(key)[:120]!r}]: key must be setting/model/seed/metric "
+                             "(seed an integer)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{path}: cells[{key!r}]: expected a finite number, got {str(value)[:80]!r}")
+        out[str(key)] = float(value)
+    return out
+
+
+def verify_results(results_dir: str | Path, expected: str | Path, tolerance: float = TOLERANCE,
+                   plan: list[str] | None = None) -> pd.DataFrame:
+    """Compare the results under ``results_dir`` with an expected-numbers file, cell by cell.
+
+    Args:
+        plan: the cells the profile must have (:func:`planned_cells`): each one the file lacks is a
+            row with status ``NOT EXPECTED`` (a trimmed or partial file cannot pass). None: the
+            file's cells only.
+
+    Returns:
+        Columns ``setting, model, seed, metric, expected, got, diff, status``; ``status`` is ``OK``
+        (``|got - expected| <= tolerance``), ``FAIL``, ``MISSING`` (no successful result) or
+        ``NOT EXPECTED`` (a planned cell the file has no number for).
+
+    Raises:
+        FileNotFoundError: no expected-numbers file (write one with ``cti-repro verify --write``).
+        ValueError: the file is not an expected-numbers file (names the file and the key).
+    """
+    want = read_expected(expected)
     got = _cells(load_results(results_dir))
     rows = []
-    for key, e in want.items():
+    for key in [*want, *(c for c in plan or () if c not in want)]:
         setting, model, seed, metric = key.split("/")
-        g = got.get(key, math.nan)
+        e, g = want.get(key, math.nan), got.get(key, math.nan)
         d = g - e
-        status = "MISSING" if not np.isfinite(g) else ("OK" if abs(d) <= tolerance + 1e-12 else "FAIL")
+        status = ("NOT EXPECTED" if key not in want else "MISSING" if not np.isfinite(g)
+                  else "OK" if abs(d) <= tolerance + 1e-12 else "FAIL")
         rows.append({"setting": setting, "model": model, "seed": int(seed), "metric": metric, "expected": e,
                      "got": g, "diff": d, "status": status})
     return pd.DataFrame(rows, columns=["setting", "model", "seed", "metric", "expected", "got", "diff", "status"])
@@ -189,7 +245,7 @@ def write_readme_table(readme: str | Path, table: str, markers: tuple[str, str] 
     return path
 
 
-__all__ = ["verify_results", "write_expected", "expected_path", "readme_table", "write_readme_table", "README_MARKERS",
+__all__ = ["verify_results", "write_expected", "read_expected", "planned_cells", "expected_path", "readme_table", "write_readme_table", "README_MARKERS",
            "readme_stage_times", "STAGE_MARKERS", "TABLE1_STAGES",
            "TOLERANCE",
            "MEASURED_THREAD_DRIFT", "EXPECTED_DIR"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cti_repro.config.ablations import Ablation, load_ablations
-from cti_repro.config import DEFAULT_CONFIG, load_config
+from cti_repro.config import DEFAULT_CONFIG, load_config, parse_overrides
 from cti_repro.results import is_current, result_path
 from cti_repro.run.stages import submission_order
 from cti_repro.study import SETTINGS
@@ -68,6 +68,7 @@ def run_ablations(
     profile: str = "embedded", names: list[str] | None = None, config_path: str | Path | None = None,
     seeds: list[int] | None = None, workers: int = 1, force: bool = False,
     engine: str = "local", address: str | None = None, retries: int | None = None,
+    overrides: list[str] | None = None,
 ) -> list[str]:
     """Run the rows of the chosen variants (current ones are skipped); return one line per failure.
 
@@ -81,17 +82,21 @@ def run_ablations(
         force: recompute current rows.
         engine: ``local`` (worker processes) or ``ray`` (one Ray task per row, ``retries`` further
             attempts, then a recorded failure; ``address`` joins a cluster), as the batch's rows.
+        overrides: the batch's ``--set`` overrides, under every variant's own (results then in
+            ``<results_dir>/overrides/<hash>/ablations/``, beside the batch's rows they compare with).
     """
     from cti_repro.data.prepare import prepare_catalogue
 
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
-    base = load_config(profile, config_path)
+    base_sets = parse_overrides(overrides)
+    base = load_config(profile, config_path, overrides=base_sets)
     seeds = list(seeds) if seeds else list(base.seeds)
     results_dir = base.path(base.results_dir).resolve()
     fingerprint = prepare_catalogue(base).fingerprint()
     jobs, n_current = [], 0
     for ab in select(names, config_path):
-        cfg = load_config(profile, config_path, overrides=ab.overrides)  # validates the variant first
+        sets = {**base_sets, **ab.overrides}
+        cfg = load_config(profile, config_path, overrides=sets)  # validates the variant first
         out = ablation_dir(results_dir, ab.name)
         for seed in seeds:
             for model in ab.models:
@@ -99,7 +104,7 @@ def run_ablations(
                     if not force and is_current(result_path(out, setting, model, seed), cfg.hash(), fingerprint):
                         n_current += 1
                         continue
-                    jobs.append((ab.name, (profile, str(config_path), ab.overrides, str(out), setting, model, seed)))
+                    jobs.append((ab.name, (profile, str(config_path), sets, str(out), setting, model, seed)))
     jobs = submission_order(jobs, lambda j: (j[1][4], j[1][5]))  # longest first, as the batch's rows
     print(f"ablations: {len(jobs)} rows to run, {n_current} current", flush=True)
     failed: list[str] = []

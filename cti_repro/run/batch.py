@@ -31,7 +31,7 @@ from cti_repro.run.book import BookLayout, book_layout
 from cti_repro.run.notebooks import error_text, execute, notebook_is_current, stamp
 from cti_repro.run.pages import build_pages, execute_pages, write_data_files
 from cti_repro.run.stages import finish, fmt_duration, stages_for, submission_order
-from cti_repro.study import BASELINES, SETTING_LABELS, SETTINGS, TRAINED
+from cti_repro.study import SETTING_LABELS, TRAINED, table1_rows
 
 @dataclass(frozen=True)
 class RowTask:
@@ -61,17 +61,10 @@ def plan_rows(
     """
     results_dir = cfg.path(cfg.results_dir).resolve()
     config_hash, tasks, expected = cfg.hash(), [], stamp(cfg, fingerprint, layout.templates / "row.ipynb")
-    seed_list = list(cfg.seeds if seeds is None else seeds)
-    for group in (BASELINES, TRAINED):
-        # The baselines have no seed (frozen features; random CLIP weights use a fixed seed), so
-        # they run once, for the first seed; only the trained models vary across seeds.
-        for seed in seed_list if group is TRAINED else seed_list[:1]:
-            for model in group:
-                for setting in SETTINGS:
-                    res, nb = result_path(results_dir, setting, model, seed), layout.row_notebook(setting, model, seed)
-                    done = (not force and is_current(res, config_hash, fingerprint)
-                            and notebook_is_current(nb, expected))
-                    tasks.append(RowTask(setting, model, seed, res, nb, done))
+    for setting, model, seed in table1_rows(cfg.seeds if seeds is None else seeds):
+        res, nb = result_path(results_dir, setting, model, seed), layout.row_notebook(setting, model, seed)
+        done = not force and is_current(res, config_hash, fingerprint) and notebook_is_current(nb, expected)
+        tasks.append(RowTask(setting, model, seed, res, nb, done))
     return tasks
 
 
@@ -302,7 +295,7 @@ def reproduce(
                     load_features(cfg, catalogue, XMODAL_PARTS)
             with stages(f"text-image rows ({sum(not t.skip for t in xtasks)} of {len(xtasks)} to run)"):
                 failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows, workers=workers,
-                                          engine=executor, address=address, retries=retries)
+                                          overrides=overrides, engine=executor, address=address, retries=retries)
             tasks = tasks + xtasks
         problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
         if ablations is not None:
@@ -310,7 +303,7 @@ def reproduce(
 
             with stages("ablations"):
                 problems += run_ablations(profile, ablations, config_path, seeds, workers, force,
-                                          engine=executor, address=address, retries=retries)
+                                          engine=executor, address=address, retries=retries, overrides=overrides)
         if build_book and cfg.extensions.runs:  # the "Beyond the paper" chapter's runs
             from cti_repro.run.extensions import run_extensions
 

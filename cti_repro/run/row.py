@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cti_repro.config import StudyConfig, beyond_the_paper, load_config
+from cti_repro.config import OVERRIDES_DIR, StudyConfig, beyond_the_paper, load_config
 from cti_repro.data.pairs import SettingData, build_setting
 from cti_repro.data.prepare import prepare_catalogue
 from cti_repro.results import git_commit, hardware, is_current, package_versions, result_path, write_result
@@ -274,7 +274,10 @@ def run_row(
         q_emb, c_emb, tr, net = _train_and_embed(model, fs, data, cfg, seed, device, progress)
         training = tr.to_dict()
         model_info = net.describe()
-        _save_checkpoint(cfg, setting, model, seed, net)
+        # a variant (extension, --set overrides, ablation, --out elsewhere) keeps Table 1's checkpoint
+        variant = bool(beyond_the_paper(cfg)) or OVERRIDES_DIR in Path(cfg.results_dir).parts or (
+            Path(results_dir).resolve() != cfg.path(cfg.results_dir).resolve())
+        _save_checkpoint(cfg, setting, model, seed, net, variant)
     normalize = model not in TRAINED or cfg.loss.similarity == "cosine"
     idx, per_norm = _evaluate(q_emb, c_emb, scores, data, tie_key, cfg, device, normalize=normalize)
     per_query = {**per_norm[cfg.eval.ap_norm], **graded(idx, data)}  # the six metrics + GRADED_METRICS
@@ -346,7 +349,8 @@ def check_images(fs, products: int, cfg: StudyConfig, model: str) -> dict[str, i
     return {"images_unreadable": bad}
 
 
-def _save_checkpoint(cfg: StudyConfig, setting: str, model: str, seed: int, net) -> Path:
+def _save_checkpoint(cfg: StudyConfig, setting: str, model: str, seed: int, net, variant: bool = False) -> Path:
+    """``<cache_dir>/checkpoints/<setting>/<model>_seed<seed>.pt``; a variant's under ``beyond/<config hash>/``."""
     import io
 
     import torch
@@ -356,7 +360,7 @@ def _save_checkpoint(cfg: StudyConfig, setting: str, model: str, seed: int, net)
     buf = io.BytesIO()
     torch.save({"state_dict": net.state_dict(), "describe": net.describe()}, buf)
     folder = cfg.path(cfg.cache_dir) / "checkpoints"
-    if beyond_the_paper(cfg):  # an extension run must not overwrite the Table 1 checkpoint
+    if variant or beyond_the_paper(cfg):  # a variant must not overwrite the Table 1 checkpoint
         folder = folder / "beyond" / cfg.hash()[:12]
     return atomic_write_bytes(folder / setting / f"{model}_seed{seed}.pt", buf.getvalue())
 

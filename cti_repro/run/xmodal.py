@@ -14,11 +14,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from cti_repro.config import ConfigError, StudyConfig, load_config
+from cti_repro.config import StudyConfig, apply_sets, load_config
 from cti_repro.data.prepare import prepare_catalogue
 from cti_repro.data.xmodal_pairs import build_xmodal
 from cti_repro.results import git_commit, hardware, is_current, package_versions, write_result
@@ -37,39 +36,14 @@ def xmodal_seeds(cfg: StudyConfig) -> list[int]:
     return list(cfg.xmodal.seeds or cfg.seeds)
 
 
-# ---- LOCAL --set helper: dotted overrides (until config.py offers a general one) ---------------
 def apply_overrides(cfg: StudyConfig, sets: Sequence[str]) -> StudyConfig:
-    """Apply ``KEY=VALUE`` overrides (dotted keys, YAML values) to ``cfg`` and re-validate.
-
-    Local to this study's command line: ``--set xmodal.epochs=5 --set xmodal.kcca.kernel=cosine``.
+    """``cfg`` with ``KEY=VALUE`` overrides (dotted keys, YAML values) applied and validated, its
+    results moved under ``<results_dir>/overrides/<hash>/`` (:func:`cti_repro.config.apply_sets`).
 
     Raises:
         ConfigError: malformed item, unknown field, wrong type or value (naming the field).
     """
-    import yaml
-
-    from cti_repro.config import _build, _validate, deep_merge
-
-    if not sets:
-        return cfg
-    d = cfg.to_dict()
-    root, profile = d.pop("root"), d.pop("profile")
-    for item in sets:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. xmodal.epochs=5")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
-        nested: Any = value
-        for part in reversed(key.strip().split(".")):
-            nested = {part: nested}
-        d = deep_merge(d, nested)
-    new = _build(StudyConfig, d, "--set")
-    new.root, new.profile = root, profile
-    _validate(new, "--set")
-    return new
+    return apply_sets(cfg, sets)
 
 
 def _image_ok(image: np.ndarray, chunk: int = 65536) -> np.ndarray:
@@ -113,7 +87,7 @@ def run_xmodal(
     """
     if model not in XMODAL_MODELS:
         raise ValueError(f"unknown text-image model {model!r}; expected one of {XMODAL_MODELS}")
-    cfg = apply_overrides(cfg or load_config(profile, config_path), sets)
+    cfg = apply_sets(cfg, sets) if cfg is not None else load_config(profile, config_path, overrides=sets)
     seed = xmodal_seeds(cfg)[0] if seed is None else int(seed)
     path = xmodal_result_path(Path(out_dir) if out_dir else cfg.path(cfg.results_dir), model, seed)
     catalogue = prepare_catalogue(cfg)

@@ -40,20 +40,23 @@ def plan_xmodal(cfg: StudyConfig, fingerprint: str, layout: BookLayout, seeds: l
 
 
 def run_xmodal_rows(tasks: list, cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path,
-                    force: bool, run_rows: Callable[..., list], **kwargs: Any) -> list:
+                    force: bool, run_rows: Callable[..., list], overrides: list[str] | None = None,
+                    **kwargs: Any) -> list:
     """Execute the notebooks of the tasks not marked ``skip`` with the batch's ``run_rows`` (in its
-    worker processes or on Ray, as ``kwargs`` say: ``workers``, ``engine``...); return the failed tasks."""
+    worker processes or on Ray, as ``kwargs`` say: ``workers``, ``engine``...); return the failed tasks.
+    Every row notebook gets the batch's ``--set`` ``overrides`` (its config is the batch's)."""
     template, cwd = layout.templates / TEMPLATE, Path(cfg.root).resolve()
     meta = stamp(cfg, fingerprint, template)
 
     def job(task) -> tuple[Callable[..., Any], tuple, dict]:
         params = {"model": task.model, "profile": cfg.profile, "seed": task.seed,
-                  "results_dir": str(task.result.parent.parent), "config_path": str(config_path), "force": force}
+                  "results_dir": str(task.result.parent.parent), "config_path": str(config_path), "force": force,
+                  "overrides": list(overrides or [])}
         return execute, (template, task.notebook, params, meta, cwd), {
             "title": f"Text-image: {task.model}, seed {task.seed}",
             "log": layout.runs / "logs" / f"xmodal_{task.model}_seed{task.seed}.log"}
 
-    return run_rows(tasks, cfg, fingerprint, layout, config_path, force, job=job, **kwargs)
+    return run_rows(tasks, cfg, fingerprint, layout, config_path, force, job=job, overrides=overrides, **kwargs)
 
 
 __all__ = ["plan_xmodal", "run_xmodal_rows", "TEMPLATE"]

@@ -38,18 +38,29 @@ def test_write_then_verify_cell_by_cell(tmp_path):
     assert set(missing[missing.seed == 1].status) == {"MISSING"} and (missing[missing.seed == 0].status == "OK").all()
 
 
+def _smoke_plan_study(root, shift: float = 0.0, skip: int = 0):
+    """Every row the smoke profile plans (18: seed 0), ``skip`` of them left out."""
+    from cti_repro.study import table1_rows
+
+    for setting, model, seed in table1_rows([0])[skip:]:
+        r = make_record(setting, model, seed, {"P@1": [10, 20, 30, 40, 50]})
+        r["means"] = {m: v + shift for m, v in r["means"].items()}
+        write_result(result_path(root, setting, model, seed), r)
+    return root
+
+
 def test_cli_verify_exit_codes_and_messages(tmp_path, capsys):
-    good = _study(tmp_path / "a")
+    good = _smoke_plan_study(tmp_path / "a")
     exp = tmp_path / "e.json"
     base = ["verify", "--profile", "smoke", "--results", str(good), "--expected", str(exp)]
     assert main([*base, "--write"]) == 0
     assert main(base) == 0
-    assert capsys.readouterr().out.strip().endswith(f"OK: 18 of 18 cells within {verify.TOLERANCE:g} points of {exp}")
-    bad = _study(tmp_path / "b", shift=1.0)
+    assert capsys.readouterr().out.strip().endswith(f"OK: 108 of 108 cells within {verify.TOLERANCE:g} points of {exp}")
+    bad = _smoke_plan_study(tmp_path / "b", shift=1.0)
     assert main(["verify", "--profile", "smoke", "--results", str(bad), "--expected", str(exp)]) == 1
     out = capsys.readouterr().out
     assert "FAIL    all BM25 seed 0 P@1: expected 30.0000, got 31.0000 (diff +1.0000)" in out
-    assert out.strip().splitlines()[-1].startswith("FAIL: 0 of 18 cells")
+    assert out.strip().splitlines()[-1].startswith("FAIL: 0 of 108 cells")
     assert main([*base[:-2], "--expected", str(tmp_path / "none.json")]) == 2
     assert "write them with `cti-repro verify --write`" in capsys.readouterr().err
 
