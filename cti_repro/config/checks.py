@@ -25,6 +25,7 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(0 <= cfg.split.disjoint_categories < 1, "split.disjoint_categories", "must be in [0, 1) (0 = off)")
     need(cfg.model.head in ("paper", "batchnorm"), "model.head", f"paper or batchnorm, got {cfg.model.head!r}")
     need(cfg.model.dim > 0, "model.dim", "must be > 0")
+    need(cfg.model.bn_hidden > 0, "model.bn_hidden", "must be > 0")
     need(cfg.model.attribute_pool in ("mean", "attention"), "model.attribute_pool",
          f"mean or attention, got {cfg.model.attribute_pool!r}")
     need(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")

@@ -167,10 +167,12 @@ class ModelConfig:
         head: ``paper`` (GELU + residual + LayerNorm) or ``batchnorm`` (the public code's head).
         dim: output dimension of both heads.
         dropout: dropout inside the head.
+        bn_hidden: hidden width of the ``batchnorm`` head (the public code's ``src/model.py``: 2048).
     """
     head: str = "paper"
     dim: int = 256
     dropout: float = 0.1
+    bn_hidden: int = 2048
     attribute_pool: str = "mean"  # mean (eq. 5) | attention (extension: learned pooling, models/heads.py)
     normalize_modalities: bool = False  # L2-normalise each modality's features before concatenation
 

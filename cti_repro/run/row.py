@@ -161,7 +161,7 @@ def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, s
     dims = {m: int(fs["attribute_values" if m == "attributes" and pool == "attention" else m].shape[1]) for m in mods}
     model = CtIModel(mods, dims, category_dim=cat_feat.shape[1], head=cfg.model.head, d=cfg.model.dim,
                      dropout=cfg.model.dropout, attribute_pool=pool, normalize_modalities=cfg.model.normalize_modalities,
-                     learn_tau=cfg.loss.learn_tau, tau=cfg.loss.tau)
+                     learn_tau=cfg.loss.learn_tau, tau=cfg.loss.tau, bn_hidden=cfg.model.bn_hidden)
     if pool == "attention":
         model.set_attribute_table(torch.from_numpy(np.array(fs["attribute_values"])))  # a copy of the memmap
     extra = dict(similarity=cfg.loss.similarity, logit_scale=model.logit_scale)  # refused by non-InfoNCE losses
