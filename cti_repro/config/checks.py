@@ -24,6 +24,8 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(cfg.data.category_key in ("name", "path"), "data.category_key", f"name or path, got {cfg.data.category_key!r}")
     need(0 <= cfg.split.disjoint_categories < 1, "split.disjoint_categories", "must be in [0, 1) (0 = off)")
     need(cfg.model.head in ("paper", "batchnorm"), "model.head", f"paper or batchnorm, got {cfg.model.head!r}")
+    need(cfg.encoders.image.quick_gelu in (None, True, False), "encoders.image.quick_gelu",
+         f"true, false or null (decide from the weights), got {cfg.encoders.image.quick_gelu!r}")
     need(cfg.model.dim > 0, "model.dim", "must be > 0")
     need(cfg.model.bn_hidden > 0, "model.bn_hidden", "must be > 0")
     need(cfg.model.attribute_pool in ("mean", "attention"), "model.attribute_pool",

@@ -111,12 +111,16 @@ class ImageEncoderConfig:
         pretrained: open_clip pretrained tag, a checkpoint path, or ``none``.
         allow_random: use random weights (recorded, and labelled a demonstration) when the
             pretrained ones cannot be loaded.
+        quick_gelu: the activation the weights were trained with (``true``: QuickGELU, OpenAI's);
+            ``null`` decides it from the tag's open_clip config or the checkpoint file's format,
+            and a plain state-dict file without it is refused (``cti_repro.clip_weights``).
         batch_size: images per forward pass.
         num_workers: DataLoader workers decoding images.
     """
     model: str = "ViT-B-32"
     pretrained: str = "openai"
     allow_random: bool = False
+    quick_gelu: bool | None = None
     batch_size: int = 64
     num_workers: int = 4
     max_unreadable: float = 0.5  # image-based rows refuse a catalogue with more unreadable images
