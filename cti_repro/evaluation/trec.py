@@ -148,7 +148,8 @@ def evaluate_trec(qrels_path: str | Path, run_path: str | Path, ap_norm: str = "
     """Evaluate a TREC run file against a TREC qrels file.
 
     Means are taken over the qrels' queries with at least one relevant item; a query with no run
-    lines scores 0 on every metric. Ties in score are broken by docid ascending.
+    lines scores 0 on every metric. Ties in score are broken by docid descending (string order),
+    trec_eval's rule (see :func:`ranked_relevance`).
 
     Args:
         qrels_path: qrels file ``qid 0 docid rel`` (rel > 0 is relevant), plain or gzip.
