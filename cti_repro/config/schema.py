@@ -340,6 +340,10 @@ def beyond_the_paper(cfg: StudyConfig) -> dict[str, Any]:
         on["data.category_key"] = cfg.data.category_key
     if cfg.loss.kind in ("tree_soft", "tree_margin"):
         on["loss.kind"] = cfg.loss.kind
+        # the loss's own parameters where they differ from the default (tree_decay 0: the same-label control)
+        default, own = LossConfig(), {"tree_soft": ("tree_decay",), "tree_margin": ("tree_beta", "tree_margin")}
+        on.update({f"loss.{k}": getattr(cfg.loss, k) for k in own[cfg.loss.kind]
+                   if getattr(cfg.loss, k) != getattr(default, k)})
     if cfg.model.attribute_pool != "mean":
         on["model.attribute_pool"] = cfg.model.attribute_pool
     if cfg.split.disjoint_categories > 0:
