@@ -55,6 +55,7 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(cfg.loss.similarity == "cosine" or cfg.loss.kind == "infonce", "loss.similarity", "dot needs loss.kind infonce")
     need(cfg.eval.tie_rule in ("id", "random"), "eval.tie_rule", f"id or random, got {cfg.eval.tie_rule!r}")
     need(cfg.eval.candidates in ("test", "all"), "eval.candidates", f"test or all, got {cfg.eval.candidates!r}")
+    need(cfg.eval.queries in ("test", "all"), "eval.queries", f"test or all, got {cfg.eval.queries!r}")
     need("{}" in cfg.encoders.clip_prompt, "encoders.clip_prompt", "must contain {} for the category")
     need(cfg.extensions.model in ("CLIP-I", "CLIP-IA", "CLIP-ITA"), "extensions.model",
          f"a trained model (CLIP-I, CLIP-IA, CLIP-ITA), got {cfg.extensions.model!r}")

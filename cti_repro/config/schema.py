@@ -241,6 +241,7 @@ class EvalConfig:
     tie_rule: str = "random"        # id (ascending product id) | random (a seeded permutation, eval.tie_seed)
     tie_seed: int = 0
     candidates: str = "test"    # test (the paper's test products) | all (baselines: every product)
+    queries: str = "test"       # test (labels of the test products) | all (every label of the setting; book/deviations.md row 6)
 
 
 @dataclass

@@ -111,13 +111,16 @@ REACHES = {
     "model.bn_hidden": ("head", lambda g, v: _head_hidden(g.net) == v),
     "eval.candidates": ("evaluator", lambda g, v: len(g.evaluate["data"].candidates)
                         == (len(g.evaluate["data"].labels) if v == "all" else len(g.evaluate["data"].split["test"]))),
+    "eval.queries": ("evaluator", lambda g, v: list(g.evaluate["data"].queries) == sorted(set(
+        (d := g.evaluate["data"]).labels.tolist() if v == "all" else d.labels[d.split["test"]].tolist()))),
 }
 
 
 def _cases() -> list[tuple[str, str, Any, str]]:
     variants, _ = load_ablations(Path(__file__).resolve().parents[2] / "_config.yml")
     cases = [(name, key, value, v.models[0]) for name, v in variants.items() for key, value in v.overrides.items()]
-    return [*cases, ("bn_hidden", "model.bn_hidden", 96, "CLIP-ITA"), ("bn_head", "model.head", "batchnorm", "CLIP-I")]
+    return [*cases, ("bn_hidden", "model.bn_hidden", 96, "CLIP-ITA"), ("bn_head", "model.head", "batchnorm", "CLIP-I"),
+            ("queries_all", "eval.queries", "all", "CLIP-ITA")]
 
 
 @pytest.mark.parametrize("variant, key, value, model", _cases(), ids=lambda x: str(x))
@@ -128,5 +131,26 @@ def test_each_sensitivity_key_reaches_the_code_it_names(config_path, probe, vari
     got = probe(model, config_path, {**extra, key: value})
     assert reaches(got, value), f"ablation {variant}: {key}={value!r} does not reach the {where}"
     default = probe(model, config_path, extra)  # the same check fails at the default: it tests the key
-    if key in ("eval.candidates",) or model in ("CLIP-ITA", "CLIP-IA", "CLIP-I"):
+    if key in ("eval.candidates", "eval.queries") or model in ("CLIP-ITA", "CLIP-IA", "CLIP-I"):
         assert not reaches(default, value), f"{key}: the check also holds without the override"
+
+
+def test_all_category_queries_add_the_settings_other_labels_at_zero(config_path):
+    """``eval.queries: all``: every label of the setting is a query; one without a test product
+    scores 0 on every metric and counts in the means; the test split's queries score as before."""
+    from cti_repro.results import read_result
+    from cti_repro.study import METRICS
+
+    default = read_result(row.run_row(SETTING, "BM25", cfg=load_config("smoke", config_path), progress=False))
+    cfg = load_config("smoke", config_path, overrides={"eval.queries": "all"})
+    rec = read_result(row.run_row(SETTING, "BM25", cfg=cfg, progress=False))
+    extra = sorted(set(rec["queries"]) - set(default["queries"]))
+    assert rec["config_hash"] != default["config_hash"] and set(default["queries"]) < set(rec["queries"])
+    assert rec["ranking"]["queries"] == "all" and rec["ranking"]["queries_without_relevant"] == len(extra) > 0
+    assert rec["data"]["test_queries"] == len(rec["queries"]) == rec["data"]["categories"]
+    pos = {q: i for i, q in enumerate(rec["queries"])}
+    for m in METRICS:
+        got = rec["per_query"][m]
+        assert all(got[pos[q]] == 0 for q in extra)
+        assert [got[pos[q]] for q in default["queries"]] == default["per_query"][m]
+        assert rec["means"][m] == pytest.approx(sum(got) / len(got))
