@@ -166,3 +166,16 @@ def test_an_open_clip_config_beside_the_file_decides_its_activation(hub, tmp_pat
     _, _, _, ident = features.load_clip("Tiny-ViT-32", str(ckpt), allow_random=False)
     assert ident["architecture"]["activation"] == activation
     assert ident["architecture"]["activation_from"] == "open_clip_config.json beside the checkpoint"
+
+
+def test_the_cli_refuses_a_state_dict_file_in_one_line(tmp_path, capsys):
+    from cti_repro.cli import main
+    from tests.smoke import smoke_config
+
+    ckpt = _state_dict_file(tmp_path / "weights.pt")
+    code = main(["run", "--setting", "most_specific", "--model", "CLIP", "--profile", "smoke",
+                 "--config", str(smoke_config(tmp_path)), "--set", f"encoders.image.pretrained={ckpt}"])
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # after the synthetic catalogue's progress bar
+    assert code == 2 and "Traceback" not in err and err.count("cti-repro: error:") == 1
+    assert last.startswith("cti-repro: error: encoders.image.pretrained: ") and "encoders.image.quick_gelu" in last
