@@ -120,7 +120,10 @@ def tree_effects(extensions: dict[str, list[dict]], metrics: tuple[str, ...] = D
 
 
 def difference_summary(diffs: pd.DataFrame) -> pd.DataFrame:
-    """Wide view: one row per (extension, setting), cells ``diff [low, high]`` per metric."""
+    """Wide view: one row per (extension, setting), cells ``diff [low, high]`` per metric.
+
+    ``extension`` and ``setting`` are columns, not the index: the pages' Styler hides the index, and
+    a table of differences without the names of what differs says nothing."""
     if diffs.empty:
         return pd.DataFrame()
 
@@ -130,7 +133,7 @@ def difference_summary(diffs: pd.DataFrame) -> pd.DataFrame:
 
     d = diffs.assign(cell=diffs.apply(cell, axis=1))
     out = d.pivot_table(index=["extension", "setting"], columns="metric", values="cell", aggfunc="first")
-    return out.reindex(columns=[m for m in DIFF_METRICS if m in out.columns])
+    return out.reindex(columns=[m for m in DIFF_METRICS if m in out.columns]).reset_index()
 
 
 def error_tree_table(base: list[dict], extensions: dict[str, list[dict]], model: str = "CLIP-ITA") -> pd.DataFrame:

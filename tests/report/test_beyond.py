@@ -34,7 +34,9 @@ def test_extension_differences_pair_by_query_and_seed():
     r = d.iloc[0]
     # seed 0 only; queries a, b, c: diffs (20-10, 20-20, 30-30) -> mean 10/3
     assert r["queries"] == 3 and r["diff"] == pytest.approx(10 / 3) and r["base"] == pytest.approx(20.0)
-    assert beyond.difference_summary(d).loc[("x", "all"), "P@10"].startswith("+3.33 [")
+    wide = beyond.difference_summary(d)
+    assert list(wide.columns[:2]) == ["extension", "setting"]  # shown: styled() hides the index
+    assert wide.set_index(["extension", "setting"]).loc[("x", "all"), "P@10"].startswith("+3.33 [")
 
 
 def test_graded_table_means_over_seeds():
