@@ -14,9 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cti_repro.clip_weights import (
-    _activation, _register_custom_configs, cached_checkpoint, clip_pretrained_cfg,
-)
+from cti_repro.clip_weights import _activation, _register_custom_configs, cached_checkpoint, resolve_quick_gelu
 from cti_repro.device import amp_context
 
 class WeightsUnavailableError(RuntimeError):
@@ -24,7 +22,8 @@ class WeightsUnavailableError(RuntimeError):
 
 
 # ---- encoders --------------------------------------------------------------------------------
-def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cpu", seed: int = 0):
+def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cpu", seed: int = 0,
+              quick_gelu: bool | None = None):
     """Build an open_clip model with its own preprocessing.
 
     Args:
@@ -33,19 +32,22 @@ def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cp
         allow_random: fall back to random weights when the pretrained ones cannot be loaded.
         device: where to put the model.
         seed: seed for random initialisation (so random features are reproducible).
+        quick_gelu: ``encoders.image.quick_gelu`` (``None``: decided by :func:`resolve_quick_gelu`).
 
     The architecture is the one the weights need: open_clip 3.3 builds ``ViT-B-32`` with
     ``nn.GELU``, while its pretrained config marks the ``openai`` tag (and others) ``quick_gelu``
     and ``create_model`` only warns on a mismatch; so ``force_quick_gelu`` is taken from the tag's
-    pretrained config, for any model and tag.
+    pretrained config, for any model and tag, or for a file from its format or the explicit
+    ``quick_gelu`` (:func:`cti_repro.clip_weights.resolve_quick_gelu`, which refuses to guess).
 
     Returns:
         (model, preprocess, tokenizer, identity) where identity records name, weights, whether
-        they are pretrained, the ``architecture`` built (name, activation) and, for pretrained
-        weights, the ``checkpoint`` file and its ``sha256``.
+        they are pretrained, the ``architecture`` built (name, activation, ``activation_from``: what
+        decided it) and, for pretrained weights, the ``checkpoint`` file and its ``sha256``.
 
     Raises:
         WeightsUnavailableError: weights missing and ``allow_random`` is false.
+        ConfigError: a checkpoint file that does not record its activation and no ``quick_gelu``.
     """
     import open_clip
     import torch
@@ -54,9 +56,9 @@ def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cp
     identity: dict[str, Any] = {"name": model, "weights": pretrained, "pretrained": False}
     tag = None if pretrained.lower() in ("", "none", "random") else pretrained
     torch.manual_seed(seed)
+    quick, decided_by = resolve_quick_gelu(model, pretrained, quick_gelu)  # before any load: a refusal is not "unavailable"
     if tag is not None:
         try:
-            quick = bool(clip_pretrained_cfg(model, tag).get("quick_gelu", False))
             net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=tag, device=device,
                                                                        force_quick_gelu=quick)
             identity["pretrained"] = True
@@ -73,17 +75,22 @@ def load_clip(model: str, pretrained: str, allow_random: bool, device: str = "cp
                     f"  python -c \"import open_clip; open_clip.create_model_and_transforms('{model}', "
                     f"pretrained='{pretrained}')\"\n"
                     "to cache them (unset HF_HUB_OFFLINE for that command), or set "
-                    "encoders.image.pretrained to a local checkpoint file, or set "
+                    "encoders.image.pretrained to a local checkpoint file (OpenAI's TorchScript .pt, or a state "
+                    "dict with encoders.image.quick_gelu: true for OpenAI weights, false for LAION ones), or set "
                     "encoders.image.allow_random: true for a pipeline demonstration."
                 ) from exc
             print(f"warning: {model}/{pretrained} unavailable, using RANDOM weights (seed {seed})", file=sys.stderr)
             torch.manual_seed(seed)
             tag = None
     if tag is None:
-        net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=None, device=device)
+        # random weights: open_clip's model config unless the activation was set explicitly
+        quick, decided_by = (bool(quick_gelu), "encoders.image.quick_gelu") if quick_gelu is not None else (
+            False, "random weights: open_clip's model config")
+        net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=None, device=device,
+                                                                   force_quick_gelu=quick)
         identity.update(weights=f"random(seed={seed})", pretrained=False)
     net.eval()
-    identity["architecture"] = {"name": model, "activation": _activation(net)}
+    identity["architecture"] = {"name": model, "activation": _activation(net), "activation_from": decided_by}
     return net, preprocess, open_clip.get_tokenizer(model), identity
 
 

@@ -91,7 +91,7 @@ def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str, device: str = "
     enc = cfg.encoders
     if part in CLIP_PARTS:
         spec = {"model": enc.image.model, "pretrained": enc.image.pretrained, "allow_random": enc.image.allow_random,
-                **image_weights_key(enc.image.model, enc.image.pretrained),
+                **image_weights_key(enc.image.model, enc.image.pretrained, enc.image.quick_gelu),
                 "precision": "bf16" if amp_enabled(device, None) else "fp32"}  # encode_images' autocast
         if part == "clip_category":
             spec["prompt"] = enc.clip_prompt
@@ -151,7 +151,7 @@ def load_features(
     computed: dict[str, tuple[np.ndarray, str, dict, dict]] = {}
     if need & set(CLIP_PARTS):
         ic = cfg.encoders.image
-        net, preprocess, tok, ident = load_clip(ic.model, ic.pretrained, ic.allow_random, device)
+        net, preprocess, tok, ident = load_clip(ic.model, ic.pretrained, ic.allow_random, device, quick_gelu=ic.quick_gelu)
         if "image" in need:
             t0 = time.perf_counter()
             paths = [catalogue.image_path(i) for i in range(len(catalogue))]

@@ -45,7 +45,8 @@ def test_openai_tag_builds_quickgelu_and_records_the_checkpoint(hub):
     net, _, _, ident = features.load_clip("ViT-B-32", "openai", allow_random=False)
     assert loaded and loaded[0][1] == str(ckpt)  # open_clip loaded exactly this file
     assert ident["pretrained"] is True
-    assert ident["architecture"] == {"name": "ViT-B-32", "activation": "QuickGELU"}
+    assert ident["architecture"] == {"name": "ViT-B-32", "activation": "QuickGELU",
+                                     "activation_from": "open_clip's pretrained config of tag openai"}
     assert ident["checkpoint"] == str(ckpt) and ident["sha256"] == hashlib.sha256(b"not really weights").hexdigest()
 
 
@@ -112,3 +113,69 @@ def test_a_malformed_exported_key_is_ignored(hub, monkeypatch):
     want = features.image_weights_key("ViT-B-32", "openai")
     monkeypatch.setenv(KEY_ENV, "{not json")
     assert features.image_weights_key("ViT-B-32", "openai") == want
+
+
+# ---- the activation of a local checkpoint file ------------------------------------------------
+def _state_dict_file(path):
+    import torch
+
+    torch.save({"visual.proj": torch.zeros(2, 2)}, path)  # a plain state dict: no word of its activation
+    return path
+
+
+def test_a_state_dict_file_is_refused_without_an_explicit_activation(hub, tmp_path):
+    from cti_repro.config.schema import ConfigError
+
+    ckpt = _state_dict_file(tmp_path / "vit_b32_openai.pt")
+    for call in (lambda: features.load_clip("Tiny-ViT-32", str(ckpt), allow_random=True),  # not "unavailable"
+                 lambda: features.image_weights_key("Tiny-ViT-32", str(ckpt))):
+        with pytest.raises(ConfigError, match=r"vit_b32_openai\.pt.*encoders\.image\.quick_gelu: true"):
+            call()
+
+
+@pytest.mark.parametrize("quick, activation", [(True, "QuickGELU"), (False, "GELU")])
+def test_an_explicit_quick_gelu_decides_a_files_activation_and_is_recorded(hub, tmp_path, quick, activation):
+    _, loaded = hub
+    ckpt = _state_dict_file(tmp_path / "weights.pt")
+    _, _, _, ident = features.load_clip("Tiny-ViT-32", str(ckpt), allow_random=False, quick_gelu=quick)
+    assert loaded and loaded[-1][1] == str(ckpt) and ident["pretrained"] is True
+    assert ident["architecture"] == {"name": "Tiny-ViT-32", "activation": activation,
+                                     "activation_from": "encoders.image.quick_gelu"}
+    assert features.image_weights_key("Tiny-ViT-32", str(ckpt), quick)["quick_gelu"] is quick  # in the cache key
+
+
+def test_openais_torchscript_release_format_means_quickgelu(hub, tmp_path):
+    import torch
+
+    ckpt = tmp_path / "ViT-B-32.pt"  # clip.load's format: a TorchScript archive
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(ckpt))
+    assert clip_weights.checkpoint_quick_gelu(ckpt)[0] is True
+    _, _, _, ident = features.load_clip("Tiny-ViT-32", str(ckpt), allow_random=False)
+    assert ident["architecture"]["activation"] == "QuickGELU"
+    assert ident["architecture"]["activation_from"].startswith("TorchScript archive")
+    assert features.image_weights_key("Tiny-ViT-32", str(ckpt))["quick_gelu"] is True
+
+
+@pytest.mark.parametrize("model_cfg, activation", [({"embed_dim": 64, "quick_gelu": True}, "QuickGELU"),
+                                                   ({"embed_dim": 64}, "GELU")])
+def test_an_open_clip_config_beside_the_file_decides_its_activation(hub, tmp_path, model_cfg, activation):
+    import json
+
+    ckpt = _state_dict_file(tmp_path / "open_clip_pytorch_model.bin")
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg}))
+    _, _, _, ident = features.load_clip("Tiny-ViT-32", str(ckpt), allow_random=False)
+    assert ident["architecture"]["activation"] == activation
+    assert ident["architecture"]["activation_from"] == "open_clip_config.json beside the checkpoint"
+
+
+def test_the_cli_refuses_a_state_dict_file_in_one_line(tmp_path, capsys):
+    from cti_repro.cli import main
+    from tests.smoke import smoke_config
+
+    ckpt = _state_dict_file(tmp_path / "weights.pt")
+    code = main(["run", "--setting", "most_specific", "--model", "CLIP", "--profile", "smoke",
+                 "--config", str(smoke_config(tmp_path)), "--set", f"encoders.image.pretrained={ckpt}"])
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # after the synthetic catalogue's progress bar
+    assert code == 2 and "Traceback" not in err and err.count("cti-repro: error:") == 1
+    assert last.startswith("cti-repro: error: encoders.image.pretrained: ") and "encoders.image.quick_gelu" in last

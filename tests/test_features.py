@@ -195,7 +195,7 @@ def test_clip_title_part_is_the_text_tower_of_each_title(tiny, tmp_path, monkeyp
     np.testing.assert_array_equal(np.asarray(arr), np.asarray(fs["clip_title"]))
     assert ident["name"] == ic.model
     # keyed like the image part: other weights on disk -> another cache file
-    monkeypatch.setattr(features, "image_weights_key", lambda m, p: {"weights": {"file": "real.bin"}})
+    monkeypatch.setattr(features, "image_weights_key", lambda m, p, q=None: {"weights": {"file": "real.bin"}})
     with pytest.raises(pytest.fail.Exception, match="recomputed"):
         load_features(cfg, cat, ("clip_title",), device="cpu")
 

@@ -32,7 +32,10 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(cfg.data.category_key in ("name", "path"), "data.category_key", f"name or path, got {cfg.data.category_key!r}")
     need(0 <= cfg.split.disjoint_categories < 1, "split.disjoint_categories", "must be in [0, 1) (0 = off)")
     need(cfg.model.head in ("paper", "batchnorm"), "model.head", f"paper or batchnorm, got {cfg.model.head!r}")
+    need(cfg.encoders.image.quick_gelu in (None, True, False), "encoders.image.quick_gelu",
+         f"true, false or null (decide from the weights), got {cfg.encoders.image.quick_gelu!r}")
     need(cfg.model.dim > 0, "model.dim", "must be > 0")
+    need(cfg.model.bn_hidden > 0, "model.bn_hidden", "must be > 0")
     need(cfg.model.attribute_pool in ("mean", "attention"), "model.attribute_pool",
          f"mean or attention, got {cfg.model.attribute_pool!r}")
     need(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")
@@ -60,6 +63,7 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     need(cfg.loss.similarity == "cosine" or cfg.loss.kind == "infonce", "loss.similarity", "dot needs loss.kind infonce")
     need(cfg.eval.tie_rule in ("id", "random"), "eval.tie_rule", f"id or random, got {cfg.eval.tie_rule!r}")
     need(cfg.eval.candidates in ("test", "all"), "eval.candidates", f"test or all, got {cfg.eval.candidates!r}")
+    need(cfg.eval.queries in ("test", "all"), "eval.queries", f"test or all, got {cfg.eval.queries!r}")
     need("{}" in cfg.encoders.clip_prompt, "encoders.clip_prompt", "must contain {} for the category")
     need(cfg.extensions.model in ("CLIP-I", "CLIP-IA", "CLIP-ITA"), "extensions.model",
          f"a trained model (CLIP-I, CLIP-IA, CLIP-ITA), got {cfg.extensions.model!r}")

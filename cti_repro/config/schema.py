@@ -111,12 +111,16 @@ class ImageEncoderConfig:
         pretrained: open_clip pretrained tag, a checkpoint path, or ``none``.
         allow_random: use random weights (recorded, and labelled a demonstration) when the
             pretrained ones cannot be loaded.
+        quick_gelu: the activation the weights were trained with (``true``: QuickGELU, OpenAI's);
+            ``null`` decides it from the tag's open_clip config or the checkpoint file's format,
+            and a plain state-dict file without it is refused (``cti_repro.clip_weights``).
         batch_size: images per forward pass.
         num_workers: DataLoader workers decoding images.
     """
     model: str = "ViT-B-32"
     pretrained: str = "openai"
     allow_random: bool = False
+    quick_gelu: bool | None = None
     batch_size: int = 64
     num_workers: int = 4
     max_unreadable: float = 0.5  # image-based rows refuse a catalogue with more unreadable images
@@ -167,10 +171,12 @@ class ModelConfig:
         head: ``paper`` (GELU + residual + LayerNorm) or ``batchnorm`` (the public code's head).
         dim: output dimension of both heads.
         dropout: dropout inside the head.
+        bn_hidden: hidden width of the ``batchnorm`` head (the public code's ``src/model.py``: 2048).
     """
     head: str = "paper"
     dim: int = 256
     dropout: float = 0.1
+    bn_hidden: int = 2048
     attribute_pool: str = "mean"  # mean (eq. 5) | attention (extension: learned pooling, models/heads.py)
     normalize_modalities: bool = False  # L2-normalise each modality's features before concatenation
 
@@ -235,6 +241,7 @@ class EvalConfig:
     tie_rule: str = "random"        # id (ascending product id) | random (a seeded permutation, eval.tie_seed)
     tie_seed: int = 0
     candidates: str = "test"    # test (the paper's test products) | all (baselines: every product)
+    queries: str = "test"       # test (labels of the test products) | all (every label of the setting; book/deviations.md row 6)
 
 
 @dataclass
@@ -334,6 +341,10 @@ def beyond_the_paper(cfg: StudyConfig) -> dict[str, Any]:
         on["data.category_key"] = cfg.data.category_key
     if cfg.loss.kind in ("tree_soft", "tree_margin"):
         on["loss.kind"] = cfg.loss.kind
+        # the loss's own parameters where they differ from the default (tree_decay 0: the same-label control)
+        default, own = LossConfig(), {"tree_soft": ("tree_decay",), "tree_margin": ("tree_beta", "tree_margin")}
+        on.update({f"loss.{k}": getattr(cfg.loss, k) for k in own[cfg.loss.kind]
+                   if getattr(cfg.loss, k) != getattr(default, k)})
     if cfg.model.attribute_pool != "mean":
         on["model.attribute_pool"] = cfg.model.attribute_pool
     if cfg.split.disjoint_categories > 0:

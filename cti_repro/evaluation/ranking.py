@@ -1,9 +1,12 @@
 """Exact, deterministic top-k retrieval over all candidates, and its evaluation.
 
 Ranking order: score descending, then ``tie_key`` ascending (then candidate index ascending).
-``tie_key`` is meant to be the rank of each candidate's product id in ascending id order, so the
-in-memory ranking breaks ties exactly like :func:`cti_repro.evaluation.metrics.evaluate_trec` does on a run
-file whose docids are those product ids. Two things could make a ranking depend on more than that:
+With ``eval.tie_rule: id`` the ``tie_key`` is the rank of each candidate's product id in ascending
+id order, so among equal scores the smallest id comes first. That is the *opposite* of trec_eval's
+rule, which :func:`cti_repro.evaluation.trec.evaluate_trec` follows (docid descending): a run file
+of these rankings with tied scores scores differently there (write distinct scores, e.g. from the
+rank, to keep this order). ``eval.tie_rule: random`` favours neither end. Two things could make a
+ranking depend on more than the key:
 
 * ``torch.topk`` promises nothing about ties. So candidates are put in tie-key order (or each
   score column carries its tie rank); the k + 6 best columns of a row are sorted by (score desc,

@@ -126,7 +126,7 @@ class BatchNormHead(nn.Module):
         return self.net(x)
 
 
-def build_head(kind: str, d_in: int, d_out: int = 256, dropout: float = 0.1) -> nn.Module:
+def build_head(kind: str, d_in: int, d_out: int = 256, dropout: float = 0.1, hidden: int | None = None) -> nn.Module:
     """Build a projection head by name.
 
     Args:
@@ -135,6 +135,7 @@ def build_head(kind: str, d_in: int, d_out: int = 256, dropout: float = 0.1) -> 
         d_in: Input feature size.
         d_out: Output size d.
         dropout: Dropout of the paper head.
+        hidden: Hidden width of the BatchNorm head (``None``: ``d_out``); the paper head ignores it.
 
     Returns:
         The head module.
@@ -142,7 +143,7 @@ def build_head(kind: str, d_in: int, d_out: int = 256, dropout: float = 0.1) -> 
     if kind == "paper":
         return ProjectionHead(d_in, d_out, dropout)
     if kind == "batchnorm":
-        return BatchNormHead(d_in, d_out)
+        return BatchNormHead(d_in, d_out, hidden)
     raise ValueError(f"unknown head kind {kind!r}; choose one of {list(HEADS)}")
 
 
@@ -166,6 +167,8 @@ class CtIModel(nn.Module):
             unit-norm text blocks.
         learn_tau: hold a learnable ``logit_scale = log(1/tau)`` (CLIP's), started at ``tau``.
         tau: the temperature ``logit_scale`` starts from.
+        bn_hidden: hidden width of the ``batchnorm`` head (``None``: ``d``; the study's
+            ``model.bn_hidden`` defaults to the public code's 2048).
 
     Example::
 
@@ -187,6 +190,7 @@ class CtIModel(nn.Module):
         normalize_modalities: bool = False,
         learn_tau: bool = False,
         tau: float = 1.0,
+        bn_hidden: int | None = None,
     ) -> None:
         super().__init__()
         if attribute_pool not in ATTRIBUTE_POOLS:
@@ -206,8 +210,9 @@ class CtIModel(nn.Module):
         self.product_dim = sum(self.dims.values())
         self.category_dim = int(category_dim)
         self.head_kind, self.d, self.dropout = head, int(d), float(dropout)
-        self.category_head = build_head(head, self.category_dim, self.d, dropout)  # g_c
-        self.product_head = build_head(head, self.product_dim, self.d, dropout)  # g_p
+        self.bn_hidden = bn_hidden
+        self.category_head = build_head(head, self.category_dim, self.d, dropout, bn_hidden)  # g_c
+        self.product_head = build_head(head, self.product_dim, self.d, dropout, bn_hidden)  # g_p
         self.normalize_modalities = bool(normalize_modalities)
         # registered after the heads: it draws no random numbers, so the heads' init is unchanged
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / tau))) if learn_tau else None
@@ -297,6 +302,7 @@ class CtIModel(nn.Module):
             "head": self.head_kind,
             "dim": self.d,
             "dropout": self.dropout,
+            **({"bn_hidden": self.category_head.net[0].out_features} if self.head_kind == "batchnorm" else {}),
             "attribute_pool": self.attribute_pool if "attributes" in self.modalities else None,
             "normalize_modalities": self.normalize_modalities,
             **({"learnt_tau": self.tau} if self.logit_scale is not None else {}),

@@ -177,7 +177,10 @@ def soft_target_loss(
 #       CE(z, t) = - sum_k t_k log softmax(z)_k
 # 
 #   With all labels distinct and unrelated (D = -1 off the diagonal) T is the identity and L is
-#   the paper's InfoNCE (eq. 9); same-label pairs get the full weight gamma^0 = 1.
+#   the paper's InfoNCE (eq. 9); same-label pairs get the full weight gamma^0 = 1. So it changes
+#   two things against eq. 9: same-label pairs become positives, and tree relatives get soft
+#   targets. gamma = 0 keeps only the first (0^0 = 1, 0^D = 0 for D >= 1): the control
+#   ``same_label`` of the beyond page, against which the tree's own effect is measured.
 # 
 # - :func:`tree_margin_loss` -- the paper's InfoNCE plus a hinge on far pairs::
 # 

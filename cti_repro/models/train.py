@@ -158,6 +158,21 @@ def train(
     return _train_loop(model, train_data, val_data, loss_fn, cfg, batch_size, seed, device, progress, amp)
 
 
+def no_decay(name: str, param: Tensor) -> bool:
+    """True for a parameter AdamW must not decay: open_clip_train's rule (``main.py``): gains and
+    biases (``ndim < 2``), names holding ``bn`` / ``ln`` / ``bias``, and the learnable ``logit_scale``
+    (decaying it pulls the temperature towards tau = 1)."""
+    return param.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
+
+
+def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups as open_clip_train builds them: ``weight_decay`` 0 for :func:`no_decay`
+    parameters, ``weight_decay`` for the rest (weight matrices); frozen parameters left out."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [{"params": [p for n, p in named if no_decay(n, p)], "weight_decay": 0.0},
+            {"params": [p for n, p in named if not no_decay(n, p)], "weight_decay": weight_decay}]
+
+
 def _train_loop(
     model: CtIModel, train_data: PairTensors, val_data: PairTensors, loss_fn: Callable, cfg: TrainConfig,
     batch_size: int, seed: int, device: str, progress: bool, amp: bool,
@@ -168,7 +183,7 @@ def _train_loop(
     model.to(device)
     # fused AdamW: one kernel per step instead of ~10 per parameter tensor; the heads are tiny,
     # so the optimiser's per-tensor overhead dominated a step (same numbers as the default).
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    opt = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", patience=cfg.plateau_patience, factor=cfg.plateau_factor
     )

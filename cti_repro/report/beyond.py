@@ -112,8 +112,30 @@ def extension_differences(
                                        "diff", "low", "high"])
 
 
+TREE_CONTROLS: dict[str, str] = {"tree_soft": "same_label"}  # extension -> its control run (same-label positives only)
+
+
+def tree_effects(extensions: dict[str, list[dict]], metrics: tuple[str, ...] = DIFF_METRICS,
+                 n_resamples: int = 2000) -> pd.DataFrame:
+    """The tree's own effect: each tree extension minus its control, paired by query and seed.
+
+    ``tree_soft`` changes two things at once: same-label pairs of a batch become positives (plain
+    InfoNCE counts them as negatives) and tree relatives get soft targets. Its control
+    ``same_label`` (``tree_soft`` with ``loss.tree_decay: 0``: weight 0<sup>0</sup> = 1 for the same
+    label, 0 for every relative) has only the first, so ``tree_soft - same_label`` is the second
+    alone. Rows as :func:`extension_differences`, ``extension`` named ``"tree_soft - same_label"``;
+    empty when either run is missing.
+    """
+    parts = [extension_differences(extensions[control], {f"{tree} - {control}": extensions[tree]}, metrics, n_resamples)
+             for tree, control in TREE_CONTROLS.items() if tree in extensions and control in extensions]
+    return pd.concat(parts, ignore_index=True) if parts else extension_differences([], {}, metrics)
+
+
 def difference_summary(diffs: pd.DataFrame) -> pd.DataFrame:
-    """Wide view: one row per (extension, setting), cells ``diff [low, high]`` per metric."""
+    """Wide view: one row per (extension, setting), cells ``diff [low, high]`` per metric.
+
+    ``extension`` and ``setting`` are columns, not the index: the pages' Styler hides the index, and
+    a table of differences without the names of what differs says nothing."""
     if diffs.empty:
         return pd.DataFrame()
 
@@ -123,7 +145,7 @@ def difference_summary(diffs: pd.DataFrame) -> pd.DataFrame:
 
     d = diffs.assign(cell=diffs.apply(cell, axis=1))
     out = d.pivot_table(index=["extension", "setting"], columns="metric", values="cell", aggfunc="first")
-    return out.reindex(columns=[m for m in DIFF_METRICS if m in out.columns])
+    return out.reindex(columns=[m for m in DIFF_METRICS if m in out.columns]).reset_index()
 
 
 def error_tree_table(base: list[dict], extensions: dict[str, list[dict]], model: str = "CLIP-ITA") -> pd.DataFrame:

@@ -281,7 +281,7 @@ def reproduce(
             fs = load_features(cfg, catalogue)
             print(f"features: {len(fs.cache_hits)} of {len(fs.arrays)} parts were cached", flush=True)
     # the image-weights cache key, resolved once for every row (see clip_weights.exported_key)
-    with exported_key(cfg.encoders.image.model, cfg.encoders.image.pretrained):
+    with exported_key(cfg.encoders.image.model, cfg.encoders.image.pretrained, cfg.encoders.image.quick_gelu):
         problems = execute_pages(cfg, fingerprint, layout, config_path, reports=False, force=force, stages=stages)
         workers = workers or default_workers()
         with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):

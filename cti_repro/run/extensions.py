@@ -7,6 +7,7 @@
       settings: [all, most_specific]
       runs:
         tree_soft: {loss.kind: tree_soft}
+        same_label: {loss.kind: tree_soft, loss.tree_decay: 0.0}
         tree_margin: {loss.kind: tree_margin}
         attention: {model.attribute_pool: attention}
         disjoint: {split.disjoint_categories: 0.2}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,27 @@ from cti_repro.results import git_commit, hardware, is_current, package_versions
 from cti_repro.study import AP_NORMS, BASELINES, FEATURES_BY_MODEL, MODALITIES, MODELS, TRAINED
 
 
-class AllProducts(SettingData):
-    """A setting whose candidates are every product of the catalogue (``eval.candidates: all``):
-    the first author's "for all the products in the dataset" protocol for the baselines."""
+@dataclasses.dataclass
+class EvalSetting(SettingData):
+    """A setting under the study's evaluation protocol (``book/deviations.md`` row 6).
+
+    ``query_pool`` (``eval.queries``): ``test``, the category labels of the test products (the
+    default), or ``all``, every category label of the setting (the paper's 5,471 / 34 / 4,100); a
+    query with no relevant candidate scores 0 on every metric and counts in the means.
+    ``candidate_pool`` (``eval.candidates``): ``test``, the test products, or ``all``, every product
+    of the catalogue (the first author's "for all the products in the dataset", baselines only).
+    """
+
+    query_pool: str = "test"
+    candidate_pool: str = "test"
+
+    @cached_property
+    def queries(self) -> list[str]:
+        return sorted(set(self.labels.tolist())) if self.query_pool == "all" else SettingData.queries.func(self)
 
     @property
     def candidates(self) -> np.ndarray:
-        return np.arange(len(self.labels))
+        return np.arange(len(self.labels)) if self.candidate_pool == "all" else self.split["test"]
 
 
 def tie_order(ids: np.ndarray, rule: str = "id", seed: int = 0) -> np.ndarray:
@@ -161,7 +176,7 @@ def _train_and_embed(model_name: str, fs, data: SettingData, cfg: StudyConfig, s
     dims = {m: int(fs["attribute_values" if m == "attributes" and pool == "attention" else m].shape[1]) for m in mods}
     model = CtIModel(mods, dims, category_dim=cat_feat.shape[1], head=cfg.model.head, d=cfg.model.dim,
                      dropout=cfg.model.dropout, attribute_pool=pool, normalize_modalities=cfg.model.normalize_modalities,
-                     learn_tau=cfg.loss.learn_tau, tau=cfg.loss.tau)
+                     learn_tau=cfg.loss.learn_tau, tau=cfg.loss.tau, bn_hidden=cfg.model.bn_hidden)
     if pool == "attention":
         model.set_attribute_table(torch.from_numpy(np.array(fs["attribute_values"])))  # a copy of the memmap
     extra = dict(similarity=cfg.loss.similarity, logit_scale=model.logit_scale)  # refused by non-InfoNCE losses
@@ -239,11 +254,11 @@ def run_row(
 
     t0 = time.perf_counter()
     device = pick_device(cfg.train.device)
-    data = build_setting(catalogue, setting, cfg.split)
-    if cfg.eval.candidates == "all":
-        if model not in BASELINES:
-            raise ValueError(f"eval.candidates: all ranks every product, training ones included: baselines only, not {model}")
-        data = AllProducts(**{f.name: getattr(data, f.name) for f in dataclasses.fields(data)})
+    if cfg.eval.candidates == "all" and model not in BASELINES:
+        raise ValueError(f"eval.candidates: all ranks every product, training ones included: baselines only, not {model}")
+    base = build_setting(catalogue, setting, cfg.split)
+    data = EvalSetting(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
+                       query_pool=cfg.eval.queries, candidate_pool=cfg.eval.candidates)
     ids = np.asarray(catalogue.product_ids, dtype=object)[data.candidates]
     tie_key = tie_order(ids, cfg.eval.tie_rule, cfg.eval.tie_seed)
     parts = FEATURES_BY_MODEL[model]
@@ -295,6 +310,8 @@ def run_row(
         "ap_norm": cfg.eval.ap_norm,
         "ranking": {"tie_rule": cfg.eval.tie_rule, "tie_seed": cfg.eval.tie_seed if cfg.eval.tie_rule == "random" else None,
                     "candidates": cfg.eval.candidates, "n_candidates": int(len(data.candidates)),
+                    "queries": cfg.eval.queries,
+                    "queries_without_relevant": int(len(set(data.queries) - set(data.labels[data.candidates].tolist()))),
                     "similarity": "cosine" if normalize else "dot"},
         "queries": list(data.queries),
         "seen": seen.tolist(),

@@ -64,9 +64,9 @@ def shard_is_valid(npy: Path, meta: Path, start: int, stop: int) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _encoder(model: str, pretrained: str, allow_random: bool, device: str):
+def _encoder(model: str, pretrained: str, allow_random: bool, device: str, quick_gelu: bool | None = None):
     """The image encoder, built once per process (a Ray worker keeps it for its next shard)."""
-    return load_clip(model, pretrained, allow_random, device)
+    return load_clip(model, pretrained, allow_random, device, quick_gelu=quick_gelu)
 
 
 def compute_shard(cfg: StudyConfig, paths: list[Path | None], npy: Path, meta: Path, start: int, stop: int,
@@ -84,7 +84,7 @@ def compute_shard(cfg: StudyConfig, paths: list[Path | None], npy: Path, meta: P
     ic = cfg.encoders.image
     device = device or pick_device(cfg.train.device)
     t0 = time.perf_counter()
-    net, preprocess, _, ident = _encoder(ic.model, ic.pretrained, ic.allow_random, device)
+    net, preprocess, _, ident = _encoder(ic.model, ic.pretrained, ic.allow_random, device, ic.quick_gelu)
     workers = ic.num_workers if device == "cuda" else min(ic.num_workers, os.cpu_count() or 1)
     arr, ok = encode_images(net, preprocess, paths, ic.batch_size, workers, device, progress=False)
     arr = np.ascontiguousarray(arr, dtype=np.float32)

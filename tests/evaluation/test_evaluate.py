@@ -87,3 +87,34 @@ def test_scores_path_dense_sparse_and_ties():
         for m in want:
             np.testing.assert_array_equal(got["hits"][m], want[m])
 
+
+
+@pytest.mark.parametrize("path", ["numpy", "numba", "torch"])
+def test_r_precision_counts_exactly_the_top_r_for_small_r_on_the_cpu_score_path(path, monkeypatch):
+    """R < 10: R-precision's numerator is read from the top 10 and must stop at rank R (a query
+    whose relevant items sit at ranks R + 1 .. 10 scores 0, not more); queries of every R <= 10,
+    checked against a plain sort, on the numpy, numba and torch selections of CPU scores. The other
+    tests use only queries with R > 10."""
+    from cti_repro.evaluation import evaluate as ev
+    from cti_repro.evaluation import select_jit
+
+    if path == "numba" and not select_jit.available():
+        pytest.skip("numba not installed")
+    monkeypatch.setattr(select_jit, "MIN_SCORES", 0 if path == "numba" else 1 << 62)  # force / forbid the numba kernel
+    rng = np.random.default_rng(5)
+    n_cand, rs = 60, list(range(1, 11))
+    labels = np.repeat(np.arange(len(rs) + 1), [*rs, 60 - sum(rs)])  # label i has R = i + 1; the last: filler
+    queries = np.arange(len(rs))
+    scores = rng.normal(size=(len(rs), n_cand))
+    for q, r in enumerate(rs):  # ranks 2..R irrelevant, the other R - 1 relevant items right after rank R
+        rel, irr = np.flatnonzero(labels == q), np.flatnonzero(labels != q)[: r - 1]
+        scores[q, irr], scores[q, rel] = 10 + np.arange(r - 1, 0, -1), 5 + 0.1 * np.arange(r, 0, -1)
+        scores[q, rel[0]] = 20  # one relevant item at rank 1: R-precision = 1 / R exactly (top R + 1: 2 / R)
+    tie_key = np.arange(n_cand)
+    given = torch.from_numpy(scores).bfloat16() if path == "torch" else scores  # bf16: torch's selection
+    assert ev._numpy_select(torch.as_tensor(given)) == (path != "torch")
+    _, out = evaluate_scores(given, queries, labels, tie_key=tie_key, chunk_size=4, device="cpu")
+    top = _brute(scores, n_cand, tie_key)
+    want = [(labels[top[q, :r]] == q).sum() / r * 100.0 for q, r in enumerate(rs)]
+    np.testing.assert_array_equal(out["hits"]["R-precision"], want)
+    np.testing.assert_array_equal(want, [1 / r * 100.0 for r in rs])

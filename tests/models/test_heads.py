@@ -28,6 +28,17 @@ def test_batchnorm_head_structure():
     assert BatchNormHead(10, 8).net[0].out_features == 8  # hidden defaults to d_out
 
 
+def test_study_batchnorm_head_is_the_public_codes_2048_wide():
+    """``model.bn_hidden`` (default 2048, the public code's ``src/model.py``) reaches both heads."""
+    from cti_repro.config import StudyConfig
+
+    cfg = StudyConfig()
+    assert cfg.model.bn_hidden == 2048
+    model = CtIModel(("image",), {"image": 12}, category_dim=16, d=8, head="batchnorm", bn_hidden=cfg.model.bn_hidden)
+    assert model.category_head.net[0].out_features == model.product_head.net[1].num_features == 2048
+    assert model.describe()["bn_hidden"] == 2048 and model.product_head.net[3].out_features == 8
+
+
 def test_paper_head_layernorm_output():
     head = ProjectionHead(40, 16).eval()
     y = head(torch.randn(7, 40) * 5 + 3)

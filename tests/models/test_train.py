@@ -130,3 +130,29 @@ def test_validation_criterion_responds_to_the_model_on_root_sorted_pairs():
     shuffled = [evaluate_loss(m, val, loss, 8, "cpu", False) for m in models]
     assert abs(shuffled[0] - shuffled[1]) > 1e-3 and all(abs(x - math.log(8)) > 1e-3 for x in shuffled)
     assert evaluate_loss(models[0], val, loss, 8, "cpu", False) == shuffled[0]  # the same batches every call
+
+
+def test_adamw_decays_weight_matrices_only_as_open_clip_does():
+    """open_clip_train's rule: no weight decay on gains, biases, norms and the learnable logit_scale.
+
+    A loss that reads ``logit_scale`` with a zero gradient: AdamW's decoupled decay would still
+    shrink it by (1 - lr * wd) each step (towards tau = 1) if it were in the decayed group.
+    """
+    from cti_repro.models.train import decay_groups
+
+    torch.manual_seed(0)
+    model = CtIModel(("image",), {"image": 12}, category_dim=16, d=8, head="batchnorm", learn_tau=True, tau=0.05)
+    groups = decay_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    skip, decay = ({names[id(p)] for p in g["params"]} for g in groups)
+    assert [g["weight_decay"] for g in groups] == [0.0, 0.1]
+    assert "logit_scale" in skip and all(n.endswith(".weight") and "net.1" not in n for n in decay)
+    assert {"category_head.net.0.bias", "category_head.net.1.weight", "category_head.net.1.bias"} <= skip
+    assert {"category_head.net.0.weight", "category_head.net.3.weight"} <= decay
+    assert skip | decay == set(names.values()) and not skip & decay
+
+    start = float(model.logit_scale)
+    base = build_loss("infonce", tau=0.5)
+    train(model, _toy(96, 0), _toy(32, 1), lambda c, p, y: base(c, p, y) + 0.0 * model.logit_scale,
+          TrainConfig(epochs=2, weight_decay=0.5), batch_size=16, seed=0, progress=False)
+    assert float(model.logit_scale) == start  # a zero gradient and no decay: untouched

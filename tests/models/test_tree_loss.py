@@ -119,3 +119,15 @@ def test_build_tree_loss(pair, kind):
 def test_bad_distance_shape(pair):
     with pytest.raises(ValueError, match=r"\[6, 6\]"):
         tree_soft_loss(*pair, torch.zeros(5, 5))
+
+
+def test_tree_soft_at_decay_zero_is_the_same_label_control(pair):
+    """``loss.tree_decay: 0`` (the beyond page's ``same_label`` control): same-label pairs are
+    positives, every tree relative is ignored, so it differs from eq. 9 only by the first change."""
+    c, p = pair
+    dist = _batch_dist()
+    same_only = torch.where(LABELS[:, None] == LABELS[None, :], 0, -1)  # relatives made unrelated
+    control = tree_soft_loss(c, p, dist, tau=0.5, lam=0.3, decay=0.0).item()
+    assert control == pytest.approx(tree_soft_loss(c, p, same_only, tau=0.5, lam=0.3, decay=0.5).item(), rel=1e-6)
+    assert control != pytest.approx(contrastive_loss(c, p, tau=0.5, lam=0.3).item())  # same-label positives
+    assert control != pytest.approx(tree_soft_loss(c, p, dist, tau=0.5, lam=0.3, decay=0.5).item())  # the tree

@@ -34,7 +34,9 @@ def test_extension_differences_pair_by_query_and_seed():
     r = d.iloc[0]
     # seed 0 only; queries a, b, c: diffs (20-10, 20-20, 30-30) -> mean 10/3
     assert r["queries"] == 3 and r["diff"] == pytest.approx(10 / 3) and r["base"] == pytest.approx(20.0)
-    assert beyond.difference_summary(d).loc[("x", "all"), "P@10"].startswith("+3.33 [")
+    wide = beyond.difference_summary(d)
+    assert list(wide.columns[:2]) == ["extension", "setting"]  # shown: styled() hides the index
+    assert wide.set_index(["extension", "setting"]).loc[("x", "all"), "P@10"].startswith("+3.33 [")
 
 
 def test_graded_table_means_over_seeds():
@@ -45,3 +47,16 @@ def test_graded_table_means_over_seeds():
     assert g["model"].tolist() == ["BM25"]
     assert g.loc[0, "nDCG@10"] == 60.0 and g.loc[0, "TreeDist@10"] == 1.5 and g.loc[0, "n"] == 2
     assert g.loc[0, "nDCG@10 sd"] == pytest.approx(np.std([50, 70], ddof=1))
+
+
+def test_tree_effects_pair_tree_soft_with_its_same_label_control():
+    q = ["a", "b", "c"]
+    ext = {"tree_soft": [_rec("CLIP-ITA", "all", 0, {"P@10": [30.0, 20.0, 10.0]}, q, {"loss.kind": "tree_soft"})],
+           "same_label": [_rec("CLIP-ITA", "all", 0, {"P@10": [20.0, 20.0, 20.0]}, q,
+                               {"loss.kind": "tree_soft", "loss.tree_decay": 0.0})],
+           "attention": [_rec("CLIP-ITA", "all", 0, {"P@10": [0.0, 0.0, 0.0]}, q, {"model.attribute_pool": "attention"})]}
+    d = beyond.tree_effects(ext, metrics=("P@10",), n_resamples=200)
+    assert d["extension"].tolist() == ["tree_soft - same_label"]
+    r = d.iloc[0]
+    assert (r["base"], r["extension value"], r["diff"]) == (20.0, 20.0, 0.0)  # against the control, not CLIP-ITA
+    assert beyond.tree_effects({"tree_soft": ext["tree_soft"]}).empty  # no control run: nothing to claim

@@ -31,10 +31,11 @@ def study(tmp_path_factory):
 
 def test_every_extension_ran_with_its_option(study):
     cfg, _, paths = study
-    assert len(paths) == 4
+    assert len(paths) == 5
     recs = {p.parts[-3]: read_result(p) for p in paths}
     assert {n: r["beyond_the_paper"] for n, r in recs.items()} == {
         "tree_soft": {"loss.kind": "tree_soft"}, "tree_margin": {"loss.kind": "tree_margin"},
+        "same_label": {"loss.kind": "tree_soft", "loss.tree_decay": 0.0},
         "attention": {"model.attribute_pool": "attention"}, "disjoint": {"split.disjoint_categories": 0.2}}
     base = read_result(cfg.path(cfg.results_dir) / "most_specific" / "CLIP-ITA_seed0.json")
     assert base["beyond_the_paper"] == {} and base["held_out_categories"] == []
@@ -52,7 +53,7 @@ def test_every_extension_ran_with_its_option(study):
     # extension checkpoints never overwrite Table 1's
     ckpt = cfg.path(cfg.cache_dir) / "checkpoints"
     assert (ckpt / "most_specific" / "CLIP-ITA_seed0.pt").is_file()
-    assert len(list((ckpt / "beyond").glob("*/most_specific/CLIP-ITA_seed0.pt"))) == 4
+    assert len(list((ckpt / "beyond").glob("*/most_specific/CLIP-ITA_seed0.pt"))) == 5
     # a second call finds them current
     assert [p.stat().st_mtime_ns for p in run_extensions(cfg=cfg)] == [p.stat().st_mtime_ns for p in paths]
 
@@ -63,20 +64,25 @@ def test_report_helpers_on_the_runs(study):
 
     records = load_study(cfg.path(cfg.results_dir))
     exts = beyond.load_extensions(cfg.path(cfg.results_dir))
-    assert sorted(exts) == ["attention", "disjoint", "tree_margin", "tree_soft"]
+    assert sorted(exts) == ["attention", "disjoint", "same_label", "tree_margin", "tree_soft"]
     d = beyond.extension_differences(records, exts)
-    assert set(d["extension"]) == {"attention", "tree_margin", "tree_soft"}  # disjoint: another test set
+    assert set(d["extension"]) == {"attention", "same_label", "tree_margin", "tree_soft"}  # disjoint: another test set
     row = d[(d.extension == "tree_soft") & (d.metric == "P@10")].iloc[0]
     assert row["diff"] == pytest.approx(row["extension value"] - row["base"])
     assert row["low"] <= row["diff"] <= row["high"]
-    assert len(beyond.difference_summary(d)) == 3
+    assert len(beyond.difference_summary(d)) == 4
+    tree = beyond.tree_effects(exts)  # tree_soft against its control, on real runs
+    r = tree[tree.metric == "P@10"].iloc[0]
+    same = d[(d.extension == "same_label") & (d.metric == "P@10")].iloc[0]
+    assert r["extension"] == "tree_soft - same_label" and r["base"] == pytest.approx(same["extension value"])
+    assert r["extension value"] == pytest.approx(row["extension value"])
     g = beyond.graded_table(records)
     assert g.loc[0, "model"] == "CLIP-ITA" and 0 <= g.loc[0, "nDCG@10"] <= 100
     t3 = beyond.table3_splits(records, exts["disjoint"])
     ms = t3[t3.setting == "most_specific"]
     assert set(ms["split"]) == {"product split", "category-disjoint"}
     assert (ms[(ms.split == "category-disjoint") & (ms.subset == "unseen")]["queries"] >= 1).all()
-    assert len(beyond.error_tree_table(records, exts)) == 5
+    assert len(beyond.error_tree_table(records, exts)) == 6
 
 
 def test_cli_runs_an_extension_profile(study, capsys):
