@@ -247,9 +247,15 @@ def encode_unique(model, texts: list[str], batch_size: int = 128) -> tuple[np.nd
 
     Returns:
         (embeddings [U, d] of the unique strings, index of each string in that array)
+
+    No text (a catalogue in which no product has an attribute) gives ``[0, d]``: sentence-transformers
+    returns a shapeless empty array then, and the width is still needed downstream.
     """
     uniq = sorted(set(texts))
     index = {t: i for i, t in enumerate(uniq)}
+    if not uniq:
+        width = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # renamed in v5
+        return np.zeros((0, int(width())), np.float32), index
     emb = model.encode(uniq, batch_size=batch_size, show_progress_bar=len(uniq) > batch_size,
                        convert_to_numpy=True)
     return np.asarray(emb, dtype=np.float32), index

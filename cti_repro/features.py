@@ -175,7 +175,8 @@ def load_features(
         if need & {"attributes", *RAGGED_PARTS}:
             attrs = catalogue.attributes
             emb, idx = encode_unique(model, [a for aa in attrs for a in aa], bs)
-            stats = {"attributes_unique_encoded": len(idx)}
+            stats = {"attributes_unique_encoded": len(idx),  # a product without any gets the zero vector (eq. 5)
+                     "products_without_attributes": sum(not aa for aa in attrs)}
             computed["attributes"] = (mean_attribute_embeddings(attrs, emb, idx), "text", ident, stats)
             rows, offsets = ragged_attributes(attrs, idx)
             computed.update(attribute_values=(emb, "text", ident, stats), attribute_index=(rows, "text", ident, {}),

@@ -2,32 +2,57 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+
+@contextlib.contextmanager
+def naming_path(path: str | Path) -> Iterator[None]:
+    """Re-raise an ``OSError`` of the block with ``path`` as its file name.
+
+    A failed ``write()`` or ``fsync()`` (ENOSPC: disk full, EROFS: read-only file system, EDQUOT)
+    carries no file name, and a failed ``mkstemp`` names a random temporary: the user must see
+    which file could not be written. The exception keeps its class and errno (callers that catch
+    ``OSError`` or test ``errno`` see no difference); an error that already names ``path`` passes as is.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None and str(exc.filename) == str(path) or exc.errno is None:
+            raise
+        try:
+            named = type(exc)(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+        except TypeError:  # a subclass with another constructor: keep the original
+            raise exc from None
+        raise named from exc
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``.
 
     A reader never sees a half-written file, and an interrupted write leaves the old one intact.
+    A failure (disk full, read-only folder) raises ``OSError`` naming ``path`` (:func:`naming_path`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; a plain open() honours the umask
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with naming_path(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; a plain open() honours the umask
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 

@@ -1,0 +1,134 @@
+"""Hostile input, round two (issue 18), the data side: items 8, 9, 10, 13 and 15.
+
+Kept apart from ``test_hostile_inputs.py`` (the config side adds its tests there). Each test
+fails on the code before its fix. Everything is local: tiny catalogues, random-weight Tiny-ViT,
+the MiniLM text encoder of the smoke profile, loopback addresses only, bounded in time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cti_repro.config import load_config
+from cti_repro.data.catalogue import Catalogue, Product
+
+
+def _one_error_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cti-repro")]  # not tqdm
+    assert len(err) == 1 and err[0].startswith("cti-repro: error: "), err
+    return err[0]
+
+
+def _catalogue(root: Path, attributes: bool = True, n: int = 4) -> Catalogue:
+    """``n`` products with a small PNG each under ``root/images`` (attributes optional)."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    prods = []
+    for i in range(n):
+        Image.new("RGB", (32, 32), ("red", "green", "blue", "white")[i % 4]).save(root / "images" / f"p{i}.png")
+        prods.append(Product(f"p{i}", f"kettle {i}", (f"Colour: {i}",) if attributes else (),
+                             ("Home", "Kettles" if i % 2 else "Mugs"), f"images/p{i}.png"))
+    Catalogue.from_products(prods).save(root)
+    return Catalogue.load(root)
+
+
+def _cfg(cache: Path):
+    return dataclasses.replace(load_config("smoke"), cache_dir=str(cache))
+
+
+# ---- item 13: a catalogue in which no product has an attribute ----------------------------------
+def test_no_attributes_anywhere_gives_zero_vectors_and_a_count(tmp_path):
+    from cti_repro.features import RAGGED_PARTS, load_features
+
+    cat = _catalogue(tmp_path / "cat", attributes=False)
+    fs = load_features(_cfg(tmp_path / "cache"), cat, ("attributes", *RAGGED_PARTS), device="cpu")
+    assert fs["attributes"].shape == (4, 384) and not np.asarray(fs["attributes"]).any()
+    assert fs["attribute_values"].shape == (0, 384) and fs["attribute_index"].shape == (0,)
+    assert list(fs["attribute_offsets"]) == [0, 0, 0, 0, 0]
+    assert fs.stats["products_without_attributes"] == 4 and fs.stats["attributes_unique_encoded"] == 0
+    again = load_features(_cfg(tmp_path / "cache"), cat, ("attributes",), device="cpu")  # the empty part caches
+    assert again.cache_hits == ["attributes"] and again.stats["products_without_attributes"] == 4
+
+
+def test_attribute_models_refuse_a_catalogue_without_attributes(tmp_path):
+    from cti_repro.run.row import NoAttributesError, check_attributes
+
+    cfg = _cfg(tmp_path / "cache")
+    bare = _catalogue(tmp_path / "bare", attributes=False)
+    for model in ("CLIP-IA", "CLIP-ITA"):
+        with pytest.raises(NoAttributesError, match=r"no product of the 4 .* has an attribute; CLIP-I?T?A needs"):
+            check_attributes(bare, cfg, model)
+    for model in ("CLIP-I", "CLIP", "MPNet", "BM25"):
+        check_attributes(bare, cfg, model)  # they read no attribute: they run
+    check_attributes(_catalogue(tmp_path / "full"), cfg, "CLIP-IA")
+
+
+# ---- item 15: disk full / read-only: the message names the file being written -------------------
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EDQUOT])
+def test_failed_atomic_write_names_its_path_and_leaves_nothing(tmp_path, monkeypatch, code):
+    from cti_repro import io_utils
+
+    target = tmp_path / "out" / "result.json"
+    io_utils.atomic_write_json(target, {"old": True})
+
+    def full(fd):
+        raise OSError(code, os.strerror(code))  # what write()/fsync() raise: no file name
+
+    monkeypatch.setattr(io_utils.os, "fsync", full)
+    with pytest.raises(OSError) as info:
+        io_utils.atomic_write_json(target, {"new": True})
+    assert info.value.errno == code and str(target) in str(info.value)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]  # no temporary left
+    assert "old" in target.read_text()  # the previous file is intact
+
+
+def test_read_only_folder_names_the_target_not_a_temporary(tmp_path, monkeypatch):
+    import tempfile
+
+    from cti_repro import io_utils
+
+    target = tmp_path / "ro" / "catalogue.parquet"
+    target.parent.mkdir()
+
+    def read_only(dir, prefix, suffix):  # mkstemp's own error names its random temporary
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.path.join(dir, prefix + "x1y2z3" + suffix))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError, match="Read-only file system") as info:
+        io_utils.atomic_write_bytes(target, b"x")
+    assert info.value.filename == str(target) and "x1y2z3" not in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a mode-0555 folder")
+def test_real_read_only_folder_names_the_target(tmp_path):
+    from cti_repro.io_utils import atomic_write_text
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError) as info:
+            atomic_write_text(folder / "page.md", "text")
+        assert info.value.filename == str(folder / "page.md")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_cli_disk_full_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    from cti_repro import io_utils
+    from cti_repro.cli import main
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(io_utils.os, "fsync", full)
+    out = tmp_path / "synth"
+    assert main(["data", "synthetic", "--out", str(out), "--products", "6"]) == 2
+    line = _one_error_line(capsys)
+    assert "No space left on device" in line and str(out / "catalogue.parquet") in line
