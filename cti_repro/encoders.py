@@ -8,9 +8,12 @@ pooling, the ragged list of them.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -125,6 +128,24 @@ def text_encoder_advice(name: str, path: str, exc: BaseException) -> str:
 
 
 # ---- image features --------------------------------------------------------------------------
+def open_regular(path: Path) -> BinaryIO:
+    """``open(path, "rb")`` that refuses (``OSError``) anything but a regular file, without blocking.
+
+    :meth:`Catalogue.image_path` has checked the path already; this closes the window in which the
+    file could become a named pipe (whose ``open`` waits for a writer forever) or a device: the
+    non-blocking ``open`` returns at once and ``fstat`` of what was opened decides.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class _ImageDataset:
     """Decodes and preprocesses one image per item; a failure yields a flag, not an exception."""
 
@@ -142,7 +163,7 @@ class _ImageDataset:
         try:
             if p is None:
                 raise FileNotFoundError
-            with Image.open(p) as im:
+            with open_regular(p) as fh, Image.open(fh) as im:
                 return self.preprocess(im.convert("RGB")), True
         except Exception:  # missing, truncated or not an image: counted by the caller
             return torch.zeros(3, self.size, self.size), False

@@ -132,3 +132,65 @@ def test_cli_disk_full_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys
     assert main(["data", "synthetic", "--out", str(out), "--products", "6"]) == 2
     line = _one_error_line(capsys)
     assert "No space left on device" in line and str(out / "catalogue.parquet") in line
+
+
+# ---- item 9: only regular files inside <catalogue>/images are read ------------------------------
+def _hostile_image_catalogue(tmp_path: Path) -> tuple[Catalogue, Path]:
+    """p0 a good image; then ../, absolute, symlink-out, fifo, /etc/passwd, a folder, a missing file."""
+    root = tmp_path / "cat"
+    (root / "images" / "sub").mkdir(parents=True)
+    Image.new("RGB", (32, 32), "red").save(root / "images" / "p0.png")
+    outside = tmp_path / "outside.png"
+    Image.new("RGB", (32, 32), "blue").save(outside)
+    (root / "images" / "link.png").symlink_to(outside)
+    os.mkfifo(root / "images" / "fifo.png")
+    rels = ["images/p0.png", "../outside.png", str(outside), "images/link.png", "images/fifo.png", "/etc/passwd",
+            "images/sub", "images/gone.png", "images/../images/p0.png"]
+    prods = [Product(f"p{i}", f"item {i}", ("Colour: red",), ("Home", "Mugs"), rel) for i, rel in enumerate(rels)]
+    Catalogue.from_products(prods).save(root)
+    return Catalogue.load(root), root
+
+
+def test_image_paths_outside_the_folder_or_not_files_are_refused(tmp_path):
+    cat, root = _hostile_image_catalogue(tmp_path)
+    assert cat.image_path(0) == (root / "images" / "p0.png").resolve()
+    assert cat.image_path(8) == cat.image_path(0)  # a detour that stays inside is fine
+    assert [cat.image_path(i) for i in range(1, 8)] == [None] * 7
+    assert cat.refused_images() == [1, 2, 3, 4, 5, 6]  # the missing file (7) is missing, not refused
+    s = cat.stats()
+    assert s["images_missing"] == 7 and s["images_refused"] == 6
+    assert "images_refused" not in _catalogue(tmp_path / "plain").stats()  # shown only when there are some
+
+
+def test_features_never_read_outside_images_nor_block_on_a_fifo(tmp_path, capsys):
+    import threading
+
+    from cti_repro.features import load_features
+
+    cat, root = _hostile_image_catalogue(tmp_path)
+    out: dict = {}
+    worker = threading.Thread(target=lambda: out.update(fs=load_features(_cfg(tmp_path / "cache"), cat, ("image",),
+                                                                           device="cpu")), daemon=True)
+    worker.start()
+    worker.join(60)
+    if worker.is_alive():  # blocked in open() of the fifo: release it (a writer that closes at once), then fail
+        os.close(os.open(root / "images" / "fifo.png", os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(30)
+        pytest.fail("the features stage blocked on a named pipe in images/")
+    fs = out["fs"]
+    img = np.asarray(fs["image"])
+    assert img[0].any() and img[8].any()
+    assert not img[1:8].any()  # outside files were not embedded as the products' images
+    assert fs.stats["images_unreadable"] == 7 and fs.stats["images_refused"] == 6
+    assert "6 image path(s) are not regular files inside" in capsys.readouterr().err
+
+
+def test_open_regular_refuses_a_fifo_without_blocking(tmp_path):
+    from cti_repro.encoders import open_regular
+
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(OSError, match="not a regular file"):
+        open_regular(tmp_path / "fifo")  # returns at once: nobody ever writes to this pipe
+    (tmp_path / "ok").write_bytes(b"abc")
+    with open_regular(tmp_path / "ok") as fh:
+        assert fh.read() == b"abc"

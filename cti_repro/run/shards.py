@@ -30,6 +30,7 @@ from cti_repro.data.catalogue import Catalogue
 from cti_repro.device import pick_device
 from cti_repro.features import (
     FeatureSet, _part_key, check_cache_part, encode_images, feature_cache_dir, load_clip, load_features,
+    refused_image_count,
 )
 from cti_repro.io_utils import atomic_write_json, sha256_file
 
@@ -172,7 +173,8 @@ def assemble_image(cfg: StudyConfig, catalogue: Catalogue, shards: int) -> Path:
     del out, parts
     os.replace(tmp, final)
     stats = {"images_unreadable": sum(m["stats"]["images_unreadable"] for m in metas),
-             "image_seconds": round(sum(m["stats"]["image_seconds"] for m in metas), 2), "image_shards": len(bounds)}
+             "image_seconds": round(sum(m["stats"]["image_seconds"] for m in metas), 2), "image_shards": len(bounds),
+             "images_refused": refused_image_count(catalogue)}
     atomic_write_json(root / f"image-{key}.json", {
         "part": "image", "encoder_role": "image", "identity": metas[0]["identity"], "stats": stats,
         "shape": [len(catalogue), dim], "dtype": "float32", "sha256": sha256_file(final),
