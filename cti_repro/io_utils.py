@@ -44,7 +44,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; a plain open() honours the umask
+            os.fchmod(fd, new_file_mode())  # mkstemp makes 0600 files; a plain open() honours the umask
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -54,6 +54,46 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             Path(tmp).unlink(missing_ok=True)
             raise
     return path
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, waiting: str | None = None) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``folder`` for the block (``flock`` on the folder itself).
+
+    Processes that write the same cache take turns (each ``open`` is its own lock, so threads of
+    one process take turns too); the lock goes with the descriptor when the block ends or the
+    process dies, and no lock file is left behind. Where the file system cannot lock a folder
+    (some NFS setups), a ``.lock`` file inside it is locked instead.
+
+    Args:
+        folder: the folder (created if missing).
+        waiting: printed to stderr once if another holder makes this call wait.
+    """
+    import fcntl
+    import sys
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # no flock on folders here: a lock file instead
+            os.close(fd)
+            fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` would give a new file (0666 less the umask): for files made by ``mkstemp`` (0600)."""
+    return 0o666 & ~_umask()
 
 
 def _umask() -> int:

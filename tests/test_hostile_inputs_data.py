@@ -194,3 +194,96 @@ def test_open_regular_refuses_a_fifo_without_blocking(tmp_path):
     (tmp_path / "ok").write_bytes(b"abc")
     with open_regular(tmp_path / "ok") as fh:
         assert fh.read() == b"abc"
+
+
+# ---- item 10: concurrent `features --shards 4` on one cache; an honest rerun after a kill --------
+def _shard_study(tmp_path: Path):
+    """16 synthetic products, image batches of 4: exactly 4 shards of one batch each."""
+    import yaml
+
+    from cti_repro.data.prepare import prepare_catalogue
+    from tests.smoke import smoke_config
+
+    path = smoke_config(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["profiles"]["smoke"]["data"]["synthetic"] = {"products": 16, "seed": 0}
+    raw["profiles"]["smoke"]["encoders"]["image"]["batch_size"] = 4
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cfg = load_config("smoke", path)
+    return path, cfg, prepare_catalogue(cfg)  # the catalogue exists before any features process starts
+
+
+def _features_cli(config: Path) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "cti_repro.cli", "features", "--profile", "smoke", "--config", str(config),
+            "--shards", "4"]
+
+
+def _only_final_parts(root: Path) -> None:
+    names = sorted(p.name for p in root.iterdir())
+    stray = [n for n in names if "shard" in n or n.startswith(".") or not n.endswith((".npy", ".json"))]
+    assert not stray, stray
+
+
+def test_second_features_process_waits_and_finds_the_part(tmp_path, monkeypatch):
+    """Process B starts while this process (A) is between its shards. Before the fix B assembled
+    and deleted every shard, and A then failed with "image shard missing or corrupt"."""
+    import json
+    import subprocess
+
+    from cti_repro.features import feature_cache_dir
+    from cti_repro.run import shards as sh
+
+    config, cfg, cat = _shard_study(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    real = sh.compute_shard
+    other: dict = {}
+
+    def compute_then_start_b(cfg_, paths, npy, meta, start, stop, device=None):
+        out = real(cfg_, paths, npy, meta, start, stop, device=device)
+        if start == 4:  # A has shards 0 and 1 on disk: B starts now, and A goes on once B waits (or ends)
+            b = subprocess.Popen(_features_cli(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=env, cwd=tmp_path)
+            killer = __import__("threading").Timer(300, b.kill)
+            killer.start()
+            seen = []
+            while (line := b.stderr.readline()) and "waiting for it" not in line:
+                seen.append(line)
+            other.update(proc=b, killer=killer, waited="waiting for it" in line, early=seen)
+        return out
+
+    monkeypatch.setattr(sh, "compute_shard", compute_then_start_b)
+    fs = sh.extract_features(cfg, cat, shards=4, device="cpu")
+    b = other["proc"]
+    out, err = b.communicate(timeout=300)
+    other["killer"].cancel()
+    assert b.returncode == 0, "".join(other["early"]) + err
+    assert other["waited"]
+    report = json.loads(out)
+    assert "image" in report["cached"] and report["parts"]["image"] == [16, 64]  # B used A's part
+    assert "image" not in fs.cache_hits and fs.stats["image_shards_computed"] == 4
+    assert np.array_equal(np.asarray(fs["image"]), np.load(next(feature_cache_dir(cfg).glob("image-*.npy"))))
+    _only_final_parts(feature_cache_dir(cfg))
+
+
+def test_rerun_after_a_kill_reports_what_it_computed(tmp_path, capsys):
+    import json
+
+    from cti_repro.cli import main
+    from cti_repro.features import _part_key, feature_cache_dir
+    from cti_repro.run import shards as sh
+
+    config, cfg, cat = _shard_study(tmp_path)
+    root, key = feature_cache_dir(cfg), _part_key(cfg, cat, "image")
+    assert sh.image_shards(cfg, cat, 4, device="cpu") == [0, 1, 2, 3]
+    for i in (1, 2, 3):  # killed after its first shard
+        for f in sh.shard_files(root, key, i, 4):
+            f.unlink()
+    assert main(["features", "--profile", "smoke", "--config", str(config), "--shards", "4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "image" not in report["cached"]
+    assert (report["stats"]["image_shards_computed"], report["stats"]["image_shards_reused"]) == (3, 1)
+    _only_final_parts(root)
+    assert main(["features", "--profile", "smoke", "--config", str(config), "--shards", "4"]) == 0
+    assert "image" in json.loads(capsys.readouterr().out)["cached"]  # now it is a cache hit
