@@ -287,3 +287,126 @@ def test_rerun_after_a_kill_reports_what_it_computed(tmp_path, capsys):
     _only_final_parts(root)
     assert main(["features", "--profile", "smoke", "--config", str(config), "--shards", "4"]) == 0
     assert "image" in json.loads(capsys.readouterr().out)["cached"]  # now it is a cache hit
+
+
+# ---- item 8: Ray --address where nothing (or no Ray) listens: one line, at once --------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _LoopbackServer:
+    """A TCP server on 127.0.0.1 that accepts and then stays silent, or answers ``reply`` and closes."""
+
+    def __init__(self, reply: bytes | None = None) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.reply, self.conns = reply, []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            if self.reply is not None:
+                conn.recv(64)
+                conn.sendall(self.reply)
+                conn.close()
+
+    def close(self) -> None:
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def test_grpc_check_tells_silence_and_strangers_from_ray():
+    import time
+
+    from cti_repro.run.ray_executor import _grpc_problem
+
+    assert _grpc_problem("127.0.0.1", _free_port(), 2).startswith("cannot connect")
+    for reply, problem in ((None, "no answer"), (b"HTTP/1.1 400 Bad Request\r\n\r\n", "not a Ray (gRPC) server")):
+        server = _LoopbackServer(reply)
+        t0 = time.monotonic()
+        try:
+            assert problem in _grpc_problem("127.0.0.1", server.port, 1.0)
+        finally:
+            server.close()
+        assert time.monotonic() - t0 < 5
+    settings = _LoopbackServer(bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))  # what a gRPC server sends first
+    try:
+        assert _grpc_problem("127.0.0.1", settings.port, 2.0) is None
+    finally:
+        settings.close()
+
+
+def _ray_features(config: Path, address: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "cti_repro.cli", "features", "--profile", "smoke", "--config", str(config),
+            "--shards", "2", "--executor", "ray", "--address", address]
+
+
+def test_ray_address_with_nothing_listening_is_one_line_exit_2(tmp_path):
+    """Before: Ray's warnings every ~40 s for minutes, the address silently rewritten."""
+    import subprocess
+
+    pytest.importorskip("ray")
+    config, _, _ = _shard_study(tmp_path)
+    address = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(_ray_features(config, address), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        _, err = proc.communicate(timeout=90)  # imports and the catalogue; the check itself is immediate
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"still connecting to {address} after 90 s")
+    line = [x for x in err.splitlines() if x.startswith("cti-repro: error")]
+    assert proc.returncode == 2 and len(line) == 1, err[-3000:]
+    assert f"Ray's address for '{address}'" in line[0] and "cannot connect" in line[0]
+    assert "note: Ray connects to" in err  # the loopback address Ray rewrites is named, not silently replaced
+    assert "Traceback" not in err
+
+
+def test_ray_client_address_that_never_answers_honours_sigterm(tmp_path):
+    """A server that accepts and never answers: the connecting process still ends on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("ray")
+    config, _, _ = _shard_study(tmp_path)
+    server = _LoopbackServer()  # accepts, never answers
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(_ray_features(config, f"ray://127.0.0.1:{server.port}"), stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not server.conns and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)  # until it is connected and waiting for an answer
+        assert server.conns, "never connected"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("SIGTERM was ignored while connecting to Ray")
+        assert proc.returncode == -signal.SIGTERM and time.monotonic() - t0 < 5  # the signal ended it, not a timeout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+        server.close()
