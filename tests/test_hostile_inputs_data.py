@@ -410,3 +410,16 @@ def test_ray_client_address_that_never_answers_honours_sigterm(tmp_path):
             proc.kill()
         proc.stderr.close()
         server.close()
+
+
+def test_cli_disk_full_while_writing_images_names_the_image(tmp_path, monkeypatch, capsys):
+    from cti_repro.cli import main
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a write() that fails names no file
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    out = tmp_path / "synth"
+    assert main(["data", "synthetic", "--out", str(out), "--products", "6"]) == 2
+    line = _one_error_line(capsys)
+    assert "No space left on device" in line and f"{out / 'images'}/" in line and ".png" in line
