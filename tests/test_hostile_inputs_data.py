@@ -267,7 +267,7 @@ def test_second_features_process_waits_and_finds_the_part(tmp_path, monkeypatch)
     _only_final_parts(feature_cache_dir(cfg))
 
 
-def test_rerun_after_a_kill_reports_what_it_computed(tmp_path, capsys):
+def test_rerun_after_a_kill_reports_what_it_computed(tmp_path, capsys, monkeypatch):
     import json
 
     from cti_repro.cli import main
@@ -277,6 +277,16 @@ def test_rerun_after_a_kill_reports_what_it_computed(tmp_path, capsys):
     config, cfg, cat = _shard_study(tmp_path)
     root, key = feature_cache_dir(cfg), _part_key(cfg, cat, "image")
     assert sh.image_shards(cfg, cat, 4, device="cpu") == [0, 1, 2, 3]
+    with monkeypatch.context() as m:  # a full disk while assembling (item 15): named, nothing left, shards kept
+        def full(fd, offset, length):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        m.setattr(sh.os, "posix_fallocate", full)
+        with pytest.raises(OSError, match="No space left on device") as info:
+            sh.assemble_image(cfg, cat, 4)
+        assert info.value.filename == str(root / f"image-{key}.npy")
+    assert not list(root.glob("*.assembling")) and not list(root.glob(f"image-{key}.npy"))
+    assert sh.image_shards(cfg, cat, 4, device="cpu") == []  # the four shards are intact
     for i in (1, 2, 3):  # killed after its first shard
         for f in sh.shard_files(root, key, i, 4):
             f.unlink()

@@ -174,8 +174,7 @@ def assemble_image(cfg: StudyConfig, catalogue: Catalogue, shards: int) -> Path:
     try:
         with naming_path(final):
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(catalogue), dim))
-            with open(tmp, "r+b") as fh:  # reserve the blocks: a full disk is an OSError here, not a SIGBUS in the copy
-                os.posix_fallocate(fh.fileno(), 0, os.path.getsize(tmp))
+            _reserve(tmp)
             for (a, b), part in zip(bounds, parts, strict=True):
                 if b > a:
                     out[a:b] = part
@@ -197,6 +196,19 @@ def assemble_image(cfg: StudyConfig, catalogue: Catalogue, shards: int) -> Path:
         meta.unlink(missing_ok=True)
         npy.unlink(missing_ok=True)
     return final
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the blocks of ``path`` (a sparse memory-mapped file) now: on a full disk the
+    copy through the memory map would die of SIGBUS; here it is an ``OSError`` (ENOSPC)."""
+    import errno
+
+    with open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, os.path.getsize(path))
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):  # a file system without it: go on
+                raise
 
 
 def extract_features(
