@@ -8,9 +8,12 @@ pooling, the ragged list of them.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -132,6 +135,24 @@ def text_encoder_advice(name: str, path: str, exc: BaseException) -> str:
 
 
 # ---- image features --------------------------------------------------------------------------
+def open_regular(path: Path) -> BinaryIO:
+    """``open(path, "rb")`` that refuses (``OSError``) anything but a regular file, without blocking.
+
+    :meth:`Catalogue.image_path` has checked the path already; this closes the window in which the
+    file could become a named pipe (whose ``open`` waits for a writer forever) or a device: the
+    non-blocking ``open`` returns at once and ``fstat`` of what was opened decides.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class _ImageDataset:
     """Decodes and preprocesses one image per item; a failure yields a flag, not an exception."""
 
@@ -149,7 +170,7 @@ class _ImageDataset:
         try:
             if p is None:
                 raise FileNotFoundError
-            with Image.open(p) as im:
+            with open_regular(p) as fh, Image.open(fh) as im:
                 return self.preprocess(im.convert("RGB")), True
         except Exception:  # missing, truncated or not an image: counted by the caller
             return torch.zeros(3, self.size, self.size), False
@@ -254,9 +275,15 @@ def encode_unique(model, texts: list[str], batch_size: int = 128) -> tuple[np.nd
 
     Returns:
         (embeddings [U, d] of the unique strings, index of each string in that array)
+
+    No text (a catalogue in which no product has an attribute) gives ``[0, d]``: sentence-transformers
+    returns a shapeless empty array then, and the width is still needed downstream.
     """
     uniq = sorted(set(texts))
     index = {t: i for i, t in enumerate(uniq)}
+    if not uniq:
+        width = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # renamed in v5
+        return np.zeros((0, int(width())), np.float32), index
     emb = model.encode(uniq, batch_size=batch_size, show_progress_bar=len(uniq) > batch_size,
                        convert_to_numpy=True)
     return np.asarray(emb, dtype=np.float32), index

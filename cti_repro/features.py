@@ -158,6 +158,7 @@ def load_features(
             workers = ic.num_workers if device == "cuda" else min(ic.num_workers, os.cpu_count() or 1)
             arr, ok = encode_images(net, preprocess, paths, ic.batch_size, workers, device)
             stats = {"images_unreadable": int((~ok).sum()), "images_total": len(paths),
+                     "images_refused": refused_image_count(catalogue),  # part of images_unreadable
                      "image_seconds": round(time.perf_counter() - t0, 2)}
             computed["image"] = (arr, "image", ident, stats)
         if "clip_category" in need:
@@ -175,7 +176,8 @@ def load_features(
         if need & {"attributes", *RAGGED_PARTS}:
             attrs = catalogue.attributes
             emb, idx = encode_unique(model, [a for aa in attrs for a in aa], bs)
-            stats = {"attributes_unique_encoded": len(idx)}
+            stats = {"attributes_unique_encoded": len(idx),  # a product without any gets the zero vector (eq. 5)
+                     "products_without_attributes": sum(not aa for aa in attrs)}
             computed["attributes"] = (mean_attribute_embeddings(attrs, emb, idx), "text", ident, stats)
             rows, offsets = ragged_attributes(attrs, idx)
             computed.update(attribute_values=(emb, "text", ident, stats), attribute_index=(rows, "text", ident, {}),
@@ -200,6 +202,17 @@ def load_features(
             fs.identities[role] = ident
             fs.stats.update(stats)
     return fs
+
+
+def refused_image_count(catalogue: Catalogue) -> int:
+    """How many ``image`` values :meth:`Catalogue.refused_images` refuses, with one warning line
+    naming the catalogue and the first of them (they are encoded as missing: zero vectors)."""
+    rows = catalogue.refused_images()
+    if rows:
+        rel = catalogue.frame["image"].iat[rows[0]]
+        print(f"warning: {catalogue.root}: {len(rows)} image path(s) are not regular files inside "
+              f"{catalogue.root}/images (first: row {rows[0]}, {rel!r}); counted as missing", file=sys.stderr)
+    return len(rows)
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> str:

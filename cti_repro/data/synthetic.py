@@ -32,6 +32,7 @@ from tqdm import tqdm
 from cti_repro.data import synthetic_vocab as V
 from cti_repro.data.catalogue import IMAGES_DIR, Catalogue, Product
 from cti_repro.data.synthetic_images import IMAGE_SIZE, looks_of, render_image
+from cti_repro.io_utils import naming_path
 
 GENERATOR_VERSION = "1"
 GENERATOR = "cti_repro.data.synthetic"  # catalogue.json's "generator": parameters recorded beside it
@@ -233,7 +234,8 @@ def generate_synthetic(out: Path, products: int | None = None, seed: int = 0) ->
         title = _title(path, syn[path], colour, trng)
         attrs = _attributes(path, colour, size, trng)
         png = render_image(looks[path], V.COLOURS[colour], 0.55 + 0.3 * size, irng)
-        (img_dir / names[i]).write_bytes(png)
+        with naming_path(img_dir / names[i]):  # a full disk names the file, not just ENOSPC
+            (img_dir / names[i]).write_bytes(png)
         items.append(Product(f"SYN-{i:06d}", title, tuple(attrs), path, f"{IMAGES_DIR}/{names[i]}", "",
                              "synthetic"))
     keep = set(names)

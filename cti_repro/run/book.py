@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cti_repro.config import StudyConfig
+from cti_repro.io_utils import naming_path
 from cti_repro.study import MODELS, SETTINGS, TRAINED
 
 REPORTS: tuple[str, ...] = ("report_table1", "report_training", "report_analysis", "report_ablations", "report_beyond")
@@ -107,7 +108,8 @@ def _copy(src: Path, dst: Path) -> None:
 def _write_if_changed(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file() or path.read_text() != text:
-        path.write_text(text)
+        with naming_path(path):  # a full disk names the page
+            path.write_text(text)
 
 
 def publish(layout: BookLayout, cfg: StudyConfig | None = None, seeds: list[int] | None = None) -> bool:

@@ -66,13 +66,85 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield ray
         return
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=reachable_address(address), log_to_driver=True)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+CONNECT_TIMEOUT_S = 10.0
+# The client preface of HTTP/2 and an empty SETTINGS frame: a gRPC server (Ray's GCS, Ray Client)
+# answers with its own SETTINGS frame (type 4), anything else does not.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def reachable_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str:
+    """The address to give ``ray.init``, checked within ``timeout`` seconds: a gRPC server answers there.
+
+    ``ray.init`` on an address where nothing (or no Ray) listens retries for many minutes in C++,
+    printing warnings and ignoring SIGTERM; this check fails at once, in Python (interruptible),
+    with one line. Ray also replaces a loopback address (``127.0.0.1``, ``localhost``) by the
+    node's own IP: the address Ray will really use is the one checked, returned, and named in a
+    note when it differs from the one given.
+
+    Args:
+        address: ``auto``, ``host:port`` or ``ray://host:port``.
+        timeout: seconds for the TCP connect and for the server's first answer.
+
+    Raises:
+        ConnectionError: nothing answers, or what answers is not a gRPC server (one line naming both addresses).
+        ValueError: the address is not ``host:port``.
+    """
+    import sys
+
+    client = address.startswith("ray://")
+    target = address.removeprefix("ray://")
+    if not client:
+        try:  # Ray's own rule (auto: the cluster `ray start` recorded; loopback: this node's IP)
+            from ray._private.services import canonicalize_bootstrap_address
+
+            target = canonicalize_bootstrap_address(address) or target
+        except (ImportError, AttributeError):  # another Ray version: check the address as given
+            pass
+        except ConnectionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (Ray raises plain Exceptions for a bad address)
+            raise ValueError(f"--address {address!r}: {exc}") from exc
+        if target == "auto":
+            return address  # no recorded cluster: ray.init says so at once
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"--address {address!r}: expected auto, host:port or ray://host:port")
+    via = "" if target == address.removeprefix("ray://") else f" (Ray's address for {address!r})"
+    if via:
+        print(f"note: Ray connects to {target}{via}: it replaces a loopback address by the node's, and "
+              "auto by the cluster `ray start` recorded", file=sys.stderr)
+    problem = _grpc_problem(host.strip("[]"), int(port), timeout)
+    if problem:
+        raise ConnectionError(f"Ray at {target}{via}: {problem} within {timeout:g} s; start the cluster "
+                              "(`ray start --head`) or run without --address for a local one")
+    return ("ray://" + target) if client else target
+
+
+def _grpc_problem(host: str, port: int, timeout: float) -> str | None:
+    """None if a gRPC (HTTP/2) server answers at ``host:port`` within ``timeout``, else what went wrong."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(_H2_PREFACE)
+            head = sock.recv(9)
+    except TimeoutError:
+        return "no answer"
+    except OSError as exc:
+        return f"cannot connect ({exc.strerror or exc})"
+    if len(head) < 4 or head[3] != 4:  # the frame type of SETTINGS
+        return "what listens there is not a Ray (gRPC) server"
+    return None
 
 
 def task_resources(cfg: StudyConfig, ray: Any, gpu_work: bool = True) -> dict[str, float]:

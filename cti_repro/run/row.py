@@ -252,6 +252,7 @@ def run_row(
     from cti_repro.device import pick_device
     from cti_repro.features import load_features
 
+    check_attributes(catalogue, cfg, model)
     t0 = time.perf_counter()
     device = pick_device(cfg.train.device)
     if cfg.eval.candidates == "all" and model not in BASELINES:
@@ -366,6 +367,27 @@ def check_images(fs, products: int, cfg: StudyConfig, model: str) -> dict[str, i
     return {"images_unreadable": bad}
 
 
+class NoAttributesError(ValueError):
+    """No product of the catalogue has an attribute: an attribute-based row would learn from zeros."""
+
+
+def check_attributes(catalogue, cfg: StudyConfig, model: str) -> None:
+    """Refuse a row whose model reads attributes (:data:`~cti_repro.study.MODALITIES`) when no product has one.
+
+    The features stage gives such a catalogue the zero vector of eq. 5 for every product (and counts
+    them), so the other rows still run; CLIP-IA / CLIP-ITA would then be CLIP-I / CLIP-IT under a
+    name that claims attributes, and their numbers would be recorded as the attribute ablation.
+
+    Raises:
+        NoAttributesError: ``model`` uses attributes and the catalogue has none.
+    """
+    if "attributes" in MODALITIES.get(model, ()) and not any(catalogue.attributes):
+        raise NoAttributesError(
+            f"{cfg.data_dir}: no product of the {len(catalogue)} in the catalogue has an attribute; {model} "
+            "needs them (column 'attributes'). Import a catalogue with attributes, or run the models "
+            f"without them ({', '.join(m for m in MODELS if 'attributes' not in MODALITIES.get(m, ()))})")
+
+
 def _save_checkpoint(cfg: StudyConfig, setting: str, model: str, seed: int, net, variant: bool = False) -> Path:
     """``<cache_dir>/checkpoints/<setting>/<model>_seed<seed>.pt``; a variant's under ``beyond/<config hash>/``."""
     import io
@@ -382,4 +404,5 @@ def _save_checkpoint(cfg: StudyConfig, setting: str, model: str, seed: int, net,
     return atomic_write_bytes(folder / setting / f"{model}_seed{seed}.pt", buf.getvalue())
 
 
-__all__ = ["run_row", "error_analysis", "graded", "check_images", "UnreadableImagesError"]
+__all__ = ["run_row", "error_analysis", "graded", "check_images", "UnreadableImagesError", "check_attributes",
+           "NoAttributesError"]

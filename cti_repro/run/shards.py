@@ -7,7 +7,9 @@ range, shape, sha256) atomically next to the regular cache. When every shard is 
 copied, memory-map to memory-map, into the regular ``image-<key>.npy`` (the file
 :func:`cti_repro.features.load_features` reads; the unsharded path is unchanged) and removed. A
 missing or corrupt shard (no sidecar, wrong range or shape, checksum mismatch) is recomputed
-alone; the valid ones are kept.
+alone; the valid ones are kept. Two ``features --shards`` on one cache take turns
+(:func:`~cti_repro.io_utils.folder_lock` on the cache folder): the second finds the part
+assembled; the assembly's temporary name is unique and removed on failure.
 
 Shard boundaries fall on multiples of ``encoders.image.batch_size``, so every batch a shard
 encodes is one the unsharded run encodes too, and the assembled array is the unsharded one, to
@@ -20,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,8 +33,9 @@ from cti_repro.data.catalogue import Catalogue
 from cti_repro.device import pick_device
 from cti_repro.features import (
     FeatureSet, _part_key, check_cache_part, encode_images, feature_cache_dir, load_clip, load_features,
+    refused_image_count,
 )
-from cti_repro.io_utils import atomic_write_json, sha256_file
+from cti_repro.io_utils import atomic_write_json, folder_lock, naming_path, new_file_mode, sha256_file
 
 
 def shard_bounds(rows: int, shards: int, batch_size: int) -> list[tuple[int, int]]:
@@ -163,16 +167,27 @@ def assemble_image(cfg: StudyConfig, catalogue: Catalogue, shards: int) -> Path:
     metas = [json.loads(m.read_text()) for _, m in files]
     parts = [np.load(npy, mmap_mode="r") for npy, _ in files]
     dim = max((p.shape[1] for p in parts if p.ndim == 2 and p.shape[0]), default=0)
-    final, tmp = root / f"image-{key}.npy", root / f".image-{key}.npy.assembling"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(catalogue), dim))
-    for (a, b), part in zip(bounds, parts, strict=True):
-        if b > a:
-            out[a:b] = part
-    out.flush()
-    del out, parts
-    os.replace(tmp, final)
+    final = root / f"image-{key}.npy"
+    fd, name = tempfile.mkstemp(dir=root, prefix=f".image-{key}.npy.", suffix=".assembling")  # unique per writer
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        with naming_path(final):
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(catalogue), dim))
+            _reserve(tmp)
+            for (a, b), part in zip(bounds, parts, strict=True):
+                if b > a:
+                    out[a:b] = part
+            out.flush()
+            del out, parts
+            os.chmod(tmp, new_file_mode())  # mkstemp makes 0600 files
+            os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     stats = {"images_unreadable": sum(m["stats"]["images_unreadable"] for m in metas),
-             "image_seconds": round(sum(m["stats"]["image_seconds"] for m in metas), 2), "image_shards": len(bounds)}
+             "image_seconds": round(sum(m["stats"]["image_seconds"] for m in metas), 2), "image_shards": len(bounds),
+             "images_refused": refused_image_count(catalogue)}
     atomic_write_json(root / f"image-{key}.json", {
         "part": "image", "encoder_role": "image", "identity": metas[0]["identity"], "stats": stats,
         "shape": [len(catalogue), dim], "dtype": "float32", "sha256": sha256_file(final),
@@ -183,20 +198,45 @@ def assemble_image(cfg: StudyConfig, catalogue: Catalogue, shards: int) -> Path:
     return final
 
 
+def _reserve(path: Path) -> None:
+    """Allocate the blocks of ``path`` (a sparse memory-mapped file) now: on a full disk the
+    copy through the memory map would die of SIGBUS; here it is an ``OSError`` (ENOSPC)."""
+    import errno
+
+    with open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, os.path.getsize(path))
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):  # a file system without it: go on
+                raise
+
+
 def extract_features(
     cfg: StudyConfig, catalogue: Catalogue, shards: int = 1, executor: str = "local", address: str | None = None,
     retries: int | None = None, device: str | None = None,
 ) -> FeatureSet:
     """Every feature part of ``catalogue``: the image part in ``shards`` shards (unless it is cached
     already), the rest through :func:`load_features`; ``shards=1`` is exactly :func:`load_features`."""
+    if shards <= 1:
+        return load_features(cfg, catalogue, device=device)
     key = _part_key(cfg, catalogue, "image")
     root = feature_cache_dir(cfg)
     npy, meta = root / f"image-{key}.npy", root / f"image-{key}.json"
-    cached = npy.is_file() and meta.is_file() and check_cache_part(npy, meta, len(catalogue), catalogue.fingerprint())[2] is None
-    if shards > 1 and not cached:
-        image_shards(cfg, catalogue, shards, executor, address, retries, device)
-        assemble_image(cfg, catalogue, shards)
-    return load_features(cfg, catalogue, device=device)
+    computed: list[int] = []
+    # One writer at a time per cache: another `features --shards` waits here, then finds the part
+    # assembled (a second assembly would delete the shards under the first one's feet).
+    with folder_lock(root, waiting=f"{root}: another process is computing image features here; waiting for it"):
+        cached = npy.is_file() and meta.is_file() and check_cache_part(
+            npy, meta, len(catalogue), catalogue.fingerprint())[2] is None
+        if not cached:
+            computed = image_shards(cfg, catalogue, shards, executor, address, retries, device)
+            assemble_image(cfg, catalogue, shards)
+    fs = load_features(cfg, catalogue, device=device)
+    if not cached:  # assembled in this call: not a cache hit, whatever load_features saw
+        n = len(shard_bounds(len(catalogue), shards, cfg.encoders.image.batch_size))
+        fs.cache_hits = [p for p in fs.cache_hits if p != "image"]
+        fs.stats.update(image_shards_computed=len(computed), image_shards_reused=n - len(computed))
+    return fs
 
 
 __all__ = ["shard_bounds", "shard_files", "shard_is_valid", "compute_shard", "image_shards", "assemble_image",

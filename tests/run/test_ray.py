@@ -102,6 +102,14 @@ def test_no_retries_a_dead_worker_fails_only_its_row(cluster, small):
     assert seen == {tasks[1]: tasks[1].label, tasks[2]: tasks[2].label}
 
 
+def test_reachable_address_accepts_a_real_gcs(cluster):
+    """The --address check (issue 18 item 8) lets a real Ray GCS through, as the address Ray uses."""
+    from cti_repro.run.ray_executor import reachable_address
+
+    gcs = cluster.get_runtime_context().gcs_address
+    assert reachable_address(gcs, timeout=5) == gcs
+
+
 def test_task_resources(small):
     import dataclasses
 
