@@ -18,6 +18,7 @@ device at once.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cti_repro.models.train import VAL_SEED, NonFiniteLossError
 from cti_repro.models.xmodal_loss import two_branch_loss
 
 InputFn = Callable[[np.ndarray], Tensor]
@@ -122,6 +124,11 @@ def train_two_branch(
 ) -> dict[str, Any]:
     """AdamW on the two-branch loss; keeps the weights of the epoch with the lowest validation loss.
 
+    As in the CtI loop (:mod:`cti_repro.models.train`): the validation batches are one shuffle of
+    ``val_rows`` by a generator seeded :data:`~cti_repro.models.train.VAL_SEED`, the same every
+    epoch (catalogue order puts one category per batch, and the auxiliary heads' loss then measures
+    the batch, not the model), and a non-finite loss raises instead of keeping the initial weights.
+
     Args:
         net: the network (moved to ``device``).
         image_input, text_input: catalogue rows -> input tensors on ``device``.
@@ -136,10 +143,14 @@ def train_two_branch(
     Returns:
         ``{"history": [{epoch, train_loss, val_loss, contrastive, aux_image, aux_text, seconds}],
         "best_epoch", "best_val_loss", "steps", "seconds", "device"}``.
+
+    Raises:
+        NonFiniteLossError: a training or validation loss is NaN / infinite.
     """
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
+    val_batches = _batches(np.asarray(val_rows), batch_size, np.random.default_rng(VAL_SEED))
     history, best, best_state, steps, t_start = [], (float("inf"), 0), copy.deepcopy(net.state_dict()), 0, time.perf_counter()
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
@@ -158,7 +169,7 @@ def train_two_branch(
         net.eval()
         val_total, val_n = 0.0, 0
         with torch.no_grad():
-            for rows in _batches(np.asarray(val_rows), batch_size, None):
+            for rows in val_batches:
                 val_total += float(_step_loss(net, image_input, text_input, labels, rows, margin, aux_weight)[0]) * len(rows)
                 val_n += len(rows)
         val = val_total / val_n if val_n else float("nan")
@@ -167,6 +178,11 @@ def train_two_branch(
         history.append(entry)
         if progress:
             print(f"epoch {epoch}: train {entry['train_loss']:.4f} val {val:.4f}", file=sys.stderr, flush=True)
+        if not (math.isfinite(entry.get("train_loss", 0.0)) and (math.isfinite(val) or not val_n)):
+            # NaN is never "better than inf": without this the untrained weights would be kept as "best"
+            raise NonFiniteLossError(
+                f"epoch {epoch}: training loss {entry['train_loss']}, validation loss {val} is not finite "
+                "(NaN/inf in the features, or training diverged: lower xmodal.lr)")
         if not val_n or val < best[0]:
             best, best_state = (val, epoch), copy.deepcopy(net.state_dict())
     net.load_state_dict(best_state)
