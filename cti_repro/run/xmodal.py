@@ -154,10 +154,13 @@ def run_xmodal(
             emb = zoo.embed_clip(data, image, clip_text)
         else:
             emb, net = zoo.fit_embed_clip_heads(cfg, data, image, clip_text, labels, seed, device, progress)
+    from cti_repro.run.row import tie_order
+
     n = len(data.test)
-    ranks = {"t2i": true_match_ranks(emb.text, emb.image, device=device),
-             "i2t": true_match_ranks(emb.image, emb.text, device=device)}
     ids = np.asarray(catalogue.product_ids, dtype=object)[data.test]
+    tie_key = tie_order(ids.astype(str), cfg.eval.tie_rule, cfg.eval.tie_seed)  # the CtI rows' tie rule
+    ranks = {"t2i": true_match_ranks(emb.text, emb.image, device=device, tie_key=tie_key),
+             "i2t": true_match_ranks(emb.image, emb.text, device=device, tie_key=tie_key)}
     roots = data.roots[data.test]
     record = {
         "status": "ok", "study": STUDY, "setting": STUDY, "model": model, "seed": seed, "profile": cfg.profile,
@@ -167,6 +170,7 @@ def run_xmodal(
         "demonstration": cfg.labels.demonstration,
         "encoders": encoders, "feature_stats": fs.stats, "model_info": emb.model_info,
         "n_candidates": n,
+        "tie_rule": {"rule": cfg.eval.tie_rule, "seed": cfg.eval.tie_seed},
         "query_ids": ids.tolist(),
         "ranks": {d: r.tolist() for d, r in ranks.items()},
         "means": xmodal_means(ranks, n, XMODAL_RECALL_KS, XMODAL_RECALL_PERCENTS),

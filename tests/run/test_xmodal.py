@@ -50,6 +50,7 @@ def test_every_model_writes_a_complete_record(smoke_config, model, capsys):
     assert rec["means"] == pytest.approx(xmodal_means({d: np.array(rec["ranks"][d]) for d in ("t2i", "i2t")}, n))
     assert rec["config_hash"] and rec["data_fingerprint"] and rec["git_commit"] and rec["versions"]["gensim"]
     assert rec["config"]["xmodal"]["epochs"] == 2
+    assert rec["tie_rule"] == {"rule": rec["config"]["eval"]["tie_rule"], "seed": rec["config"]["eval"]["tie_seed"]}
     assert (rec["aux_accuracy"] is not None) == (model in ("TwoBranch-BoW", "TwoBranch-w2v"))
     if model == "KCCA":
         assert rec["model_info"]["training_descriptors"] == rec["data"]["train_products"]
