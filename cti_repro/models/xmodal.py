@@ -2,8 +2,9 @@
 
 ::
 
-    image branch:  AlexNet (227 x 227, trained from random init) -> 128      (alexnet)
-                   or MLP over cached frozen image features -> 128           (features, the default)
+    image branch:  AlexNet (227 x 227) frozen up to fc7, fc8 -> 128 trained  (alexnet_fc7, the default)
+                   or the whole AlexNet trained, fc8 -> 128                  (alexnet)
+                   or MLP over cached frozen CLIP image features -> 128      (features: our variant)
     text branch:   MLP over word2vec (or bag-of-words) text features -> 128
     both outputs are L2-normalised: v_I, v_T; optional auxiliary heads Linear(128, C) on each side
     loss:          Hadsell contrastive loss + aux_weight * (CE_image + CE_text)   (xmodal_loss.py)
@@ -51,20 +52,33 @@ class MLPBranch(nn.Module):
 
 
 class AlexNetBranch(nn.Module):
-    """torchvision's AlexNet, random init (``weights=None``), its last layer replaced by Linear(4096, d_out).
+    """torchvision's AlexNet trained end to end, its last layer (fc8) replaced by Linear(4096, d_out).
 
-    Takes [B, 3, S, S] images (S = 227 in the paper; its adaptive pooling accepts S >= 63).
+    Takes [B, 3, S, S] images (S = 227 in the paper; its adaptive pooling accepts S >= 63). Starts
+    from :func:`cti_repro.models.alexnet.load_alexnet`'s weights; ``identity`` records which.
     """
 
-    def __init__(self, d_out: int = 128) -> None:
+    def __init__(self, d_out: int = 128, weights: str = "random", allow_random: bool = True, seed: int = 0) -> None:
         super().__init__()
-        from torchvision.models import alexnet
+        from cti_repro.models.alexnet import load_alexnet
 
-        self.net = alexnet(weights=None)
+        self.net, self.identity = load_alexnet(weights, allow_random, seed)
         self.net.classifier[-1] = nn.Linear(self.net.classifier[-1].in_features, d_out)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+class Fc8Branch(nn.Module):
+    """AlexNet's replaced last layer alone, Linear(4096, d_out), over frozen fc7 features
+    (:func:`cti_repro.models.alexnet.encode_fc7`): the ``alexnet_fc7`` image branch."""
+
+    def __init__(self, d_in: int = 4096, d_out: int = 128) -> None:
+        super().__init__()
+        self.fc8 = nn.Linear(d_in, d_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc8(x)
 
 
 class TwoBranchNet(nn.Module):
@@ -209,26 +223,27 @@ def dense_input(array: Any, device: str = "cpu") -> InputFn:
 
 
 def image_file_input(paths: list, size: int = 227, device: str = "cpu") -> InputFn:
-    """Decode, resize to ``size`` x ``size`` and ImageNet-normalise the images of ``rows`` (AlexNet input).
+    """Decode, resize to ``size`` x ``size`` and ImageNet-normalise the images of ``rows`` (AlexNet input,
+    :func:`cti_repro.models.alexnet.preprocess`).
 
     An unreadable file (the task excludes those, see :mod:`cti_repro.data.xmodal_pairs`) gives a
     zero image rather than an exception.
     """
     from PIL import Image
 
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    from cti_repro.models.alexnet import preprocess
+
+    prep = preprocess(size)
 
     def load(i: int) -> Tensor:
         try:
             with Image.open(paths[i]) as im:
-                a = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
-            return (torch.from_numpy(a).permute(2, 0, 1) - mean) / std
+                return prep(im)
         except Exception:  # missing / truncated: zero input
             return torch.zeros(3, size, size)
 
     return lambda rows: torch.stack([load(int(i)) for i in rows]).to(device)
 
 
-__all__ = ["MLPBranch", "AlexNetBranch", "TwoBranchNet", "train_two_branch", "embed_rows", "dense_input",
+__all__ = ["MLPBranch", "AlexNetBranch", "Fc8Branch", "TwoBranchNet", "train_two_branch", "embed_rows", "dense_input",
            "image_file_input"]
