@@ -110,6 +110,17 @@ def test_kcca_refusal_and_bad_set_are_one_line_errors(smoke_config, capsys):
     assert apply_overrides(cfg, ["xmodal.epochs=4"]).hash() == cfg.hash()  # CtI rows stay current
 
 
+def test_real_path_refuses_random_alexnet_and_missing_word2vec_in_one_line(smoke_config, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no cached ImageNet weights
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert _run(smoke_config, "TwoBranch-w2v", "--set", "xmodal.alexnet.allow_random=false") == 2
+    err = capsys.readouterr().err
+    assert "AlexNet weights 'imagenet' are not available" in err and "IMAGENET1K_V1" in err and "Traceback" not in err
+    assert _run(smoke_config, "KCCA", "--set", f"xmodal.word2vec.path={tmp_path}/GoogleNews.bin.gz") == 2
+    err = capsys.readouterr().err
+    assert "GoogleNews.bin.gz: no such file" in err and "gensim.downloader --download word2vec-google-news-300" in err
+
+
 def test_products_without_image_or_text_are_excluded_and_counted(tmp_path):
     from PIL import Image
 
