@@ -16,15 +16,16 @@ def _rbf_centred(x: np.ndarray, gamma: float) -> np.ndarray:
     return h @ k @ h
 
 
-def test_exact_kcca_matches_the_direct_generalised_eigen_solution_on_20_points():
+@pytest.mark.parametrize("n,k", [(20, 3), (5, 4)])  # ARPACK on the operator; the dense SVD when k >= n - 1
+def test_exact_kcca_matches_the_direct_generalised_eigen_solution_on_20_points(n, k):
     rng = np.random.default_rng(0)
-    z = rng.normal(size=(20, 2))
-    img = np.c_[z, z[:, :1] ** 2] @ rng.normal(size=(3, 5)) + 0.05 * rng.normal(size=(20, 5))
-    txt = np.tanh(z) @ rng.normal(size=(2, 4)) + 0.05 * rng.normal(size=(20, 4))
-    gamma, reg, k = 0.3, 0.05, 3
+    z = rng.normal(size=(n, 2))
+    img = np.c_[z, z[:, :1] ** 2] @ rng.normal(size=(3, 5)) + 0.05 * rng.normal(size=(n, 5))
+    txt = np.tanh(z) @ rng.normal(size=(2, 4)) + 0.05 * rng.normal(size=(n, 4))
+    gamma, reg = 0.3, 0.05
     m = ExactKCCA(n_components=k, kernel="rbf", gamma=gamma, reg=reg).fit(img, txt)
     # the textbook form: [0 KxKy; KyKx 0] w = rho [(Kx + kI)^2 0; 0 (Ky + kI)^2] w
-    kx, ky, kappa, n = _rbf_centred(img, gamma), _rbf_centred(txt, gamma), reg * 20, 20
+    kx, ky, kappa = _rbf_centred(img, gamma), _rbf_centred(txt, gamma), reg * n
     zero = np.zeros((n, n))
     a = np.block([[zero, kx @ ky], [ky @ kx, zero]])
     rx, ry = kx + kappa * np.eye(n), ky + kappa * np.eye(n)
@@ -41,7 +42,7 @@ def test_exact_kcca_matches_the_direct_generalised_eigen_solution_on_20_points()
         sign = np.sign(want_i @ z_img[:, j])
         assert z_img[:, j] == pytest.approx(sign * want_i, abs=1e-5)
         assert z_txt[:, j] == pytest.approx(sign * want_t, abs=1e-5)  # the pair keeps one sign
-    assert m.info["method"] == "exact" and m.info["training_descriptors"] == 20
+    assert m.info["method"] == "exact" and m.info["training_descriptors"] == n
 
 
 def test_exact_kcca_aligns_paired_views_and_states_its_memory_bound():
@@ -54,7 +55,7 @@ def test_exact_kcca_aligns_paired_views_and_states_its_memory_bound():
     r = true_match_ranks(m.transform_text(txt[120:]), m.transform_image(img[120:]))
     assert median_rank_percent(r, 30) < 25  # chance: 50
     assert m.info["gamma_rule"] == "median heuristic"
-    assert exact_kcca_memory_bytes(10, 2, 3) == 8 * (1000 + 50)
+    assert exact_kcca_memory_bytes(10, 2, 3) == 8 * (400 + 50)
     info = check_exact_kcca_memory(100, 5, 5, 1.0)  # the limit: 1 GiB or 80% of the free memory
     fits, limit = info["max_descriptors_that_fit"], info["limit_gib"] * 2**30
     assert exact_kcca_memory_bytes(fits, 5, 5) <= limit * (1 + 1e-4) < exact_kcca_memory_bytes(fits + 1, 5, 5)
