@@ -166,13 +166,14 @@ def _cmd_xmodal_run(args: argparse.Namespace) -> int:
 
 
 def _add_xmodal(sub) -> None:
-    from cti_repro.study import XMODAL_MODELS
+    from cti_repro.study import XMODAL_ALL
 
     xm = sub.add_parser("xmodal", help="the second study: product text <-> image retrieval (Rubio et al. 2017)")
     xsub = xm.add_subparsers(dest="xmodal_command", required=True)
     s = xsub.add_parser("run", help="run one (model, seed) and write <results_dir>/xmodal/<model>_seed<seed>.json "
                                     "(with --set: under <results_dir>/overrides/<hash>/)")
-    s.add_argument("--model", required=True, choices=XMODAL_MODELS, help="the text-image model (a row of the table)")
+    s.add_argument("--model", required=True, choices=XMODAL_ALL,
+                   help="the text-image model (a row of the table; KCCA-Nystroem and TwoBranch-TFIDF: variants)")
     s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
     s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
     s.add_argument("--seed", type=_seed, default=None, help="model seed (default: the profile's first seed)")

@@ -13,6 +13,8 @@ part                      what
 ``category``              text embedding of every category name in the catalogue [C, d_t]
 ``clip_category``         CLIP text-tower embedding of prompt(category) [C, d_i]
 ``clip_title``            (on request) CLIP text-tower embedding of each title [N, d_i] (text-image study)
+``alexnet_fc7``           (on request) AlexNet fc7 activations of each image [N, 4096] (text-image study,
+                          :mod:`cti_repro.models.alexnet`; keyed by its weights and ``xmodal.image_size``)
 ``attribute_values``      (ragged, on request) embedding of each *unique* attribute string [U, d_t]
 ``attribute_index``       (ragged) row in ``attribute_values`` of each attribute, catalogue order [M]
 ``attribute_offsets``     (ragged) product i's attributes are ``index[offsets[i]:offsets[i+1]]`` [N+1]
@@ -52,7 +54,7 @@ from cti_repro.io_utils import atomic_write_bytes, atomic_write_json, stable_has
 
 PARTS = ("image", "title", "attributes", "category", "clip_category")
 RAGGED_PARTS = ("attribute_values", "attribute_index", "attribute_offsets")
-XMODAL_PARTS = ("clip_title",)  # the text-image study's zero-shot CLIP and CLIP-heads rows
+XMODAL_PARTS = ("clip_title", "alexnet_fc7")  # the text-image study's CLIP rows; Rubio's rows' image branch
 CLIP_PARTS = ("image", "clip_category", "clip_title")  # parts of the open_clip model (one cache key spec)
 CACHE_VERSION = 1
 
@@ -89,7 +91,13 @@ def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str, device: str = "
     from cti_repro.device import amp_enabled
 
     enc = cfg.encoders
-    if part in CLIP_PARTS:
+    if part == "alexnet_fc7":
+        from cti_repro.models.alexnet import alexnet_weights_key
+
+        a = cfg.xmodal.alexnet
+        spec = {"model": "alexnet", "weights": a.weights, "allow_random": a.allow_random,
+                "file": alexnet_weights_key(a.weights), "size": cfg.xmodal.image_size, "layer": "fc7"}
+    elif part in CLIP_PARTS:
         spec = {"model": enc.image.model, "pretrained": enc.image.pretrained, "allow_random": enc.image.allow_random,
                 **image_weights_key(enc.image.model, enc.image.pretrained, enc.image.quick_gelu),
                 "precision": "bf16" if amp_enabled(device, None) else "fp32"}  # encode_images' autocast
@@ -100,6 +108,12 @@ def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str, device: str = "
     else:
         spec = {"model": enc.text.model}
     return stable_hash({"v": CACHE_VERSION, "part": part, "enc": spec, "data": catalogue.fingerprint()})
+
+
+def xmodal_parts(cfg: StudyConfig) -> tuple[str, ...]:
+    """The parts the text-image rows of ``cfg`` read (computed once before them): ``clip_title``, and
+    ``alexnet_fc7`` when Rubio's rows use the frozen AlexNet (``xmodal.image_branch: alexnet_fc7``)."""
+    return XMODAL_PARTS if cfg.xmodal.image_branch == "alexnet_fc7" else ("clip_title",)
 
 
 def feature_cache_dir(cfg: StudyConfig) -> Path:
@@ -166,6 +180,16 @@ def load_features(
             computed["clip_category"] = (encode_clip_text(net, tok, texts, device=device), "image", ident, {})
         if "clip_title" in need:
             computed["clip_title"] = (encode_clip_text(net, tok, catalogue.titles, device=device), "image", ident, {})
+        del net
+    if "alexnet_fc7" in need:
+        from cti_repro.models.alexnet import encode_fc7, load_alexnet
+
+        net, ident = load_alexnet(cfg.xmodal.alexnet.weights, cfg.xmodal.alexnet.allow_random)
+        arr, ok, secs = encode_fc7(net, [catalogue.image_path(i) for i in range(len(catalogue))], cfg.xmodal.image_size,
+                                   cfg.encoders.image.batch_size, device)
+        ident = {**ident, "input_px": cfg.xmodal.image_size, "layer": "fc7"}
+        computed["alexnet_fc7"] = (arr, "alexnet", ident, {"alexnet_images_unreadable": int((~ok).sum()),
+                                                           "alexnet_seconds": secs})
         del net
     if need & {"title", "attributes", "category", *RAGGED_PARTS}:
         model, ident = load_text_encoder(cfg.encoders.text.model, device)

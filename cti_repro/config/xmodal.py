@@ -10,18 +10,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
+IMAGE_BRANCHES: tuple[str, ...] = ("alexnet_fc7", "alexnet", "features")
+
+
 @dataclass
 class XModalWord2Vec:
     dim: int = 100
     epochs: int = 20
     window: int = 5
     min_count: int = 1
-    path: str = ""               # pretrained gensim KeyedVectors (.kv, word2vec .bin / .txt); "" = train on train texts
+    path: str = ""               # pretrained vectors: gensim KeyedVectors (.kv) or word2vec format (.bin, .bin.gz / .gz
+                                 # binary, else text), e.g. the GoogleNews 300-d vectors; "" = train on the training texts
 
 
 @dataclass
 class XModalBoW:
-    kind: str = "tfidf"          # tfidf | count
+    kind: str = "count"          # count (a classical bag of words, Rubio et al.) | tfidf (the TwoBranch-TFIDF variant)
     max_features: int = 5000
 
 
@@ -32,8 +36,15 @@ class XModalKCCA:
     kernel: str = "rbf"
     gamma: float = 0.0           # 0 = sklearn's default (1 / n_features)
     max_descriptors: int = 10000  # training pairs used (Rubio et al.: 10,000)
-    max_iter: int = 500
+    max_iter: int = 500          # the Nystroem variant's CCA iterations
+    reg: float = 1.0e-3          # exact KCCA's regulariser: kappa = reg * n
     memory_gb: float = 8.0       # refuse to fit when the estimate exceeds this (or the free memory)
+
+
+@dataclass
+class XModalAlexNet:
+    weights: str = "imagenet"    # imagenet (torchvision IMAGENET1K_V1, cached) | a state-dict file | random
+    allow_random: bool = False   # fall back to random weights when the weights cannot be loaded
 
 
 @dataclass
@@ -41,7 +52,8 @@ class XModalConfig:
     """The text <-> image study (Rubio et al. 2017); see :mod:`cti_repro.run.xmodal`."""
 
     text_fields: list[str] = field(default_factory=lambda: ["title", "attributes"])
-    image_branch: str = "features"   # features (MLP over cached frozen features) | alexnet (227 px CNN)
+    image_branch: str = "alexnet_fc7"  # Rubio's rows: alexnet_fc7 (frozen AlexNet to fc7, fc8 trained) |
+                                       # alexnet (the whole CNN trained) | features (MLP over CLIP features)
     image_size: int = 227
     dim: int = 128
     hidden: int = 512
@@ -58,13 +70,16 @@ class XModalConfig:
     word2vec: XModalWord2Vec = field(default_factory=XModalWord2Vec)
     bow: XModalBoW = field(default_factory=XModalBoW)
     kcca: XModalKCCA = field(default_factory=XModalKCCA)
+    alexnet: XModalAlexNet = field(default_factory=XModalAlexNet)
 
 
 def validate_xmodal(x: XModalConfig, need: Callable[[bool, str, str], None]) -> None:
     """Check the ``xmodal`` section; ``need(cond, dotted_field, message)`` raises the ConfigError."""
     need(bool(x.text_fields) and set(x.text_fields) <= {"title", "attributes"}, "xmodal.text_fields",
          f"a non-empty list of title / attributes, got {x.text_fields}")
-    need(x.image_branch in ("features", "alexnet"), "xmodal.image_branch", f"features or alexnet, got {x.image_branch!r}")
+    need(x.image_branch in IMAGE_BRANCHES, "xmodal.image_branch",
+         f"one of {', '.join(IMAGE_BRANCHES)}, got {x.image_branch!r}")
+    need(bool(x.alexnet.weights), "xmodal.alexnet.weights", "imagenet, a state-dict file or random")
     need(x.image_size >= 63, "xmodal.image_size", "AlexNet needs at least 63 px")
     need(x.dim > 0 and x.hidden > 0, "xmodal.dim", "dim and hidden must be > 0")
     need(0 <= x.dropout < 1, "xmodal.dropout", "must be in [0, 1)")
@@ -77,6 +92,7 @@ def validate_xmodal(x: XModalConfig, need: Callable[[bool, str, str], None]) -> 
     need(x.bow.kind in ("tfidf", "count"), "xmodal.bow.kind", f"tfidf or count, got {x.bow.kind!r}")
     need(x.kcca.n_components >= 1 and x.kcca.nystroem_components >= x.kcca.n_components, "xmodal.kcca",
          "need 1 <= n_components <= nystroem_components")
+    need(x.kcca.reg > 0, "xmodal.kcca.reg", f"must be > 0, got {x.kcca.reg}")
     need(x.kcca.max_descriptors >= 2 and x.kcca.memory_gb > 0, "xmodal.kcca.max_descriptors",
          "max_descriptors must be >= 2 and memory_gb > 0")
 

@@ -16,8 +16,13 @@ accuracy            ``Acc = 100 * (1/n) * #{j : argmax(logits_j) == y_j}`` (the 
 
 Ranks come from :func:`true_match_ranks`, which scores queries in chunks (never a full N x N
 matrix: 400k test products at 64 query rows per chunk is 400k x 64 scores at a time) with the
-exact fixed-point cosine of :mod:`cti_repro.evaluation.ranking`, so ties are real ties and are
-broken the same way as everywhere else: by candidate index.
+exact fixed-point cosine of :mod:`cti_repro.evaluation.ranking`, so ties are real ties, and are
+broken by the ``tie_key`` convention of :func:`cti_repro.evaluation.ranking.rank` (lower key first).
+The study passes the CtI rows' keys (:func:`cti_repro.run.row.tie_order` with ``eval.tie_rule`` /
+``eval.tie_seed``: a seeded random permutation by default), so no catalogue order wins the ties.
+
+Every percent cut-off (the Recall@K% table and the recall curve) uses one rounding rule,
+:func:`percent_cutoff`: the top ``ceil(K * N / 100)`` candidates.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from cti_repro.evaluation.ranking import _fixed_point
+from cti_repro.evaluation.ranking import _fixed_point, _tie_order, _tie_rank
 
 # Scores held at once (float64): 2**24 elements = 128 MiB, whatever N is.
 CHUNK_ELEMENTS = 1 << 24
@@ -36,16 +41,18 @@ CHUNK_ELEMENTS = 1 << 24
 
 def true_match_ranks(
     queries: np.ndarray, candidates: np.ndarray, chunk_size: int | None = None, normalize: bool = True,
-    device: str = "cpu",
+    device: str = "cpu", tie_key: np.ndarray | None = None,
 ) -> np.ndarray:
     """1-based rank of candidate i for query i, by cosine (``normalize``) or dot product.
 
-    ``r_i = 1 + #{j : s_ij > s_ii} + #{j < i : s_ij == s_ii}``: candidates are ordered by score
-    descending, ties by candidate index ascending (as :func:`cti_repro.evaluation.ranking.rank`).
+    ``r_i = 1 + #{j : s_ij > s_ii} + #{j : s_ij == s_ii, t_j < t_i}`` with ``t`` the tie rank of
+    :func:`cti_repro.evaluation.ranking.rank` (``tie_key`` ascending, then index): the position of
+    candidate i in the full ranking that ``rank(queries, candidates, N, tie_key)`` returns.
 
     Args:
         queries: [N, d] query embeddings; row i's true match is row i of ``candidates``.
         candidates: [N, d] candidate embeddings.
+        tie_key: [N] sortable tie keys of the candidates (default: the candidate index).
         chunk_size: query rows per chunk (default: as many as fit :data:`CHUNK_ELEMENTS` scores).
         normalize: L2-normalise both sides (cosine); else the raw dot product.
         device: where the chunk products run (the result does not depend on it: fixed point).
@@ -67,13 +74,14 @@ def true_match_ranks(
     ct = ct.to(device)
     rows = chunk_size or max(1, CHUNK_ELEMENTS // n)
     out = np.empty(n, np.int64)
-    col = torch.arange(n, device=device)
+    tie = _tie_rank(torch.from_numpy(_tie_order(tie_key, n)))
+    col = (tie if tie is not None else torch.arange(n)).to(device)
     for start in range(0, n, rows):
         qs = qt[start : start + rows].to(device)
         s = qs @ ct.T  # exact: integer products below 2**53 (see ranking's module docstring)
         idx = torch.arange(start, start + len(qs), device=device)
         own = s.gather(1, idx[:, None])
-        better = (s > own).sum(1) + ((s == own) & (col[None, :] < idx[:, None])).sum(1)
+        better = (s > own).sum(1) + ((s == own) & (col[None, :] < col[idx][:, None])).sum(1)
         out[start : start + len(qs)] = (better + 1).cpu().numpy()
     return out
 
@@ -130,11 +138,11 @@ def recall_curve(ranks: Sequence[int] | np.ndarray, n_candidates: int, points: i
 
     Returns:
         (cut-offs in percent of N [points], recall in percent [points]); the recall at cut-off
-        x is ``100 * mean(r <= x * N / 100)``.
+        x > 0 is :func:`recall_at_percent` at x (the table's rounding), 0 at x = 0.
     """
     r = np.sort(_ranks(ranks))
     x = np.linspace(0.0, 100.0, points)
-    k = x * n_candidates / 100.0
+    k = np.array([percent_cutoff(n_candidates, p) if p > 0 else 0 for p in x])
     y = 100.0 * np.searchsorted(r, k, side="right") / max(len(r), 1)
     return x, y
 

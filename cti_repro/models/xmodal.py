@@ -2,8 +2,9 @@
 
 ::
 
-    image branch:  AlexNet (227 x 227, trained from random init) -> 128      (alexnet)
-                   or MLP over cached frozen image features -> 128           (features, the default)
+    image branch:  AlexNet (227 x 227) frozen up to fc7, fc8 -> 128 trained  (alexnet_fc7, the default)
+                   or the whole AlexNet trained, fc8 -> 128                  (alexnet)
+                   or MLP over cached frozen CLIP image features -> 128      (features: our variant)
     text branch:   MLP over word2vec (or bag-of-words) text features -> 128
     both outputs are L2-normalised: v_I, v_T; optional auxiliary heads Linear(128, C) on each side
     loss:          Hadsell contrastive loss + aux_weight * (CE_image + CE_text)   (xmodal_loss.py)
@@ -18,6 +19,7 @@ device at once.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cti_repro.models.train import VAL_SEED, NonFiniteLossError
 from cti_repro.models.xmodal_loss import two_branch_loss
 
 InputFn = Callable[[np.ndarray], Tensor]
@@ -49,20 +52,33 @@ class MLPBranch(nn.Module):
 
 
 class AlexNetBranch(nn.Module):
-    """torchvision's AlexNet, random init (``weights=None``), its last layer replaced by Linear(4096, d_out).
+    """torchvision's AlexNet trained end to end, its last layer (fc8) replaced by Linear(4096, d_out).
 
-    Takes [B, 3, S, S] images (S = 227 in the paper; its adaptive pooling accepts S >= 63).
+    Takes [B, 3, S, S] images (S = 227 in the paper; its adaptive pooling accepts S >= 63). Starts
+    from :func:`cti_repro.models.alexnet.load_alexnet`'s weights; ``identity`` records which.
     """
 
-    def __init__(self, d_out: int = 128) -> None:
+    def __init__(self, d_out: int = 128, weights: str = "random", allow_random: bool = True, seed: int = 0) -> None:
         super().__init__()
-        from torchvision.models import alexnet
+        from cti_repro.models.alexnet import load_alexnet
 
-        self.net = alexnet(weights=None)
+        self.net, self.identity = load_alexnet(weights, allow_random, seed)
         self.net.classifier[-1] = nn.Linear(self.net.classifier[-1].in_features, d_out)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+class Fc8Branch(nn.Module):
+    """AlexNet's replaced last layer alone, Linear(4096, d_out), over frozen fc7 features
+    (:func:`cti_repro.models.alexnet.encode_fc7`): the ``alexnet_fc7`` image branch."""
+
+    def __init__(self, d_in: int = 4096, d_out: int = 128) -> None:
+        super().__init__()
+        self.fc8 = nn.Linear(d_in, d_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc8(x)
 
 
 class TwoBranchNet(nn.Module):
@@ -122,6 +138,11 @@ def train_two_branch(
 ) -> dict[str, Any]:
     """AdamW on the two-branch loss; keeps the weights of the epoch with the lowest validation loss.
 
+    As in the CtI loop (:mod:`cti_repro.models.train`): the validation batches are one shuffle of
+    ``val_rows`` by a generator seeded :data:`~cti_repro.models.train.VAL_SEED`, the same every
+    epoch (catalogue order puts one category per batch, and the auxiliary heads' loss then measures
+    the batch, not the model), and a non-finite loss raises instead of keeping the initial weights.
+
     Args:
         net: the network (moved to ``device``).
         image_input, text_input: catalogue rows -> input tensors on ``device``.
@@ -136,10 +157,14 @@ def train_two_branch(
     Returns:
         ``{"history": [{epoch, train_loss, val_loss, contrastive, aux_image, aux_text, seconds}],
         "best_epoch", "best_val_loss", "steps", "seconds", "device"}``.
+
+    Raises:
+        NonFiniteLossError: a training or validation loss is NaN / infinite.
     """
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
+    val_batches = _batches(np.asarray(val_rows), batch_size, np.random.default_rng(VAL_SEED))
     history, best, best_state, steps, t_start = [], (float("inf"), 0), copy.deepcopy(net.state_dict()), 0, time.perf_counter()
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
@@ -158,7 +183,7 @@ def train_two_branch(
         net.eval()
         val_total, val_n = 0.0, 0
         with torch.no_grad():
-            for rows in _batches(np.asarray(val_rows), batch_size, None):
+            for rows in val_batches:
                 val_total += float(_step_loss(net, image_input, text_input, labels, rows, margin, aux_weight)[0]) * len(rows)
                 val_n += len(rows)
         val = val_total / val_n if val_n else float("nan")
@@ -167,6 +192,11 @@ def train_two_branch(
         history.append(entry)
         if progress:
             print(f"epoch {epoch}: train {entry['train_loss']:.4f} val {val:.4f}", file=sys.stderr, flush=True)
+        if not (math.isfinite(entry.get("train_loss", 0.0)) and (math.isfinite(val) or not val_n)):
+            # NaN is never "better than inf": without this the untrained weights would be kept as "best"
+            raise NonFiniteLossError(
+                f"epoch {epoch}: training loss {entry['train_loss']}, validation loss {val} is not finite "
+                "(NaN/inf in the features, or training diverged: lower xmodal.lr)")
         if not val_n or val < best[0]:
             best, best_state = (val, epoch), copy.deepcopy(net.state_dict())
     net.load_state_dict(best_state)
@@ -193,26 +223,27 @@ def dense_input(array: Any, device: str = "cpu") -> InputFn:
 
 
 def image_file_input(paths: list, size: int = 227, device: str = "cpu") -> InputFn:
-    """Decode, resize to ``size`` x ``size`` and ImageNet-normalise the images of ``rows`` (AlexNet input).
+    """Decode, resize to ``size`` x ``size`` and ImageNet-normalise the images of ``rows`` (AlexNet input,
+    :func:`cti_repro.models.alexnet.preprocess`).
 
     An unreadable file (the task excludes those, see :mod:`cti_repro.data.xmodal_pairs`) gives a
     zero image rather than an exception.
     """
     from PIL import Image
 
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    from cti_repro.models.alexnet import preprocess
+
+    prep = preprocess(size)
 
     def load(i: int) -> Tensor:
         try:
             with Image.open(paths[i]) as im:
-                a = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
-            return (torch.from_numpy(a).permute(2, 0, 1) - mean) / std
+                return prep(im)
         except Exception:  # missing / truncated: zero input
             return torch.zeros(3, size, size)
 
     return lambda rows: torch.stack([load(int(i)) for i in rows]).to(device)
 
 
-__all__ = ["MLPBranch", "AlexNetBranch", "TwoBranchNet", "train_two_branch", "embed_rows", "dense_input",
+__all__ = ["MLPBranch", "AlexNetBranch", "Fc8Branch", "TwoBranchNet", "train_two_branch", "embed_rows", "dense_input",
            "image_file_input"]

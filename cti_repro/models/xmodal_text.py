@@ -1,10 +1,12 @@
 """Text representations of the two-branch network's text side: word2vec (gensim) and bag of words (sklearn).
 
-Both are fitted on the *training* texts only. word2vec: a gensim ``Word2Vec`` trained on the
-tokenised training texts (pretrained vectors cannot be downloaded here; ``xmodal.word2vec.path``
-loads the user's own KeyedVectors instead), and a text is the mean of the vectors of its
-in-vocabulary tokens (zero when it has none; counted). Bag of words: scikit-learn's
-``TfidfVectorizer`` or ``CountVectorizer``, kept sparse.
+word2vec: Rubio et al. use pre-trained vectors; ``xmodal.word2vec.path`` loads them (the
+``xmarket`` profile: the GoogleNews 300-d vectors, :data:`GOOGLE_NEWS_DOWNLOAD`). Without a path
+(the offline profiles) a gensim ``Word2Vec`` is trained on the tokenised *training* texts, and
+``describe()`` says so. A text is the mean of the vectors of its in-vocabulary tokens (zero when
+it has none; counted). Bag of words: a classical one, scikit-learn's ``CountVectorizer`` (counts
+over the ``max_features`` most frequent training words, a fixed vocabulary), or
+``TfidfVectorizer`` as a variant, kept sparse; fitted on the training texts only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
+
+GOOGLE_NEWS_DOWNLOAD = ("python -m gensim.downloader --download word2vec-google-news-300  "
+                        "(1.6 GB, into ~/gensim-data/word2vec-google-news-300/word2vec-google-news-300.gz)")
+
+
+def _binary_format(p: Path) -> bool:
+    """word2vec's binary format: ``.bin`` / ``.bin.gz``, and gensim-data's ``.gz`` downloads; ``.txt(.gz)`` is text."""
+    name = p.name.lower()
+    return name.endswith((".bin", ".bin.gz")) or (name.endswith(".gz") and not name.endswith(".txt.gz"))
 
 
 def tokenize(text: str) -> list[str]:
@@ -51,9 +63,10 @@ class Word2VecText:
         if self.path:
             p = Path(self.path)
             if not p.is_file():
-                raise FileNotFoundError(f"xmodal.word2vec.path: {p}: no such file")
+                raise FileNotFoundError(f"xmodal.word2vec.path: {p}: no such file; Rubio et al.'s pretrained vectors: "
+                                        f"{GOOGLE_NEWS_DOWNLOAD}")
             self.wv = (KeyedVectors.load(str(p)) if p.suffix == ".kv"
-                       else KeyedVectors.load_word2vec_format(str(p), binary=p.suffix == ".bin"))
+                       else KeyedVectors.load_word2vec_format(str(p), binary=_binary_format(p)))
         else:
             sentences = [tokenize(t) for t in texts]
             model = Word2Vec(sentences=sentences, vector_size=self.dim, window=self.window, min_count=self.min_count,
@@ -84,7 +97,8 @@ class Word2VecText:
 
 
 class BagOfWordsText:
-    """TF-IDF (``kind="tfidf"``) or raw counts (``"count"``) over the training vocabulary, sparse."""
+    """Raw counts (``kind="count"``, a classical bag of words) or TF-IDF (``"tfidf"``) over the
+    ``max_features`` most frequent training words, sparse."""
 
     def __init__(self, kind: str = "tfidf", max_features: int = 5000) -> None:
         from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
@@ -105,7 +119,7 @@ class BagOfWordsText:
         return sp.csr_matrix(self.vectorizer.transform(texts), dtype=np.float32)
 
     def describe(self) -> dict:
-        return {"text": f"bag of words ({self.kind})", "dim": self.dim}
+        return {"text": f"bag of words ({self.kind})", "kind": self.kind, "dim": self.dim}
 
 
-__all__ = ["tokenize", "Word2VecText", "BagOfWordsText"]
+__all__ = ["GOOGLE_NEWS_DOWNLOAD", "tokenize", "Word2VecText", "BagOfWordsText"]

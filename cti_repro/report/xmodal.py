@@ -17,20 +17,74 @@ from matplotlib.figure import Figure
 from cti_repro.evaluation.xmodal_metrics import median_rank_percent, recall_curve
 from cti_repro.report import paper
 from cti_repro.report.common import empty_figure, fmt, ok_records
-from cti_repro.study import XMODAL_MODELS, XMODAL_PUBLISHED_ROW
+from cti_repro.study import XMODAL_ALL, XMODAL_MODELS, XMODAL_PUBLISHED_ROW
 
 TABLE_METRICS: tuple[str, ...] = ("MedR%_i2t", "MedR%_t2i", "R@5%_i2t", "R@5%_t2i", "R@1_t2i", "R@10_t2i", "MRR_t2i")
 
-NOT_A_REPRODUCTION = (
-    "Rubio et al.'s data set (431,841 fashion images, 32 categories) is not public, and their image branch is an "
-    "AlexNet trained on it; these rows run the same kind of models on this profile's catalogue. The numbers sit "
-    "side by side for orientation: they are not a reproduction of that table and cannot confirm or refute it."
-)
+RUBIO_SETUP = ("an AlexNet image branch at 227 × 227 trained on their data, a text branch over pre-trained word2vec "
+               "vectors, a classical bag of words and KCCA trained on 10,000 descriptors")
 
 
 def _order(records: list[dict]) -> list[dict]:
-    rank = {m: i for i, m in enumerate(XMODAL_MODELS)}
+    rank = {m: i for i, m in enumerate(XMODAL_ALL)}
     return sorted(ok_records(records), key=lambda r: (rank.get(r.get("model"), 99), r.get("seed", 0)))
+
+
+def _first_by_model(records: list[dict]) -> dict[str, dict]:
+    """The first (lowest-seed) successful record of each model, in table order."""
+    out: dict[str, dict] = {}
+    for r in _order(records):
+        out.setdefault(r["model"], r)
+    return out
+
+
+def _weights(image: dict) -> str:
+    return f"{image.get('weights', '?')} ({'pretrained' if image.get('pretrained') else 'not pretrained'})"
+
+
+def what_ran_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per model, from each record's ``ran`` block (:func:`cti_repro.run.xmodal_models.what_ran`):
+    whose model, image branch, its weights, input size, text representation, where its vectors came
+    from, exact or approximate KCCA, and the query text. Records without ``ran`` show ``not recorded``."""
+    rows = []
+    for model, r in _first_by_model(records).items():
+        ran = r.get("ran")
+        if not ran:
+            rows.append({"model": model, "whose": "not recorded"})
+            continue
+        img, txt = ran["image"], ran["text"]
+        rows.append({"model": model, "whose": ran["whose"], "image branch": img["branch"], "image weights": _weights(img),
+                     "image input": f"{img['input_px']} px" if img.get("input_px") else "—",
+                     "text": txt["representation"], "text vectors": txt["vectors"], "KCCA": ran.get("kcca") or "—",
+                     "query": ran["query"]})
+    return pd.DataFrame(rows)
+
+
+def not_a_reproduction(records: list[dict]) -> str:
+    """The chapter's opening box, generated from the records: Rubio et al.'s set-up, then what this
+    profile's rows of their models actually ran (image branch, weights, text vectors), so the text
+    never claims a model that did not run. Plain text (escape it for HTML)."""
+    head = (f"Rubio et al.'s data set (431,841 fashion images, 32 categories) is not public; they used {RUBIO_SETUP}. ")
+    first = _first_by_model(records)
+    rubio = {m: r["ran"] for m, r in first.items() if (r.get("ran") or {}).get("whose", "").startswith("Rubio")}
+    if not rubio:
+        body = "No row of their models has run on this profile yet. "
+    else:
+        parts = []
+        for key in dict.fromkeys((ran["image"]["branch"], _weights(ran["image"]), ran["image"].get("input_px"))
+                                 for ran in rubio.values()):
+            models = [m for m, ran in rubio.items()
+                      if (ran["image"]["branch"], _weights(ran["image"]), ran["image"].get("input_px")) == key]
+            px = f", {key[2]} × {key[2]} px input" if key[2] else ""
+            parts.append(f"{', '.join(models)}: image side {key[0]}{px}, weights {key[1]}")
+        texts = dict.fromkeys(f"{ran['text']['representation']}, {ran['text']['vectors']}" for ran in rubio.values())
+        kcca = [f"{m}: {ran['kcca']} KCCA" for m, ran in rubio.items() if ran.get("kcca")]
+        body = ("Here, the rows named after their models ran as follows. " + "; ".join(parts) + ". Text: "
+                + "; ".join(texts) + "." + (" " + "; ".join(kcca) + "." if kcca else "") + " ")
+        if any(not ran["image"]["pretrained"] for ran in rubio.values()):
+            body += "Image weights that are not pretrained make those rows a pipeline demonstration. "
+    return (head + body + "Our rows sit beside their Table 1 for orientation only: on another catalogue they are not "
+            "a reproduction of it and cannot confirm or refute it.")
 
 
 def summary_frame(records: list[dict]) -> pd.DataFrame:
@@ -76,9 +130,11 @@ def table_beside_rubio(records: list[dict]) -> pd.DataFrame:
     """Median rank (percent of the test set, lower is better), ours (mean ± sd over seeds) beside Rubio et al.'s Table 1."""
     pub = paper.rubio2017().set_index("model")
     ours = summary_frame(records).set_index("model") if records else pd.DataFrame()
+    first = _first_by_model(records)
     rows = []
-    for model in XMODAL_MODELS:
-        row = {"model": model, "Rubio et al. row": XMODAL_PUBLISHED_ROW.get(model, "—")}
+    for model in [m for m in XMODAL_ALL if m in XMODAL_MODELS or m in first]:  # variants: only when run
+        whose = ((first.get(model) or {}).get("ran") or {}).get("whose", "—")
+        row = {"model": model, "whose": whose, "Rubio et al. row": XMODAL_PUBLISHED_ROW.get(model, "—")}
         for d, label in (("i2t", "img→txt"), ("t2i", "txt→img")):
             key = f"MedR%_{d}"
             if model in ours.index:
@@ -198,5 +254,5 @@ def median_rank_check(record: dict) -> float:
     return median_rank_percent(record["ranks"]["t2i"], record["n_candidates"])
 
 
-__all__ = ["summary_table", "TABLE_METRICS", "NOT_A_REPRODUCTION", "summary_frame", "table_beside_rubio", "published_notes",
+__all__ = ["summary_table", "TABLE_METRICS", "RUBIO_SETUP", "what_ran_frame", "not_a_reproduction", "summary_frame", "table_beside_rubio", "published_notes",
            "recall_curve_figure", "per_category_table", "row_metrics_table", "gallery_figure", "median_rank_check"]

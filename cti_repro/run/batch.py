@@ -289,10 +289,10 @@ def reproduce(
                               engine=executor, address=address, retries=retries)
         if xtasks:
             if not all(t.skip for t in xtasks):
-                from cti_repro.features import XMODAL_PARTS
+                from cti_repro.features import xmodal_parts
 
-                with stages("text-image features"):  # once here, not in the two CLIP rows at once
-                    load_features(cfg, catalogue, XMODAL_PARTS)
+                with stages("text-image features"):  # once here, not in the rows at once
+                    load_features(cfg, catalogue, xmodal_parts(cfg))
             with stages(f"text-image rows ({sum(not t.skip for t in xtasks)} of {len(xtasks)} to run)"):
                 failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows, workers=workers,
                                           overrides=overrides, engine=executor, address=address, retries=retries)

@@ -21,7 +21,7 @@ from cti_repro.config import StudyConfig, apply_sets, load_config
 from cti_repro.data.prepare import prepare_catalogue
 from cti_repro.data.xmodal_pairs import build_xmodal
 from cti_repro.results import git_commit, hardware, is_current, package_versions, write_result
-from cti_repro.study import XMODAL_MODELS, XMODAL_RECALL_KS, XMODAL_RECALL_PERCENTS
+from cti_repro.study import XMODAL_ALL, XMODAL_RECALL_KS, XMODAL_RECALL_PERCENTS
 
 STUDY = "xmodal"
 
@@ -72,7 +72,7 @@ def run_xmodal(
     """Run one (model, seed) of the text <-> image study and write its result JSON (atomically).
 
     Args:
-        model: one of :data:`cti_repro.study.XMODAL_MODELS`.
+        model: one of :data:`cti_repro.study.XMODAL_ALL` (:data:`cti_repro.run.xmodal_models.SPECS` says what each is).
         profile: config profile (``embedded``, ``smoke``, ``xmarket``).
         seed: model seed (default: the study's first seed, :func:`xmodal_seeds`).
         out_dir: results folder (default: the profile's ``results_dir``); the file goes to its ``xmodal/``.
@@ -85,8 +85,8 @@ def run_xmodal(
     Returns:
         Path of the result JSON.
     """
-    if model not in XMODAL_MODELS:
-        raise ValueError(f"unknown text-image model {model!r}; expected one of {XMODAL_MODELS}")
+    if model not in XMODAL_ALL:
+        raise ValueError(f"unknown text-image model {model!r}; expected one of {XMODAL_ALL}")
     cfg = apply_sets(cfg, sets) if cfg is not None else load_config(profile, config_path, overrides=sets)
     seed = xmodal_seeds(cfg)[0] if seed is None else int(seed)
     path = xmodal_result_path(Path(out_dir) if out_dir else cfg.path(cfg.results_dir), model, seed)
@@ -112,26 +112,35 @@ def run_xmodal(
     classes = sorted(set(groups.tolist()))
     class_id = {c: i for i, c in enumerate(classes)}
     labels = np.asarray([class_id[g] for g in groups], np.int64)
-    encoders = dict(fs.identities)
-    net = None
-    if model == "KCCA":
-        emb = zoo.fit_embed_kcca(cfg, data, image, seed, device)
-    elif model.startswith("TwoBranch"):
-        emb, net = zoo.fit_embed_two_branch(cfg, data, image, labels, len(classes), "bow" if model == "TwoBranch-BoW"
-                                            else "w2v", not model.endswith("-noaux"), seed, device, progress, catalogue)
-        if cfg.xmodal.image_branch == "alexnet":
-            encoders = {}  # the image side is the trained CNN, not the frozen encoder
+    spec = zoo.SPECS[model]
+    feats, image_identity = zoo.image_features(cfg, catalogue, spec, image, fs.identities["image"], device)
+    encoders = {"image": image_identity}
+    net, text_info, kcca_info = None, None, None
+    if spec.kind == "kcca":
+        emb = zoo.fit_embed_kcca(cfg, data, feats, seed, device, exact=spec.exact)
+        text_info, kcca_info = emb.model_info["text_features"], emb.model_info
+    elif spec.kind == "two_branch":
+        branch = zoo.image_branch(cfg, spec)
+        emb, net = zoo.fit_embed_two_branch(cfg, data, feats, labels, len(classes), spec.text, spec.aux, seed, device,
+                                            progress, catalogue, branch)
+        text_info = emb.model_info["text_features"]
+        if branch == "alexnet":  # the image side is the trained CNN: its starting weights are what ran
+            image_identity = encoders["image"] = emb.model_info["image_identity"]
     else:
         clip_text, ident = zoo.clip_title_features(cfg, catalogue, device)
         encoders["text"] = ident
-        if model == "CLIP":
+        if spec.kind == "clip":
             emb = zoo.embed_clip(data, image, clip_text)
         else:
             emb, net = zoo.fit_embed_clip_heads(cfg, data, image, clip_text, labels, seed, device, progress)
+    ran = zoo.what_ran(model, cfg, image_identity, text_info, kcca_info, list(data.fields))
+    from cti_repro.run.row import tie_order
+
     n = len(data.test)
-    ranks = {"t2i": true_match_ranks(emb.text, emb.image, device=device),
-             "i2t": true_match_ranks(emb.image, emb.text, device=device)}
     ids = np.asarray(catalogue.product_ids, dtype=object)[data.test]
+    tie_key = tie_order(ids.astype(str), cfg.eval.tie_rule, cfg.eval.tie_seed)  # the CtI rows' tie rule
+    ranks = {"t2i": true_match_ranks(emb.text, emb.image, device=device, tie_key=tie_key),
+             "i2t": true_match_ranks(emb.image, emb.text, device=device, tie_key=tie_key)}
     roots = data.roots[data.test]
     record = {
         "status": "ok", "study": STUDY, "setting": STUDY, "model": model, "seed": seed, "profile": cfg.profile,
@@ -139,8 +148,10 @@ def run_xmodal(
         "data": {"source": cfg.data.source, "products": len(catalogue), "text_fields": list(data.fields),
                  **data.summary()},
         "demonstration": cfg.labels.demonstration,
+        "ran": ran,
         "encoders": encoders, "feature_stats": fs.stats, "model_info": emb.model_info,
         "n_candidates": n,
+        "tie_rule": {"rule": cfg.eval.tie_rule, "seed": cfg.eval.tie_seed},
         "query_ids": ids.tolist(),
         "ranks": {d: r.tolist() for d, r in ranks.items()},
         "means": xmodal_means(ranks, n, XMODAL_RECALL_KS, XMODAL_RECALL_PERCENTS),

@@ -55,3 +55,30 @@ def test_means_keys_and_groups():
     assert g == {"a": {"queries": 2, "MedR%": pytest.approx(37.5)}, "b": {"queries": 1, "MedR%": 100.0}}
     x, y = xm.recall_curve([1, 2, 4, 4], 4, points=5)  # cut-offs 0, 1, 2, 3, 4 ranks
     assert y.tolist() == [0.0, 25.0, 50.0, 50.0, 100.0]
+
+
+def test_ties_follow_the_ranking_modules_tie_key_rule():
+    """Ranks are positions in the full ranking of cti_repro.evaluation.ranking.rank with the same tie key."""
+    from cti_repro.evaluation.ranking import rank
+    from cti_repro.run.row import tie_order
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(4, 3))
+    q = base[rng.integers(0, 4, 30)]  # many exact duplicates: ties everywhere
+    c = base[rng.integers(0, 4, 30)]
+    key = tie_order(np.array([f"p{i:03d}" for i in range(30)]), "random", seed=5)
+    got = xm.true_match_ranks(q, c, tie_key=key)
+    idx, _ = rank(q, c, 30, tie_key=key)
+    want = [int(np.nonzero(idx[i].numpy() == i)[0][0]) + 1 for i in range(30)]
+    assert got.tolist() == want
+    same = np.ones((6, 2))  # all tied: each rank is 1 + the number of keys below the product's own
+    key6 = np.array([3, 0, 5, 1, 4, 2])
+    assert xm.true_match_ranks(same, same, tie_key=key6).tolist() == (key6 + 1).tolist()
+
+
+def test_recall_curve_uses_the_tables_rounding():
+    ranks, n = [1, 2, 3, 4, 7, 9, 30], 30  # 5% of 30 = 1.5 candidates: the table takes the top 2
+    x, y = xm.recall_curve(ranks, n, points=21)
+    for p in (5, 10, 15, 50):
+        assert y[list(x).index(p)] == pytest.approx(xm.recall_at_percent(ranks, n, p))
+    assert y[0] == 0 and y[-1] == 100

@@ -14,7 +14,8 @@ from cti_repro.data.xmodal_pairs import build_xmodal, product_text
 from cti_repro.evaluation.xmodal_metrics import xmodal_means
 from cti_repro.results import load_results, read_result
 from cti_repro.run.xmodal import apply_overrides
-from cti_repro.study import XMODAL_MODELS
+from cti_repro.run.xmodal_models import SPECS
+from cti_repro.study import XMODAL_ALL, XMODAL_MODELS, XMODAL_RUBIO
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ("MedR%_t2i", "MedR%_i2t", "R@1_t2i", "R@5_t2i", "R@10_t2i", "R@1_i2t", "R@5_i2t", "R@10_i2t", "R@5%_t2i", "R@5%_i2t")
@@ -36,7 +37,7 @@ def _run(cfg, model, *extra):
     return main(["xmodal", "run", "--model", model, "--profile", "smoke", "--config", str(cfg), *extra])
 
 
-@pytest.mark.parametrize("model", XMODAL_MODELS)
+@pytest.mark.parametrize("model", XMODAL_ALL)
 def test_every_model_writes_a_complete_record(smoke_config, model, capsys):
     assert _run(smoke_config, model, "--set", "xmodal.epochs=2") == 0
     out = json.loads(capsys.readouterr().out)
@@ -50,13 +51,36 @@ def test_every_model_writes_a_complete_record(smoke_config, model, capsys):
     assert rec["means"] == pytest.approx(xmodal_means({d: np.array(rec["ranks"][d]) for d in ("t2i", "i2t")}, n))
     assert rec["config_hash"] and rec["data_fingerprint"] and rec["git_commit"] and rec["versions"]["gensim"]
     assert rec["config"]["xmodal"]["epochs"] == 2
-    assert (rec["aux_accuracy"] is not None) == (model in ("TwoBranch-BoW", "TwoBranch-w2v"))
-    if model == "KCCA":
+    assert rec["tie_rule"] == {"rule": rec["config"]["eval"]["tie_rule"], "seed": rec["config"]["eval"]["tie_seed"]}
+    spec = SPECS[model]
+    assert (rec["aux_accuracy"] is not None) == (spec.kind == "two_branch" and spec.aux)
+    if spec.kind == "kcca":
         assert rec["model_info"]["training_descriptors"] == rec["data"]["train_products"]
+    _check_what_ran(model, rec)
     if model.startswith("TwoBranch") or model == "CLIP-heads":
         assert len(rec["training"]["history"]) == 2
     assert sum(v["queries"] for v in rec["per_root_category"]["t2i"].values()) == n
     assert rec["gallery"] and all(len(g["top"]) == 5 for g in rec["gallery"])
+
+
+def _check_what_ran(model: str, rec: dict) -> None:
+    """The record says what ran: smoke is offline, so Rubio's image side is a random AlexNet, labelled."""
+    ran, spec = rec["ran"], SPECS[model]
+    assert ran["whose"] == ("Rubio et al. (2017)" if model in XMODAL_RUBIO else "our variant")
+    assert ran["query"] == ("title" if model.startswith("CLIP") else "title and attributes")
+    assert ran["kcca"] == (None if spec.kind != "kcca" else "exact" if spec.exact else ran["kcca"])
+    if model == "KCCA-Nystroem":
+        assert ran["kcca"].startswith("approximate (Nystroem")
+    if spec.image == "rubio":
+        assert "AlexNet" in ran["image"]["branch"] and ran["image"]["input_px"] == 64
+        assert ran["image"]["weights"] == "random(seed=0)" and ran["image"]["pretrained"] is False
+        assert rec["encoders"]["image"]["name"] == "AlexNet (torchvision)"
+    else:
+        assert "CLIP" in ran["image"]["branch"] and ran["image"]["input_px"] is None
+    if spec.text == "w2v":
+        assert ran["text"]["vectors"].startswith("trained on this catalogue") and ran["text"]["pretrained"] is False
+    if spec.text in ("bow", "tfidf"):
+        assert ("counts" if spec.text == "bow" else "TF-IDF") in ran["text"]["representation"]
 
 
 def test_same_seed_same_ranks_and_skip(smoke_config, capsys):
@@ -84,6 +108,17 @@ def test_kcca_refusal_and_bad_set_are_one_line_errors(smoke_config, capsys):
     assert apply_overrides(cfg, ["xmodal.kcca.max_descriptors=50"]).xmodal.kcca.max_descriptors == 50
     assert apply_overrides(cfg, ["xmodal.epochs=4"]).xmodal_hash() != cfg.xmodal_hash()
     assert apply_overrides(cfg, ["xmodal.epochs=4"]).hash() == cfg.hash()  # CtI rows stay current
+
+
+def test_real_path_refuses_random_alexnet_and_missing_word2vec_in_one_line(smoke_config, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no cached ImageNet weights
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert _run(smoke_config, "TwoBranch-w2v", "--set", "xmodal.alexnet.allow_random=false") == 2
+    err = capsys.readouterr().err
+    assert "AlexNet weights 'imagenet' are not available" in err and "IMAGENET1K_V1" in err and "Traceback" not in err
+    assert _run(smoke_config, "KCCA", "--set", f"xmodal.word2vec.path={tmp_path}/GoogleNews.bin.gz") == 2
+    err = capsys.readouterr().err
+    assert "GoogleNews.bin.gz: no such file" in err and "gensim.downloader --download word2vec-google-news-300" in err
 
 
 def test_products_without_image_or_text_are_excluded_and_counted(tmp_path):
