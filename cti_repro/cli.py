@@ -14,6 +14,7 @@ Subcommands (heavy imports happen inside each handler so ``--help`` stays fast):
     cti-repro features [--profile P] [--shards N] [--executor local|ray [--address ADDR]]
     cti-repro report [--profile P]
     cti-repro xmodal run --model NAME [--profile P] [--seed S] [--set K=V ...] [--out DIR] [--force]
+    cti-repro finegrained run --model MLF|Kaleido-BERT [--profile P] [--seed S] [--set K=V ...] [--out DIR] [--force]
     cti-repro verify [--profile P] [--write] [--tolerance T]
     cti-repro readme-table [--profile P]
 """
@@ -345,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="rows at once (local), or CPUs of a new local Ray cluster")
         s.set_defaults(func=fn)
     _add_xmodal(sub)
+    from cti_repro.run.finegrained.cli import add_finegrained
+
+    add_finegrained(sub)
 
     s = sub.add_parser("verify", help="compare results with the committed expected numbers, cell by cell")
     s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
