@@ -52,6 +52,7 @@ class FineGrainedKaleido:
     lr: float = 2.0e-5
     batch_size: int = 32
     score_batch_size: int = 256      # pairs per forward pass when scoring
+    train_products: int = 0          # fine-tune on a seeded subset of this many training products (0 = all)
 
 
 @dataclass
@@ -91,6 +92,7 @@ def validate_finegrained(x: FineGrainedConfig, need: Callable[[bool, str, str], 
     need(1 <= k.levels <= 8, "finegrained.kaleido.levels", "must be in 1..8")
     need(k.layers >= 0, "finegrained.kaleido.layers", "must be >= 0 (0 = all)")
     need(k.max_text_tokens >= 4, "finegrained.kaleido.max_text_tokens", "must be >= 4")
+    need(k.train_products == 0 or k.train_products >= 2, "finegrained.kaleido.train_products", "0 (all) or >= 2")
     need(k.negatives_per_positive >= 1, "finegrained.kaleido.negatives_per_positive", "must be >= 1")
     need(k.epochs >= 1 and k.lr > 0 and k.batch_size >= 1 and k.score_batch_size >= 1, "finegrained.kaleido.epochs",
          "epochs >= 1, lr > 0, batch sizes >= 1")

@@ -120,7 +120,10 @@ def _fit_kaleido(cfg: StudyConfig, data, feats: dict, seed: int, device: str) ->
     patches = feats["cnn_kaleido"]
     net = KaleidoBERT(bert, int(patches.shape[2])).to(device)
     scorer = PairScorer(net, ids, mask, patches, k.score_batch_size, device)
-    training = train_kaleido(net, scorer, data.split["train"], k.epochs, k.lr, k.batch_size, k.negatives_per_positive,
+    train_rows = data.split["train"]
+    if 0 < k.train_products < len(train_rows):  # the embedded profile's budget: a seeded subset
+        train_rows = np.sort(np.random.default_rng(seed).choice(train_rows, k.train_products, replace=False))
+    training = train_kaleido(net, scorer, train_rows, k.epochs, k.lr, k.batch_size, k.negatives_per_positive,
                              seed)
     te, rows, neg = data.test, data.eval_rows, data.negatives
     n = len(te)
@@ -171,13 +174,8 @@ def run_finegrained(
     if model not in MODELS:
         raise ValueError(f"unknown fine-grained model {model!r}; expected one of {MODELS}")
     from cti_repro.data.prepare import prepare_catalogue
-    from cti_repro.data.xmodal_pairs import build_xmodal
     from cti_repro.device import pick_device
-    from cti_repro.evaluation.sampled_ranking import query_subsample
-    from cti_repro.evaluation.xmodal_metrics import xmodal_means
-    from cti_repro.models.finegrained.cnn import load_cnn_features
-    from cti_repro.results import git_commit, hardware, is_current, package_versions, write_result
-    from cti_repro.study import XMODAL_RECALL_KS, XMODAL_RECALL_PERCENTS
+    from cti_repro.results import is_current
 
     cfg = cfg or load_config(profile, config_path, list(sets))
     seed = finegrained_seeds(cfg)[0] if seed is None else int(seed)
@@ -189,6 +187,38 @@ def run_finegrained(
         return path
     t0 = time.perf_counter()
     device = pick_device(cfg.train.device)
+    threads = _one_thread_on_cpu(device)
+    try:
+        return _run(model, cfg, catalogue, seed, path, fingerprint, config_hash, device, t0, progress)
+    finally:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+
+
+def _one_thread_on_cpu(device: str) -> int:
+    """On the CPU run the row on one thread (returns the old count to restore, else 0): these are small
+    models, and on a shared machine several threads spin against each other (MLF's training measured
+    20 s per epoch on 2 threads against 0.5-0.9 s on 1 under load); one thread is also reproducible."""
+    import torch
+
+    if device != "cpu":
+        return 0
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return old
+
+
+def _run(model: str, cfg: StudyConfig, catalogue, seed: int, path: Path, fingerprint: str, config_hash: str,
+         device: str, t0: float, progress: bool) -> Path:
+    from cti_repro.data.xmodal_pairs import build_xmodal
+    from cti_repro.evaluation.sampled_ranking import query_subsample
+    from cti_repro.evaluation.xmodal_metrics import xmodal_means
+    from cti_repro.models.finegrained.cnn import load_cnn_features
+    from cti_repro.results import git_commit, hardware, package_versions, write_result
+    from cti_repro.study import XMODAL_RECALL_KS, XMODAL_RECALL_PERCENTS
+
     feats, cnn_ident, cnn_stats = load_cnn_features(cfg, catalogue, device, progress)
     ok = np.asarray(feats["cnn_levels"]).any(axis=1)
     data = build_xmodal(catalogue, cfg.split, cfg.finegrained.text_fields, ok)
@@ -227,11 +257,17 @@ def run_finegrained(
         "cost": cost, "training": training,
         "timing": {"features_s": round(t_fit - t0, 3), "fit_and_rank_s": round(time.perf_counter() - t_fit, 3)},
         "wall_time_s": round(time.perf_counter() - t0, 3),
-        "device": hardware(device), "versions": package_versions(), "git_commit": git_commit(),
+        "device": {**hardware(device), "torch_threads": torch_threads()}, "versions": package_versions(), "git_commit": git_commit(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_result(path, record)
     return path
+
+
+def torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def load_finegrained_results(results_dir: str | Path) -> list[dict[str, Any]]:
