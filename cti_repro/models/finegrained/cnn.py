@@ -20,6 +20,7 @@ the CLIP encoder's (:class:`cti_repro.encoders.WeightsUnavailableError`) unless
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -56,7 +57,9 @@ def load_backbone(name: str, pretrained: bool, allow_random: bool, seed: int = 0
     ident: dict[str, Any] = {"name": f"torchvision {name}", "weights": "IMAGENET1K_V1", "pretrained": True}
     if pretrained:
         try:
-            net = getattr(models, name)(weights="IMAGENET1K_V1")
+            # torchvision announces its download on stdout, which carries the command's JSON: keep it on stderr
+            with contextlib.redirect_stdout(sys.stderr):
+                net = getattr(models, name)(weights="IMAGENET1K_V1")
             return net.eval(), ident
         except Exception as exc:  # offline, no cached file, hash mismatch: many types
             if not allow_random:
