@@ -79,8 +79,9 @@ def _negatives(n: int, rows: np.ndarray, k: int, seed: int) -> dict[str, np.ndar
             "i2t": sample_negatives(n, rows, k, int(s_i2t.generate_state(1)[0]))}
 
 
-def _fit_mlf(cfg: StudyConfig, data, feats: dict, seed: int, device: str) -> tuple[dict, dict, dict, dict]:
-    """Train MLF; return (full ranks, sampled ranks, model info, training) on the test products."""
+def _fit_mlf(cfg: StudyConfig, data, feats: dict, rows: np.ndarray, neg: dict[str, np.ndarray], seed: int,
+             device: str) -> tuple[dict, dict, dict, dict]:
+    """Train MLF (queries: test positions ``rows``, their negatives ``neg`` per direction); return (full ranks, sampled ranks, model info, training) on the test products."""
     import torch
 
     from cti_repro.evaluation.sampled_ranking import sampled_ranks_embeddings
@@ -96,7 +97,6 @@ def _fit_mlf(cfg: StudyConfig, data, feats: dict, seed: int, device: str) -> tup
     training = train_mlf(net, feats["cnn_levels"], ids, data.split["train"], m.epochs, m.lr, m.batch_size, m.margin,
                          m.hardest_negative, seed, device)
     t, i = embed(net, feats["cnn_levels"], ids, data.test, device)
-    rows, neg = data.eval_rows, data.negatives
     full = {"t2i": true_match_ranks(t, i), "i2t": true_match_ranks(i, t)}
     sampled = {"t2i": sampled_ranks_embeddings(t, i, rows, neg["t2i"]),
                "i2t": sampled_ranks_embeddings(i, t, rows, neg["i2t"])}
@@ -106,7 +106,8 @@ def _fit_mlf(cfg: StudyConfig, data, feats: dict, seed: int, device: str) -> tup
     return full, sampled, info, training
 
 
-def _fit_kaleido(cfg: StudyConfig, data, feats: dict, seed: int, device: str) -> tuple[dict | None, dict, dict, dict, dict]:
+def _fit_kaleido(cfg: StudyConfig, data, feats: dict, rows: np.ndarray, neg: dict[str, np.ndarray], seed: int,
+                 device: str) -> tuple[dict | None, dict, dict, dict, dict]:
     """Fine-tune Kaleido-BERT; return (full ranks or None, sampled ranks, model info, training, cost)."""
     import torch
 
@@ -125,7 +126,7 @@ def _fit_kaleido(cfg: StudyConfig, data, feats: dict, seed: int, device: str) ->
         train_rows = np.sort(np.random.default_rng(seed).choice(train_rows, k.train_products, replace=False))
     training = train_kaleido(net, scorer, train_rows, k.epochs, k.lr, k.batch_size, k.negatives_per_positive,
                              seed)
-    te, rows, neg = data.test, data.eval_rows, data.negatives
+    te = data.test
     n = len(te)
     scorer.pairs, scorer.seconds = 0, 0.0
     full = None
@@ -225,17 +226,17 @@ def _run(model: str, cfg: StudyConfig, catalogue, seed: int, path: Path, fingerp
     if len(data.test) < 2 or len(data.split["train"]) < 2:
         raise ValueError(f"fine-grained study: too few products with an image and a text ({data.summary()})")
     x = cfg.finegrained
-    data.eval_rows = query_subsample(len(data.test), x.max_queries, x.eval_seed)
-    data.negatives = _negatives(len(data.test), data.eval_rows, x.negatives, x.eval_seed)
+    rows = query_subsample(len(data.test), x.max_queries, x.eval_seed)  # test positions of the sampled queries
+    neg = _negatives(len(data.test), rows, x.negatives, x.eval_seed)
     t_fit = time.perf_counter()
     encoders: dict[str, Any] = {"image": cnn_ident}
     if model == "MLF":
-        full, sampled, info, training = _fit_mlf(cfg, data, feats, seed, device)
+        full, sampled, info, training = _fit_mlf(cfg, data, feats, rows, neg, seed, device)
         cost = {"pairs_scored": 0, "pairs_per_query": {"sampled": 0, "full": 0}, "full_ranking": "computed"}
     else:
-        full, sampled, info, training, cost = _fit_kaleido(cfg, data, feats, seed, device)
+        full, sampled, info, training, cost = _fit_kaleido(cfg, data, feats, rows, neg, seed, device)
         encoders["text"] = info["init"]
-    n, cands = len(data.test), int(data.negatives["t2i"].shape[1]) + 1
+    n, cands = len(data.test), int(neg["t2i"].shape[1]) + 1
     ids = np.asarray(catalogue.product_ids, dtype=object)[data.test]
     means = sampled_means(sampled, cands)
     if full is not None:
@@ -248,12 +249,12 @@ def _run(model: str, cfg: StudyConfig, catalogue, seed: int, path: Path, fingerp
         "demonstration": cfg.labels.demonstration, "encoders": encoders, "feature_stats": cnn_stats,
         "model_info": info, "n_candidates": n,
         "protocol": {"negatives": cands - 1, "candidates_per_query": cands, "eval_seed": x.eval_seed,
-                     "queries": int(len(data.eval_rows)), "full_ranking": full is not None},
-        "query_ids": ids.tolist(), "eval_rows": data.eval_rows.tolist(),
+                     "queries": int(len(rows)), "full_ranking": full is not None},
+        "query_ids": ids.tolist(), "eval_rows": rows.tolist(),
         "ranks_sampled": {d: r.tolist() for d, r in sampled.items()},
         "ranks": {d: r.tolist() for d, r in full.items()} if full is not None else None,
         "means": means,
-        "per_root_category": per_root(sampled, data.roots[data.test][data.eval_rows]),
+        "per_root_category": per_root(sampled, data.roots[data.test][rows]),
         "cost": cost, "training": training,
         "timing": {"features_s": round(t_fit - t0, 3), "fit_and_rank_s": round(time.perf_counter() - t_fit, 3)},
         "wall_time_s": round(time.perf_counter() - t0, 3),
