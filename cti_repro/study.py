@@ -62,9 +62,14 @@ XMODAL_RECALL_KS: tuple[int, ...] = (1, 5, 10)
 # Our model -> the row of Rubio et al.'s Table 1 it corresponds to (cti_repro.report.paper.rubio2017()).
 XMODAL_PUBLISHED_ROW: dict[str, str] = {"KCCA": "KCCA", "TwoBranch-BoW": "Bag of Words", "TwoBranch-w2v": "word2vec"}
 
+# ---- the third study: fine-grained text <-> image retrieval (MLF, Kaleido-BERT; cti_repro.run.finegrained) ----
+FINEGRAINED_MODELS: tuple[str, ...] = ("MLF", "Kaleido-BERT")
+FINEGRAINED_RECALL_KS: tuple[int, ...] = (1, 5, 10)  # Recall@K of the 1 + negatives protocol and of the full ranking
+
 # ---- data -------------------------------------------------------------------------------------
 XMARKET_URL = "https://ciir.cs.umass.edu/downloads/XMarket/FULL"
 
 __all__ = ["SETTINGS", "SETTING_LABELS", "BASELINES", "TRAINED", "MODELS", "MODALITIES", "FEATURES_BY_MODEL",
            "METRICS", "GRADED_METRICS", "AP_NORMS", "AP_NORM_LABELS", "XMARKET_URL", "XMODAL_MODELS", "XMODAL_TRAINED",
-           "XMODAL_DIRECTIONS", "XMODAL_METRICS", "XMODAL_RECALL_PERCENTS", "XMODAL_RECALL_KS", "XMODAL_PUBLISHED_ROW"]
+           "XMODAL_DIRECTIONS", "XMODAL_METRICS", "XMODAL_RECALL_PERCENTS", "XMODAL_RECALL_KS", "XMODAL_PUBLISHED_ROW",
+           "FINEGRAINED_MODELS", "FINEGRAINED_RECALL_KS"]

@@ -24,11 +24,11 @@ import pandas as pd
 from cti_repro.report.book_pages import md_table
 from cti_repro.report.common import ok_records
 from cti_repro.report.stats import bootstrap_ci
+from cti_repro.study import FINEGRAINED_MODELS as MODELS
+from cti_repro.study import FINEGRAINED_RECALL_KS as KS
 
-MODELS: tuple[str, ...] = ("MLF", "Kaleido-BERT")
 PUBLISHED_KEY = {"MLF": "mlf", "Kaleido-BERT": "kaleido_bert"}
-DIRECTIONS = {"t2i": ("text → image", "TIR"), "i2t": ("image → text", "ITR")}
-KS = (1, 5, 10)
+DIRECTIONS = {"t2i": ("text → image", "TIR"), "i2t": ("image → text", "ITR")}  # our key -> (label, the papers' key)
 
 
 def published_finegrained() -> dict[str, Any]:

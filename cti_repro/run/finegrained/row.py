@@ -28,9 +28,10 @@ import numpy as np
 
 from cti_repro.config import StudyConfig, load_config
 
+from cti_repro.study import FINEGRAINED_MODELS as MODELS
+from cti_repro.study import FINEGRAINED_RECALL_KS as RECALL_KS
+
 STUDY = "finegrained"
-MODELS: tuple[str, ...] = ("MLF", "Kaleido-BERT")
-RECALL_KS: tuple[int, ...] = (1, 5, 10)
 
 
 def finegrained_result_path(results_dir: str | Path, model: str, seed: int) -> Path:
