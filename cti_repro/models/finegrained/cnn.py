@@ -21,6 +21,7 @@ the CLIP encoder's (:class:`cti_repro.encoders.WeightsUnavailableError`) unless
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -118,8 +119,8 @@ def load_cnn_features(cfg: StudyConfig, catalogue: Catalogue, device: str = "cpu
     from torch.utils.data import DataLoader
     from torchvision import transforms
 
-    from cti_repro.features import _save_npy, check_cache_part, feature_cache_dir
-    from cti_repro.io_utils import atomic_write_json
+    from cti_repro.features import check_cache_part, feature_cache_dir
+    from cti_repro.io_utils import _umask, atomic_write_json, sha256_file
 
     root = feature_cache_dir(cfg)
     files = {p: (root / f"{p}-{_key(cfg, catalogue, p)}.npy", root / f"{p}-{_key(cfg, catalogue, p)}.json")
@@ -141,27 +142,38 @@ def load_cnn_features(cfg: StudyConfig, catalogue: Catalogue, device: str = "cpu
                               transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
     paths = [catalogue.image_path(i) for i in range(len(catalogue))]
     loader = DataLoader(_ImageDataset(paths, pre, c.image_size), batch_size=c.batch_size, shuffle=False)
-    t0, lv, kp, oks = time.perf_counter(), [], [], []
-    with torch.inference_mode():
-        for x, ok in loader:
-            a, b = multi_level_and_kaleido(net, x.to(device), cfg.finegrained.kaleido.levels)
-            lv.append(a.float().cpu())
-            kp.append(b.half().cpu())
-            oks.append(ok)
-    ok = torch.cat(oks).numpy().astype(bool)
-    arrays = {"cnn_levels": torch.cat(lv).numpy().astype(np.float32), "cnn_kaleido": torch.cat(kp).numpy()}
-    for a in arrays.values():
-        a[~ok] = 0
-    stats = {"images_unreadable": int((~ok).sum()), "images_total": len(ok),
-             "cnn_seconds": round(time.perf_counter() - t0, 2), "cnn_cache_hit": False}
+    n, levels, c4 = len(paths), cfg.finegrained.kaleido.levels, STAGE_CHANNELS[c.backbone][-1]
+    shapes = {"cnn_levels": ((n, sum(STAGE_CHANNELS[c.backbone])), np.float32),
+              "cnn_kaleido": ((n, kaleido_patches(levels), c4), np.float16)}
     root.mkdir(parents=True, exist_ok=True)
-    for part, (npy, meta) in files.items():
-        arr = np.ascontiguousarray(arrays[part])
-        digest = _save_npy(npy, arr)
-        atomic_write_json(meta, {"part": part, "encoder_role": "cnn", "identity": ident, "stats": stats,
-                                 "shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": digest,
-                                 "catalogue": catalogue.fingerprint()})
-        out[part] = np.load(npy, mmap_mode="r")
+    # Written batch by batch into memory-mapped temporary files: at the paper's scale the kaleido part
+    # alone is 38,921 x 55 x 2048 float16 = 8.8 GB, which must not be held (let alone copied) in memory.
+    tmp = {p: files[p][0].with_name(f".{files[p][0].name}.{os.getpid()}.tmp") for p in files}
+    try:
+        mm = {p: np.lib.format.open_memmap(tmp[p], mode="w+", dtype=dt, shape=shape) for p, (shape, dt) in shapes.items()}
+        t0, at, bad = time.perf_counter(), 0, 0
+        with torch.inference_mode():
+            for x, ok in loader:
+                a, b = multi_level_and_kaleido(net, x.to(device), levels)
+                keep = ok.to(a.device)[:, None]
+                mm["cnn_levels"][at : at + len(x)] = (a.float() * keep).cpu().numpy()
+                mm["cnn_kaleido"][at : at + len(x)] = (b.float() * keep[:, :, None]).half().cpu().numpy()
+                at, bad = at + len(x), bad + int((~ok).sum())
+        stats = {"images_unreadable": bad, "images_total": n, "cnn_seconds": round(time.perf_counter() - t0, 2),
+                 "cnn_cache_hit": False}
+        for part, (npy, meta) in files.items():
+            mm[part].flush()
+            del mm[part]
+            os.chmod(tmp[part], 0o666 & ~_umask())
+            digest = sha256_file(tmp[part])
+            os.replace(tmp[part], npy)
+            atomic_write_json(meta, {"part": part, "encoder_role": "cnn", "identity": ident, "stats": stats,
+                                     "shape": list(shapes[part][0]), "dtype": np.dtype(shapes[part][1]).name,
+                                     "sha256": digest, "catalogue": catalogue.fingerprint()})
+            out[part] = np.load(npy, mmap_mode="r")
+    finally:
+        for t in tmp.values():
+            t.unlink(missing_ok=True)
     return out, ident, stats
 
 
