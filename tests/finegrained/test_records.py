@@ -2,7 +2,7 @@
 
 import json
 
-from cti_repro.report.finegrained.chapter import chapter_md, side_by_side
+from cti_repro.report.finegrained.chapter import chapter_md, paired_difference, side_by_side
 from cti_repro.results import load_results, write_result
 
 
@@ -12,7 +12,7 @@ def _record(model: str, seed: int, ranks: list[int], demonstration: bool = True)
             "data": {"source": "synthetic", "products": 3000},
             "encoders": {"image": {"name": "torchvision resnet18", "weights": "random(seed=0)", "pretrained": False}},
             "protocol": {"queries": len(ranks), "candidates_per_query": 101, "negatives": 100},
-            "n_candidates": 300, "ranks_sampled": {"t2i": ranks, "i2t": ranks}, "ranks": None,
+            "n_candidates": 300, "eval_rows": list(range(len(ranks))), "ranks_sampled": {"t2i": ranks, "i2t": ranks}, "ranks": None,
             "means": {}, "per_root_category": {"t2i": {"Electronics": {"queries": len(ranks), "R@1": 50.0,
                                                                         "R@5": 50.0, "R@10": 100.0}}},
             "cost": {"pairs_scored": 0, "pairs_per_query": {"sampled": 0, "full": 0}}, "wall_time_s": 1.0}
@@ -38,3 +38,15 @@ def test_chapter_numbers_come_from_the_ranks_and_say_demonstration():
     assert "Demonstration" not in real
     assert "cti-repro reproduce --study finegrained" in chapter_md([], "cti-repro reproduce --study finegrained")
     json.dumps(md)
+
+
+def test_paired_difference_is_per_query_on_the_same_queries():
+    recs = [_record("MLF", 0, [1, 7]), _record("Kaleido-BERT", 0, [1, 1]), _record("MLF", 1, [2, 2]),
+            _record("Kaleido-BERT", 1, [1, 3])]
+    diff = paired_difference(recs)
+    row = diff[diff.direction == "text → image"].iloc[0]
+    # R@1 hits: Kaleido [1, 1], [1, 0] minus MLF [1, 0], [0, 0] -> differences 0, 1, 1, 0: mean 50 points
+    assert row["Kaleido-BERT − MLF R@1"].startswith("+50.0 ")
+    assert row["seeds"] == 2 and row["queries"] == 2
+    other = [_record("MLF", 0, [1, 7]), {**_record("Kaleido-BERT", 0, [1, 1]), "eval_rows": [5, 6]}]
+    assert paired_difference(other).empty  # not the same queries: no paired difference
