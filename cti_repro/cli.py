@@ -9,11 +9,12 @@ Subcommands (heavy imports happen inside each handler so ``--help`` stays fast):
     cti-repro eval --qrels QRELS --run RUN [--ap-norm hits|min_k_R|R] [--queries qrels|run|relevant]
         [--per-query]
     cti-repro run --setting S --model M [--profile P] [--seed N] [--out DIR] [--set KEY=VALUE ...]
-    cti-repro reproduce [--profile P] [--seeds ...] [--force] [--set KEY=VALUE ...] [--ablations [VARIANT ...]] [--study cti|xmodal|both]
+    cti-repro reproduce [--profile P] [--seeds ...] [--force] [--set KEY=VALUE ...] [--ablations [VARIANT ...]] [--study cti|xmodal|finegrained|both]
         [--executor local|ray [--address ADDR] [--retries N]]
     cti-repro features [--profile P] [--shards N] [--executor local|ray [--address ADDR]]
     cti-repro report [--profile P]
     cti-repro xmodal run --model NAME [--profile P] [--seed S] [--set K=V ...] [--out DIR] [--force]
+    cti-repro finegrained run --model MLF|Kaleido-BERT [--profile P] [--seed S] [--set K=V ...] [--out DIR] [--force]
     cti-repro verify [--profile P] [--write] [--tolerance T]
     cti-repro readme-table [--profile P]
 """
@@ -369,8 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="seeds of the trained models (default: the profile's seeds; baselines run once)")
             s.add_argument("--force", action="store_true", help="re-run rows whose result is current (default: skip them)")
             s.add_argument("--no-book", action="store_true", help="stop after the notebooks")
-            s.add_argument("--study", default="both", choices=("cti", "xmodal", "both"),
-                           help="which study's rows to run: category-to-image (Table 1), text-image, or both")
+            s.add_argument("--study", default="both", choices=("cti", "xmodal", "finegrained", "both"),
+                           help="which study's rows to run: category-to-image (Table 1), text-image, fine-grained "
+                                "text-image, or both (all three)")
             s.add_argument("--ablations", nargs="*", default=None, metavar="VARIANT",
                            help="also run the sensitivity study: the variants of `ablations:` in _config.yml "
                                 "(no name: its `run` set; `all`: every variant) into <results_dir>/ablations/")
@@ -379,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="rows at once (local), or CPUs of a new local Ray cluster")
         s.set_defaults(func=fn)
     _add_xmodal(sub)
+    from cti_repro.run.finegrained.cli import add_finegrained
+
+    add_finegrained(sub)
 
     s = sub.add_parser("verify", help="compare results with the committed expected numbers, cell by cell")
     s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")

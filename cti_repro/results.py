@@ -55,11 +55,16 @@ def is_current(path: str | Path, config_hash: str, data_fingerprint: str) -> boo
     )
 
 
+# Folders of <results_dir> that hold other studies' records: text <-> image (cti_repro.run.xmodal)
+# and fine-grained text <-> image (cti_repro.run.finegrained).
+OTHER_STUDIES: tuple[str, ...] = ("xmodal", "finegrained")
+
+
 def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
     """Every readable record under ``results_dir`` (failed rows included, marked by ``status``)."""
     out = []
     for p in sorted(Path(results_dir).glob("*/*_seed*.json")):
-        if p.parent.name == "xmodal":  # the text <-> image study's records (cti_repro.run.xmodal)
+        if p.parent.name in OTHER_STUDIES:  # records of the other studies, not Table 1 rows
             continue
         rec = read_result(p)
         if rec is not None:

@@ -81,6 +81,10 @@ def table1_rows(seeds: list[int] | tuple[int, ...]) -> list[tuple[str, str, int]
     return [(setting, model, seed) for group in (BASELINES, TRAINED)
             for seed in (seeds if group is TRAINED else seeds[:1]) for model in group for setting in SETTINGS]
 
+# ---- the third study: fine-grained text <-> image retrieval (MLF, Kaleido-BERT; cti_repro.run.finegrained) ----
+FINEGRAINED_MODELS: tuple[str, ...] = ("MLF", "Kaleido-BERT")
+FINEGRAINED_RECALL_KS: tuple[int, ...] = (1, 5, 10)  # Recall@K of the 1 + negatives protocol and of the full ranking
+
 
 # ---- data -------------------------------------------------------------------------------------
 XMARKET_URL = "https://ciir.cs.umass.edu/downloads/XMarket/FULL"
@@ -89,4 +93,5 @@ __all__ = ["SETTINGS", "SETTING_LABELS", "BASELINES", "TRAINED", "MODELS", "MODA
            "METRICS", "GRADED_METRICS", "AP_NORMS", "AP_NORM_LABELS", "XMARKET_URL", "XMODAL_MODELS", "XMODAL_TRAINED",
            "XMODAL_VARIANTS", "XMODAL_ALL", "XMODAL_RUBIO",
            "XMODAL_DIRECTIONS", "XMODAL_METRICS", "XMODAL_RECALL_PERCENTS", "XMODAL_RECALL_KS", "XMODAL_PUBLISHED_ROW",
-           "table1_rows"]
+           "table1_rows",
+           "FINEGRAINED_MODELS", "FINEGRAINED_RECALL_KS"]

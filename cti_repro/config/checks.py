@@ -4,6 +4,7 @@ out of range, inconsistent, or that would fail late (errors name the dotted fiel
 from __future__ import annotations
 
 from cti_repro.config.schema import ConfigError, StudyConfig
+from cti_repro.config.finegrained import validate_finegrained
 from cti_repro.config.xmodal import validate_xmodal
 from cti_repro.study import SETTINGS
 
@@ -71,6 +72,7 @@ def _validate(cfg: StudyConfig, where: str) -> None:
     for name, spec in cfg.extensions.runs.items():
         need(isinstance(spec, dict), f"extensions.runs.{name}", "must map dotted keys to values")
     validate_xmodal(cfg.xmodal, need)
+    validate_finegrained(cfg.finegrained, need)
     _validate_ranges(cfg, need)
     _validate_bounds(cfg, need)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cti_repro.config.finegrained import FineGrainedConfig
 from cti_repro.config.xmodal import XModalConfig
 from cti_repro.io_utils import stable_hash
 from cti_repro.study import SETTINGS, XMARKET_URL
@@ -293,6 +294,7 @@ class StudyConfig:
     book_dir: str = "book"
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     xmodal: XModalConfig = field(default_factory=XModalConfig)
+    finegrained: FineGrainedConfig = field(default_factory=FineGrainedConfig)  # the third study
     extensions: ExtensionsConfig = field(default_factory=ExtensionsConfig)
     profile: str = "embedded"
     root: str = "."
@@ -316,7 +318,8 @@ class StudyConfig:
     def hash(self) -> str:
         """Hash of everything that changes results (not the output folders or the root)."""
         d = self.to_dict()
-        for k in ("root", "results_dir", "cache_dir", "book_dir", "seeds", "profile", "labels", "xmodal", "extensions"):
+        for k in ("root", "results_dir", "cache_dir", "book_dir", "seeds", "profile", "labels", "xmodal", "finegrained",
+                  "extensions"):
             d.pop(k, None)
         d["data"].pop("dir", None)
         for k in ("max_image_bytes", "max_metadata_bytes", "image_deadline_s", "metadata_deadline_s"):

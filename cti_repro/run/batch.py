@@ -249,7 +249,8 @@ def reproduce(
         config_path: study config (default ``./_config.yml``).
         build_book: also execute the report notebooks and build the HTML.
         workers: row notebooks at once (default :func:`default_workers`).
-        study: ``cti`` (Table 1), ``xmodal`` (the text-image study, :mod:`cti_repro.run.xmodal_batch`) or ``both``.
+        study: ``cti`` (Table 1), ``xmodal`` (the text-image study, :mod:`cti_repro.run.xmodal_batch`),
+            ``finegrained`` (:mod:`cti_repro.run.finegrained.batch`) or ``both`` (all three).
         overrides: ``--set KEY=VALUE`` overrides of the profile, for every row.
         ablations: also run these ablation variants (``[]``: the config's ``run`` set, ``["all"]``:
             every one; see :mod:`cti_repro.run.ablations`) before the report; None: none.
@@ -272,10 +273,13 @@ def reproduce(
         fingerprint = catalogue.fingerprint()
     from cti_repro.run.xmodal_batch import plan_xmodal, run_xmodal_rows
 
-    if study not in ("cti", "xmodal", "both"):
-        raise ValueError(f"study must be cti, xmodal or both, got {study!r}")
-    tasks = plan_rows(cfg, fingerprint, layout, seeds, force) if study != "xmodal" else []
-    xtasks = plan_xmodal(cfg, fingerprint, layout, seeds, force, RowTask) if study != "cti" else []
+    from cti_repro.run.finegrained.batch import plan_finegrained, prepare_features, run_finegrained_rows
+
+    if study not in ("cti", "xmodal", "finegrained", "both"):
+        raise ValueError(f"study must be cti, xmodal, finegrained or both (all three), got {study!r}")
+    tasks = plan_rows(cfg, fingerprint, layout, seeds, force) if study in ("cti", "both") else []
+    xtasks = plan_xmodal(cfg, fingerprint, layout, seeds, force, RowTask) if study in ("xmodal", "both") else []
+    ftasks = plan_finegrained(cfg, fingerprint, seeds, force, RowTask, layout) if study in ("finegrained", "both") else []
     if not all(t.skip for t in tasks + xtasks):
         with stages("features"):  # every part once, in this process: the row notebooks hit the cache
             fs = load_features(cfg, catalogue)
@@ -297,6 +301,15 @@ def reproduce(
                 failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows, workers=workers,
                                           overrides=overrides, engine=executor, address=address, retries=retries)
             tasks = tasks + xtasks
+        if ftasks:
+            if not all(t.skip for t in ftasks):
+                with stages("fine-grained CNN features"):  # once here, not in parallel rows
+                    prepare_features(cfg)
+            with stages(f"fine-grained rows ({sum(not t.skip for t in ftasks)} of {len(ftasks)} to run)"):
+                failed += run_finegrained_rows(ftasks, cfg, fingerprint, layout, config_path, force, run_rows,
+                                               overrides=overrides, workers=workers, engine=executor, address=address,
+                                               retries=retries)
+            tasks = tasks + ftasks
         problems += [f"{t.label}: see {t.notebook.with_suffix('.failed.ipynb')}" for t in failed]
         if ablations is not None:
             from cti_repro.run.ablations import run_ablations

@@ -168,6 +168,11 @@ def publish(layout: BookLayout, cfg: StudyConfig | None = None, seeds: list[int]
     rows = _publish_rows(gen, "xmodal", XMODAL_MODELS, XMODAL_TRAINED, seeds, layout.xmodal_row_notebook,
                          lambda m, s: xrecs.get((m, s)) or {}, f"cti-repro reproduce {prof} --study xmodal --seeds {{seed}}")
     _write_if_changed(frag / "xmodal.md", book_pages.rows_md(rows, ("MedR%_t2i", "MedR%_i2t")))
+    from cti_repro.report.finegrained.chapter import chapter_md
+    from cti_repro.run.finegrained.row import load_finegrained_results
+
+    _write_if_changed(frag / "finegrained.md", chapter_md(load_finegrained_results(results_dir) if have else [],
+                                                          f"cti-repro reproduce {prof} --study finegrained"))
     t1 = table1(records)
     stages_path = results_dir / "build_stages.json" if results_dir is not None else None
     stages = json.loads(stages_path.read_text()) if stages_path is not None and stages_path.is_file() else {}

@@ -28,7 +28,7 @@ def execute_pages(
         todo["data notebook"] = [("data", layout.data_notebook, conf)]
     if reports:
         params = {**conf, "results_dir": str(cfg.path(cfg.results_dir).resolve())}
-        names = (REPORTS if study != "xmodal" else ()) + (XMODAL_REPORTS if study != "cti" else ())
+        names = (REPORTS if study in ("cti", "both") else ()) + (XMODAL_REPORTS if study in ("xmodal", "both") else ())
         todo["report notebooks"] = [(r, layout.report_notebook(r), params) for r in names]
     for stage, jobs in todo.items():
         with stages(stage):

@@ -18,7 +18,8 @@ def test_fresh_clone_book_builds(tmp_path):
     book = tmp_path / "book"
     shutil.copytree(SOURCE_BOOK, book, ignore=shutil.ignore_patterns("_build", "runs", "__pycache__"))
     toc = yaml.safe_load((book / "_toc.yml").read_text())
-    assert toc["root"] == "intro" and [p["caption"] for p in toc["parts"]] == ["Results", "Notes", "Table 1 rows", "Text-image retrieval"]
+    assert toc["root"] == "intro" and [p["caption"] for p in toc["parts"]] == ["Results", "Notes", "Table 1 rows", "Text-image retrieval",
+                                                                                 "Fine-grained text-image retrieval"]
     exe = Path(sys.executable).with_name("jupyter-book")
     r = subprocess.run([str(exe) if exe.is_file() else "jupyter-book", "build", "-q", "-W", "-n", "--keep-going",
                         str(book)], capture_output=True, text=True, timeout=300)
@@ -33,3 +34,5 @@ def test_fresh_clone_book_builds(tmp_path):
     rows = text("rows_all.html")
     assert "cti-repro reproduce --profile embedded" in rows
     assert "Nothing has been built into this book yet" in text("intro.html")
+    assert "cti-repro reproduce --profile embedded --study finegrained" in text("finegrained.html")
+    assert "Kaleido patches" in text("finegrained_deviations.html")

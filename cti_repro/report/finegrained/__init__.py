@@ -1,0 +1,1 @@
+"""The third study's book chapter (:mod:`.chapter`), generated from its result records."""
