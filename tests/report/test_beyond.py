@@ -14,26 +14,18 @@ def _rec(model, setting, seed, per_query, queries, beyond_opts=None):
             "beyond_the_paper": beyond_opts or {}}
 
 
-def test_bootstrap_mean():
-    mean, lo, hi = beyond.bootstrap_mean(np.array([1.0, 2.0, 3.0, 4.0]), n_resamples=500)
-    assert mean == 2.5 and 1.0 <= lo < 2.5 < hi <= 4.0
-    assert beyond.bootstrap_mean(np.array([2.0, 2.0])) == (2.0, 2.0, 2.0)
-    m, lo, hi = beyond.bootstrap_mean(np.array([3.0]))
-    assert m == 3.0 and math.isnan(lo) and math.isnan(hi)
-    assert all(math.isnan(x) for x in beyond.bootstrap_mean(np.array([])))
-
-
 def test_extension_differences_pair_by_query_and_seed():
     base = [_rec("CLIP-ITA", "all", 0, {"P@10": [10.0, 20.0, 30.0]}, ["a", "b", "c"]),
             _rec("CLIP-ITA", "all", 1, {"P@10": [90.0, 90.0, 90.0]}, ["a", "b", "c"])]
     ext = {"x": [_rec("CLIP-ITA", "all", 0, {"P@10": [30.0, 20.0, 20.0, 99.0]}, ["c", "b", "a", "new"],
                       {"loss.kind": "tree_soft"})],
            "d": [_rec("CLIP-ITA", "all", 0, {"P@10": [0.0]}, ["a"], {"split.disjoint_categories": 0.2})]}
-    d = beyond.extension_differences(base, ext, metrics=("P@10",), n_resamples=200)
+    d = beyond.extension_differences(base, ext, metrics=("P@10",))
     assert d["extension"].tolist() == ["x"]  # the disjoint split is not paired
     r = d.iloc[0]
     # seed 0 only; queries a, b, c: diffs (20-10, 20-20, 30-30) -> mean 10/3
     assert r["queries"] == 3 and r["diff"] == pytest.approx(10 / 3) and r["base"] == pytest.approx(20.0)
+    assert r["seeds"] == 1 and r["p_holm"] == pytest.approx(r["p"])
     assert beyond.difference_summary(d).loc[("x", "all"), "P@10"].startswith("+3.33 [")
 
 
@@ -45,3 +37,22 @@ def test_graded_table_means_over_seeds():
     assert g["model"].tolist() == ["BM25"]
     assert g.loc[0, "nDCG@10"] == 60.0 and g.loc[0, "TreeDist@10"] == 1.5 and g.loc[0, "n"] == 2
     assert g.loc[0, "nDCG@10 sd"] == pytest.approx(np.std([50, 70], ddof=1))
+
+
+def test_extension_differences_one_row_over_the_seeds_with_holm():
+    """Three seeds make one row whose test holds the seed noise; Holm runs over the page's family."""
+    q = [f"q{i}" for i in range(50)]
+    rng = np.random.default_rng(0)
+    base = [_rec("CLIP-ITA", s_, seed, {"P@10": rng.uniform(0, 100, 50), "P@1": rng.uniform(0, 100, 50)}, q)
+            for s_ in ("all", "most_specific") for seed in range(3)]
+    # the extension shifts each seed by -2, +1, +4 points: a mean +1 that seed noise cannot tell from 0
+    ext = {"x": [_rec("CLIP-ITA", b["setting"], b["seed"],
+                      {m: np.asarray(v) + 3 * b["seed"] - 2 for m, v in b["per_query"].items()}, q, {"loss.kind": "tree_soft"})
+                 for b in base]}
+    d = beyond.extension_differences(base, ext, metrics=("P@1", "P@10"))
+    assert len(d) == 4 and (d.seeds == 3).all() and (d.queries == 50).all()
+    assert d["diff"].tolist() == pytest.approx([1.0] * 4)
+    # a per-query test alone would call a constant +1 shift certain; the seeds say otherwise
+    assert (d.low < 0).all() and (d.p > 0.05).all() and not d.significant.any()
+    from cti_repro.report.stats import holm
+    assert d.p_holm.tolist() == pytest.approx(holm(d.p.tolist()).tolist())
