@@ -84,10 +84,13 @@ def test_table1_mean_sd_diff_verdict():
     assert r["diff"] == pytest.approx(-0.71)
     # constant per query, so only the seeds vary: the replicates are 34, 35 or 36
     assert (r.ci_lo, r.ci_hi) == (pytest.approx(34.0), pytest.approx(36.0))
-    assert r.verdict == "consistent"
+    # the consistency range: only the seed term, var 2 x (1 + 1/2) = 3, t quantile with 1 df
+    half = stats.t.ppf(0.975, 1) * math.sqrt(3)
+    assert (r.range_lo, r.range_hi) == (pytest.approx(35 - half), pytest.approx(35 + half))
+    assert r.verdict == "inconclusive" and r.reproduces  # inside a range wider than 20 points
     r = row(t1, "most_general", "CLIP-ITA", "MAP@5")
     assert r["mean"] == pytest.approx(21.0) and r["diff"] == pytest.approx(21.0 - 35.51)
-    assert r.verdict == "lower" and r.ci_hi == pytest.approx(22.0)
+    assert r.verdict == "inconclusive" and r.ci_hi == pytest.approx(22.0)
 
 
 def test_interval_follows_the_queries_and_demonstration_is_no_pass():
@@ -97,15 +100,17 @@ def test_interval_follows_the_queries_and_demonstration_is_no_pass():
     r = row(report.table1(recs), "all", "CLIP-ITA", "P@1")
     assert r["mean"] == pytest.approx(40.0) and r.points_per_query == pytest.approx(20.0)
     assert r.ci_lo == pytest.approx(0.0) and r.ci_hi == pytest.approx(80.0)
-    assert r.verdict == "consistent"  # published 9.90 lies inside
+    assert r.verdict == "inconclusive"  # published 9.90 lies inside a range of +-96 points
     # 0/100/100/100/100: Binomial(5, 0.8): P(<= 1) = 0.007, P(<= 2) = 0.058: interval [40, 100]
     recs = [make_record("all", "CLIP-ITA", 0, {"P@1": [0, 100, 100, 100, 100]})]
     r = row(report.table1(recs), "all", "CLIP-ITA", "P@1")
-    assert (r.ci_lo, r.ci_hi, r.verdict) == (pytest.approx(40.0), pytest.approx(100.0), "higher")
+    assert (r.ci_lo, r.ci_hi) == (pytest.approx(40.0), pytest.approx(100.0))
+    # five queries and the paper's own sampling error: 9.90 is still inside the range
+    assert r.range_lo < 9.90 and r.verdict == "inconclusive"
     demo = [make_record("all", "CLIP-ITA", 0, {"P@1": [0, 100, 100, 100, 100]}, demonstration=True)]
     t = report.table1(demo)
     d = row(t, "all", "CLIP-ITA", "P@1")
-    assert d.verdict == "demonstration" and d.position == "higher"
+    assert d.verdict == "demonstration" and d.position == "inconclusive" and not d.reproduces
     html = report.table1_block(t, "all").to_html()
     assert report.styles.VERDICT_COLOURS["demonstration"] in html
     assert report.styles.VERDICT_COLOURS["consistent"] not in html
@@ -118,7 +123,8 @@ def test_verdict_rule():
     assert report.verdict(10.0, 8.0, 9.9) == "lower"
     assert report.verdict(10.0, 8.0, 9.9, demonstration=True) == "demonstration"
     assert report.verdict(math.nan, 1.0, 2.0) == "n/a"
-    assert "95% interval" in report.VERDICT_RULE
+    assert report.verdict(10.0, 0.0, 21.0) == "inconclusive"  # wider than 20 points
+    assert "consistency range" in report.VERDICT_RULE and "wider than 20 points" in report.VERDICT_RULE
 
 
 def test_comparison_csv_and_per_query_parquet(tmp_path):
@@ -127,11 +133,11 @@ def test_comparison_csv_and_per_query_parquet(tmp_path):
     csv, pq = report.write_comparison(recs, tmp_path)
     c = pd.read_csv(csv)
     assert list(c.columns) == ["setting", "model", "metric", "published", "mean", "sd", "ci_lo", "ci_hi",
-                               "n_queries", "points_per_query", "verdict"]
+                               "range_lo", "range_hi", "n_queries", "points_per_query", "reproduces", "verdict"]
     assert len(c) == 108
     bm = c[(c.setting == "all") & (c.model == "BM25") & (c.metric == "P@1")].iloc[0]
     assert (bm["mean"], bm.n_queries, bm.points_per_query) == (20.0, 5, 20.0)
-    assert set(c.verdict) <= {"consistent", "higher", "lower", "demonstration", "not run", "FAILED"}
+    assert set(c.verdict) <= {"consistent", "inconclusive", "higher", "lower", "demonstration", "not run", "FAILED"}
     p = pd.read_parquet(pq)
     assert list(p.columns) == ["setting", "model", "seed", "query", "seen", "metric", "value"]
     assert len(p) == 3 * 6 * 5
