@@ -58,7 +58,8 @@ def extension_differences(
     Returns:
         One row per (extension, setting, model, metric): ``seeds`` and ``queries`` paired, base
         and extension means over them, ``diff`` with its 95% interval ``low`` / ``high``, ``p``,
-        ``p_holm`` (Holm over every row of the table, one family) and ``significant``.
+        ``p_holm`` (Holm over every row of the table, one family), ``significant`` and a ``note``
+        (e.g. one paired seed: the test holds query sampling only).
     """
     base_ok = ok_records(base)
     rows = []
@@ -73,10 +74,10 @@ def extension_differences(
                 rows.append({"extension": name, "setting": setting, "model": model, "metric": metric,
                              "seeds": len(e.index.intersection(b.index)), "queries": res["n"], "base": res["mean_b"],
                              "extension value": res["mean_a"], "diff": res["diff"], "low": res["lo"],
-                             "high": res["hi"], "p": res["p"]})
+                             "high": res["hi"], "p": res["p"], "note": res["note"]})
     holm_rows(rows, alpha)
     return pd.DataFrame(rows, columns=["extension", "setting", "model", "metric", "seeds", "queries", "base",
-                                       "extension value", "diff", "low", "high", "p", "p_holm", "significant"])
+                                       "extension value", "diff", "low", "high", "p", "p_holm", "significant", "note"])
 
 
 def difference_summary(diffs: pd.DataFrame) -> pd.DataFrame:

@@ -25,7 +25,7 @@ def test_extension_differences_pair_by_query_and_seed():
     r = d.iloc[0]
     # seed 0 only; queries a, b, c: diffs (20-10, 20-20, 30-30) -> mean 10/3
     assert r["queries"] == 3 and r["diff"] == pytest.approx(10 / 3) and r["base"] == pytest.approx(20.0)
-    assert r["seeds"] == 1 and r["p_holm"] == pytest.approx(r["p"])
+    assert r["seeds"] == 1 and r["p_holm"] == pytest.approx(r["p"]) and "one paired seed" in r["note"]
     assert beyond.difference_summary(d).loc[("x", "all"), "P@10"].startswith("+3.33 [")
 
 
