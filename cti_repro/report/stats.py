@@ -48,7 +48,7 @@ def seed_query_test(a: np.ndarray, b: np.ndarray | None = None, level: float = 0
         Arrays over the leading axes: ``diff`` (mean difference), ``se``, ``df``, ``t``, ``p``
         (two-sided), ``lo``, ``hi``. ``se = sqrt(var_q(d_q)/Q + sum_m var_s(mean_m,s)/S_m)``;
         a side with one seed adds no seed term (its training noise is unmeasured). NaN where
-        ``Q < 2`` or ``se`` is 0. The seed term also holds the seed x query residual over ``Q``,
+        ``Q < 2``; where ``se`` is 0 the difference is exact: ``lo = hi = diff``, ``p`` NaN. The seed term also holds the seed x query residual over ``Q``,
         counted once more in the query term: slightly conservative, by ``1/(S Q)`` of it.
 
     Example:
@@ -75,7 +75,8 @@ def seed_query_test(a: np.ndarray, b: np.ndarray | None = None, level: float = 0
         t = np.where(bad, np.nan, diff / se)
         df = np.where(bad, np.nan, df)
         p = 2 * stats.t.sf(np.abs(t), df)
-        half = stats.t.ppf(0.5 + level / 2, df) * se
+        # no variance at all (an exact difference): the interval is the point, the p-value undefined
+        half = np.where(se == 0, 0.0, stats.t.ppf(0.5 + level / 2, df) * se)
     return {"diff": diff, "se": np.where(bad, np.nan, se), "df": df, "t": t, "p": p,
             "lo": diff - half, "hi": diff + half}
 

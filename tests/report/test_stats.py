@@ -64,7 +64,8 @@ def test_paired_seeds_use_the_difference_matrix():
     # query term var([1.5, 2.5, 3.5]) / 3, seed term var([2, 3]) / 2
     assert float(r["se"]) ** 2 == pytest.approx(1 / 3 + 0.5 / 2)
     assert float(r["lo"]) < float(r["diff"]) == 2.5 < float(r["hi"])
-    assert np.isnan(seed_query_test(np.zeros((3, 5)))["p"])  # no variance: no test
+    exact = seed_query_test(np.ones((3, 5)))  # no variance: no test, the interval is the point
+    assert np.isnan(exact["p"]) and float(exact["lo"]) == float(exact["hi"]) == 1.0
 
 
 def test_bootstrap_shares_one_query_draw_across_seeds():
