@@ -24,7 +24,7 @@ LEVEL = 0.95
 INCONCLUSIVE_WIDTH = 20.0  # points: a consistency range wider than this decides nothing
 VERDICTS = ("consistent", "inconclusive", "higher", "lower", "demonstration")
 VERDICT_RULE = (
-    f"ours reproduces the published value (*consistent*) when it lies inside the consistency range: our mean "
+    f"Ours reproduces the published value (*consistent*) when it lies inside the consistency range: our mean "
     f"± the {LEVEL:.0%} t quantile × √(se_ours² + se_paper²), where se_ours is the standard error of our mean over "
     f"the test queries and the seeds and se_paper that of one training run on as many fresh queries (the published "
     f"value is one draw too); *inconclusive* when it lies inside a range wider than {fmt(INCONCLUSIVE_WIDTH, 0)} "
