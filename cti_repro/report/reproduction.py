@@ -22,10 +22,12 @@ _ROLE_OF_PART = {"image": "image", "clip_category": "image", "clip_title": "imag
 PAPER_PROTOCOL: dict[str, str] = {"ranking.candidates": "test", "ap_norm": "hits"}
 
 
-def encoder_roles(model: str) -> list[str]:
-    """The encoder roles a model's features come from (``[]`` for BM25; unknown models: both)."""
-    parts = FEATURES_BY_MODEL.get(model, tuple(_ROLE_OF_PART))
-    return sorted({_ROLE_OF_PART[p] for p in parts if p in _ROLE_OF_PART})
+def encoder_roles(model: str) -> list[str] | None:
+    """The encoder roles a Table 1 model's features come from (``[]`` for BM25); None for a model
+    outside Table 1 (the text-image study's), whose record lists the encoders it used."""
+    if model not in FEATURES_BY_MODEL:
+        return None
+    return sorted({_ROLE_OF_PART[p] for p in FEATURES_BY_MODEL[model] if p in _ROLE_OF_PART})
 
 
 def _field(record: dict[str, Any], dotted: str) -> Any:
@@ -42,7 +44,8 @@ def reproduction_gaps(record: dict[str, Any]) -> list[str]:
     if source != "xmarket":
         gaps.append(f"catalogue: {source or 'unknown'}, not XMarket")
     encoders = record.get("encoders") or {}
-    for role in encoder_roles(str(record.get("model"))):
+    roles = encoder_roles(str(record.get("model")))
+    for role in sorted(encoders) if roles is None else roles:
         e = encoders.get(role)
         if not isinstance(e, dict):
             gaps.append(f"{role} encoder: not recorded")

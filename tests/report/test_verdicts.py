@@ -98,5 +98,8 @@ def test_the_label_only_adds_caution_and_what_ran_decides():
     # BM25 uses no encoder: random image weights elsewhere in the build do not concern it
     assert encoder_roles("BM25") == [] and reproduces(_real(model="BM25", pretrained=False))
     assert encoder_roles("CLIP") == ["image"] and encoder_roles("MPNet") == ["text"]
+    # a text-image study model: the encoders its record lists
+    xmodal = {**real, "model": "KCCA", "encoders": {"image": real["encoders"]["image"]}}
+    assert encoder_roles("KCCA") is None and reproduces(xmodal)
     assert not report.provenance([real])["demonstration"]
     assert report.provenance([real, _real(seed=1, pretrained=False)])["demonstration"]
