@@ -48,7 +48,8 @@ def seed_query_test(a: np.ndarray, b: np.ndarray | None = None, level: float = 0
         Arrays over the leading axes: ``diff`` (mean difference), ``se``, ``df``, ``t``, ``p``
         (two-sided), ``lo``, ``hi``. ``se = sqrt(var_q(d_q)/Q + sum_m var_s(mean_m,s)/S_m)``;
         a side with one seed adds no seed term (its training noise is unmeasured). NaN where
-        ``Q < 2``; where ``se`` is 0 the difference is exact: ``lo = hi = diff``, ``p`` NaN. The seed term also holds the seed x query residual over ``Q``,
+        ``Q < 2``; where ``se`` is 0 the difference is exact: ``lo = hi = diff``, ``p`` NaN.
+        The seed term also holds the seed x query residual over ``Q``,
         counted once more in the query term: slightly conservative, by ``1/(S Q)`` of it.
 
     Example:
