@@ -12,7 +12,9 @@ from cti_repro.report.claims import claims_table
 from cti_repro.report.commands import commands_html, report_commands, row_commands
 from cti_repro.report.figures import default_gallery_queries, gallery, published_vs_reproduced_figure, training_curves
 from cti_repro.report.provenance import DEMO_WARNING, provenance, provenance_html
-from cti_repro.report.stats import bootstrap_ci, holm, paired_tests, per_query_scores, significance, significance_summary
+from cti_repro.report.stats import (
+    TEST_RULE, bootstrap_ci, holm, matrix_test, score_matrix, seed_query_test, significance, significance_summary,
+)
 from cti_repro.report.styles import admonition, styled
 from cti_repro.report.tables import (
     COMPARISON_COLUMNS, VERDICT_RULE, VERDICTS, ap_norm_table, comparison_frame, load_study, per_query_frame,
@@ -22,6 +24,6 @@ from cti_repro.report.tables import (
 __all__ = ["ablations", "beyond", "book_pages", "claims", "claims_table", "commands_html", "report_commands",
            "row_commands", "data_page", "paper", "row_page", "VERDICT_RULE", "VERDICTS", "COMPARISON_COLUMNS", "comparison_frame", "per_query_frame", "write_comparison", "DEMO_WARNING", "load_study", "verdict", "table1", "table1_wide",
            "table1_block", "styled", "admonition", "ranking_differences", "provenance", "provenance_html", "table2",
-           "table3", "ap_norm_table", "significance", "significance_summary", "bootstrap_ci", "holm", "paired_tests",
-           "per_query_scores", "training_curves", "gallery", "published_vs_reproduced_figure",
+           "table3", "ap_norm_table", "significance", "significance_summary", "bootstrap_ci", "holm", "matrix_test", "seed_query_test", "TEST_RULE",
+           "score_matrix", "training_curves", "gallery", "published_vs_reproduced_figure",
            "default_gallery_queries"]

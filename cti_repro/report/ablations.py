@@ -3,8 +3,10 @@
 A variant's rows live in ``<results_dir>/ablations/<variant>/`` (:mod:`cti_repro.run.ablations`);
 the default is the study's own rows in ``<results_dir>``. For every (variant, setting, model,
 metric) the difference variant − default is taken query by query and seed by seed (the same seed
-trains from the same initialisation in both), and its mean gets a 95% bootstrap interval over
-queries and seeds (:func:`cti_repro.report.stats.bootstrap_ci`).
+trains from the same initialisation in both), and its mean is tested against query and seed
+sampling (:func:`cti_repro.report.stats.seed_query_test`, paired seeds) with a 95% interval;
+Holm's correction runs over the page's whole family (every variant, setting, model and metric),
+and a star marks a Holm-adjusted p-value below 0.05.
 
 Example:
     >>> from cti_repro.report import ablations
@@ -14,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,12 +24,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cti_repro.report.common import empty_figure, ok_records, study_order
-from cti_repro.report.stats import bootstrap_ci
+from cti_repro.report.stats import ALPHA, holm_rows, matrix_test, score_matrix
 from cti_repro.results import load_results
 from cti_repro.study import METRICS, SETTING_LABELS, SETTINGS
 
 COLUMNS = ["variant", "setting", "model", "metric", "default", "variant_mean", "diff", "ci_lo", "ci_hi",
-           "n_seeds", "n_queries", "overrides"]
+           "p", "p_holm", "significant", "n_seeds", "n_queries", "overrides"]
 
 
 def variant_records(results_dir: str | Path) -> dict[str, list[dict]]:
@@ -37,15 +38,6 @@ def variant_records(results_dir: str | Path) -> dict[str, list[dict]]:
     if not root.is_dir():
         return {}
     return {d.name: ok_records(load_results(d)) for d in sorted(root.iterdir()) if d.is_dir()}
-
-
-def _matrix(records: list[dict], setting: str, model: str, metric: str) -> pd.DataFrame:
-    """Per-query scores, one row per seed, one column per query."""
-    rows = {}
-    for r in records:
-        if r.get("setting") == setting and r.get("model") == model and metric in (r.get("per_query") or {}):
-            rows[r.get("seed", 0)] = pd.Series(np.asarray(r["per_query"][metric], float), index=r.get("queries", []))
-    return pd.DataFrame(rows).T if rows else pd.DataFrame()
 
 
 def _overrides(records: list[dict], default: dict) -> str:
@@ -61,12 +53,14 @@ def _overrides(records: list[dict], default: dict) -> str:
     return ", ".join(f"{k}={a[k]}" for k in sorted(a) if k not in skip and b.get(k, a[k]) != a[k])
 
 
-def ablation_table(results_dir: str | Path, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+def ablation_table(results_dir: str | Path, metrics: Sequence[str] = METRICS, alpha: float = ALPHA) -> pd.DataFrame:
     """Every variant's difference from the default, per setting, model and metric.
 
     Returns:
         Columns :data:`COLUMNS`: ``default`` and ``variant_mean`` (mean over the paired seeds and
-        queries, percent), ``diff`` = variant − default with its 95% interval ``ci_lo, ci_hi``,
+        queries, percent), ``diff`` = variant − default with its 95% interval ``ci_lo, ci_hi``
+        (:func:`cti_repro.report.stats.seed_query_test` on the seed-paired difference), ``p``,
+        ``p_holm`` (Holm over the whole table, one family), ``significant`` (``p_holm < alpha``),
         the paired ``n_seeds`` and ``n_queries``, and ``overrides`` (the config fields that differ).
         Empty when no variant has run.
     """
@@ -77,27 +71,26 @@ def ablation_table(results_dir: str | Path, metrics: Sequence[str] = METRICS) ->
             base = [r for r in default if r.get("setting") == setting and r.get("model") == model]
             mine = [r for r in recs if r.get("setting") == setting and r.get("model") == model]
             for metric in metrics:
-                a, b = _matrix(mine, setting, model, metric), _matrix(base, setting, model, metric)
-                seeds = sorted(set(a.index) & set(b.index))
-                queries = sorted(set(a.columns) & set(b.columns))
-                diff = mean_a = mean_b = lo = hi = math.nan
-                if seeds and queries:
-                    va, vb = a.loc[seeds, queries].to_numpy(), b.loc[seeds, queries].to_numpy()
-                    diff, lo, hi = bootstrap_ci(va - vb)
-                    mean_a, mean_b = float(va.mean()), float(vb.mean())
+                a, b = score_matrix(mine, setting, model, metric), score_matrix(base, setting, model, metric)
+                res = matrix_test(a, b, paired_seeds=True)
+                n_seeds = len(a.index.intersection(b.index)) if len(a) and len(b) else 0
                 rows.append({"variant": name, "setting": setting, "model": model, "metric": metric,
-                             "default": mean_b, "variant_mean": mean_a, "diff": diff, "ci_lo": lo, "ci_hi": hi,
-                             "n_seeds": len(seeds), "n_queries": len(queries),
+                             "default": res["mean_b"], "variant_mean": res["mean_a"], "diff": res["diff"],
+                             "ci_lo": res["lo"], "ci_hi": res["hi"], "p": res["p"],
+                             "n_seeds": n_seeds, "n_queries": res["n"],
                              "overrides": _overrides(mine, base[0] if base else {})})
+    holm_rows(rows, alpha)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def ablation_wide(t: pd.DataFrame) -> pd.DataFrame:
-    """One row per (variant, model, metric), one column per setting: ``"+3.21 [+1.0, +5.4]"``."""
+    """One row per (variant, model, metric), one column per setting: ``"+3.21 [+1.0, +5.4] *"``
+    (the star: Holm-adjusted p-value over the page's family below 0.05, the ``significant`` column)."""
     if t.empty:
         return pd.DataFrame(columns=["variant", "model", "metric", *SETTINGS])
     cell = t.apply(lambda r: "—" if not np.isfinite(r["diff"]) else
-                   f"{r['diff']:+.2f} [{r.ci_lo:+.2f}, {r.ci_hi:+.2f}]" + (" *" if r.ci_lo > 0 or r.ci_hi < 0 else ""),
+                   f"{r['diff']:+.2f}" + (f" [{r.ci_lo:+.2f}, {r.ci_hi:+.2f}]" if np.isfinite(r.ci_lo) else "")
+                   + (" *" if r.significant else ""),
                    axis=1)
     wide = t.assign(cell=cell).pivot_table(index=["variant", "model", "metric"], columns="setting", values="cell",
                                            aggfunc="first", sort=False)

@@ -1,10 +1,11 @@
 """The "Beyond the paper" chapter: graded metrics for every row, each extension against CLIP-ITA.
 
 Extension results live in ``<results_dir>/extensions/<name>/`` (:mod:`cti_repro.run.extensions`);
-Table 1's in ``<results_dir>``. Differences are paired by query: ``extension - CLIP-ITA`` per test
-query with the same seed, the mean and a percentile bootstrap 95% interval over queries
-(``scipy.stats.bootstrap``, seeded). The category-disjoint split changes the test set, so it
-is not paired: it is shown as Table 3 under both splits side by side.
+Table 1's in ``<results_dir>``. Differences are paired by query and seed: ``extension - CLIP-ITA``
+per test query with the same seed, tested against query and seed sampling
+(:func:`cti_repro.report.stats.seed_query_test`, seeds paired) with a 95% interval; Holm's
+correction runs over the page's whole family of differences. The category-disjoint split changes
+the test set, so it is not paired: it is shown as Table 3 under both splits side by side.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cti_repro.report.common import ok_records, study_order
+from cti_repro.report.stats import ALPHA, holm_rows, matrix_test, score_matrix
 from cti_repro.report.tables import table3
 from cti_repro.results import load_results
 from cti_repro.study import GRADED_METRICS, SETTINGS
@@ -58,65 +60,43 @@ def graded_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def bootstrap_mean(diff: np.ndarray, n_resamples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high) of ``diff`` with a percentile bootstrap interval; NaN bounds below 2 values."""
-    from scipy.stats import bootstrap
-
-    diff = np.asarray(diff, dtype=float)
-    if diff.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(diff.mean())
-    if diff.size < 2:
-        return mean, math.nan, math.nan
-    if np.all(diff == diff[0]):  # no spread: every resample has the same mean (scipy would warn)
-        return mean, mean, mean
-    ci = bootstrap((diff,), np.mean, n_resamples=n_resamples, confidence_level=level, method="percentile",
-                   random_state=np.random.default_rng(seed)).confidence_interval
-    return mean, float(ci.low), float(ci.high)
-
-
-def _per_query(rec: dict, metric: str) -> pd.Series:
-    return pd.Series(np.asarray(rec["per_query"][metric], float), index=rec["queries"])
-
-
 def extension_differences(
-    base: list[dict], extensions: dict[str, list[dict]], metrics: tuple[str, ...] = DIFF_METRICS, n_resamples: int = 2000,
+    base: list[dict], extensions: dict[str, list[dict]], metrics: tuple[str, ...] = DIFF_METRICS, alpha: float = ALPHA,
 ) -> pd.DataFrame:
-    """Each extension minus the paper's model (same setting and seed), paired over the test queries.
+    """Each extension minus the paper's model (same setting and seeds), over the seeds x queries matrix.
 
     Extensions whose queries differ from the base's (the category-disjoint split) are left out.
 
     Returns:
-        One row per (extension, setting, metric): base and extension means over the shared
-        queries, ``diff`` and its bootstrap 95% interval ``low`` / ``high``, ``queries``.
+        One row per (extension, setting, model, metric): ``seeds`` and ``queries`` paired, base
+        and extension means over them, ``diff`` with its 95% interval ``low`` / ``high``, ``p``,
+        ``p_holm`` (Holm over every row of the table, one family), ``significant`` and a ``note``
+        (e.g. one paired seed: the test holds query sampling only).
     """
     base_ok = ok_records(base)
     rows = []
     for name, recs in extensions.items():
-        for rec in ok_records(recs):
-            if rec.get("beyond_the_paper", {}).get("split.disjoint_categories"):
-                continue
-            ref = [b for b in base_ok if (b["setting"], b["model"], b.get("seed")) == (rec["setting"], rec["model"], rec.get("seed"))]
-            if not ref:
-                continue
+        paired = [r for r in ok_records(recs) if not (r.get("beyond_the_paper") or {}).get("split.disjoint_categories")]
+        for setting, model in study_order((r["setting"], r["model"]) for r in paired):
             for metric in metrics:
-                if metric not in rec.get("per_query", {}) or metric not in ref[0].get("per_query", {}):
+                e, b = score_matrix(paired, setting, model, metric), score_matrix(base_ok, setting, model, metric)
+                if e.empty or b.empty or not len(e.index.intersection(b.index)):
                     continue
-                e, b = _per_query(rec, metric), _per_query(ref[0], metric)
-                common = e.index.intersection(b.index)
-                mean, lo, hi = bootstrap_mean((e[common] - b[common]).to_numpy(), n_resamples)
-                rows.append({"extension": name, "setting": rec["setting"], "model": rec["model"], "metric": metric,
-                             "queries": len(common), "base": float(b[common].mean()), "extension value": float(e[common].mean()),
-                             "diff": mean, "low": lo, "high": hi})
-    return pd.DataFrame(rows, columns=["extension", "setting", "model", "metric", "queries", "base", "extension value",
-                                       "diff", "low", "high"])
+                res = matrix_test(e, b, paired_seeds=True)
+                rows.append({"extension": name, "setting": setting, "model": model, "metric": metric,
+                             "seeds": len(e.index.intersection(b.index)), "queries": res["n"], "base": res["mean_b"],
+                             "extension value": res["mean_a"], "diff": res["diff"], "low": res["lo"],
+                             "high": res["hi"], "p": res["p"], "note": res["note"]})
+    holm_rows(rows, alpha)
+    return pd.DataFrame(rows, columns=["extension", "setting", "model", "metric", "seeds", "queries", "base",
+                                       "extension value", "diff", "low", "high", "p", "p_holm", "significant", "note"])
 
 
 TREE_CONTROLS: dict[str, str] = {"tree_soft": "same_label"}  # extension -> its control run (same-label positives only)
 
 
 def tree_effects(extensions: dict[str, list[dict]], metrics: tuple[str, ...] = DIFF_METRICS,
-                 n_resamples: int = 2000) -> pd.DataFrame:
+                 alpha: float = ALPHA) -> pd.DataFrame:
     """The tree's own effect: each tree extension minus its control, paired by query and seed.
 
     ``tree_soft`` changes two things at once: same-label pairs of a batch become positives (plain
@@ -126,13 +106,26 @@ def tree_effects(extensions: dict[str, list[dict]], metrics: tuple[str, ...] = D
     alone. Rows as :func:`extension_differences`, ``extension`` named ``"tree_soft - same_label"``;
     empty when either run is missing.
     """
-    parts = [extension_differences(extensions[control], {f"{tree} - {control}": extensions[tree]}, metrics, n_resamples)
+    parts = [extension_differences(extensions[control], {f"{tree} - {control}": extensions[tree]}, metrics, alpha)
              for tree, control in TREE_CONTROLS.items() if tree in extensions and control in extensions]
     return pd.concat(parts, ignore_index=True) if parts else extension_differences([], {}, metrics)
 
 
+def holm_over_page(*tables: pd.DataFrame, alpha: float = ALPHA) -> tuple[pd.DataFrame, ...]:
+    """The tables of differences of one page with ``p_holm`` / ``significant`` redone over all their
+    rows as one family (the beyond page shows the extensions and the tree's own effect: one family)."""
+    rows = [r for t in tables for r in t.to_dict("records")]
+    holm_rows(rows, alpha)
+    out, start = [], 0
+    for t in tables:
+        out.append(pd.DataFrame(rows[start:start + len(t)], columns=t.columns))
+        start += len(t)
+    return tuple(out)
+
+
 def difference_summary(diffs: pd.DataFrame) -> pd.DataFrame:
-    """Wide view: one row per (extension, setting), cells ``diff [low, high]`` per metric.
+    """Wide view: one row per (extension, setting), cells ``diff [low, high]`` per metric, `` *``
+    when the Holm-adjusted p-value over the page's family is below 0.05.
 
     ``extension`` and ``setting`` are columns, not the index: the pages' Styler hides the index, and
     a table of differences without the names of what differs says nothing."""
@@ -141,7 +134,7 @@ def difference_summary(diffs: pd.DataFrame) -> pd.DataFrame:
 
     def cell(r: pd.Series) -> str:
         ci = "" if not np.isfinite(r["low"]) else f" [{r['low']:+.2f}, {r['high']:+.2f}]"
-        return f"{r['diff']:+.2f}{ci}"
+        return f"{r['diff']:+.2f}{ci}" + (" *" if r["significant"] else "")
 
     d = diffs.assign(cell=diffs.apply(cell, axis=1))
     out = d.pivot_table(index=["extension", "setting"], columns="metric", values="cell", aggfunc="first")
@@ -176,5 +169,6 @@ def table3_splits(base: list[dict], disjoint: list[dict], model: str = "CLIP-ITA
     return out[["split", *[c for c in out.columns if c != "split"]]]
 
 
-__all__ = ["DIFF_METRICS", "extensions_line", "load_extensions", "graded_table", "bootstrap_mean", "extension_differences",
+__all__ = ["DIFF_METRICS", "extensions_line", "load_extensions", "graded_table", "extension_differences", "tree_effects",
+           "holm_over_page",
            "difference_summary", "error_tree_table", "table3_splits"]

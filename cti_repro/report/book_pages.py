@@ -63,27 +63,39 @@ def build_md(records: list[dict], profile: str, cfg: Any = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def headline_md(t1: pd.DataFrame) -> str:
-    """The paper's qualitative claims on this build (:func:`cti_repro.report.claims.claims_table`).
+DEMO_HEADLINE = ("**Demonstration build: these are the pipeline's orderings on its own data and weights, not "
+                 "evidence about the paper.**")
 
-    One row per claim, one column per setting (``holds 6/6 (paper 6/6)``), then the metrics
-    where ours breaks a claim, with the values compared.
+
+def headline_md(t1: pd.DataFrame, records: list[dict]) -> str:
+    """The paper's claims on this build (:func:`cti_repro.report.claims.claims_table`).
+
+    The first line of a build that does not reproduce the paper's set-up (any Table 1 row with a
+    result whose ``reproduces`` is false) is :data:`DEMO_HEADLINE`. Then one row per claim, one
+    column per setting (``holds 6/6 (paper 6/6)``; blank where the paper makes no such claim), and
+    the metrics where ours does not hold, with the closest difference and its interval.
     """
-    t = claims_table(t1)
+    t = claims_table(t1, records)
+    ran = t1[t1.status == "ok"] if "status" in t1 else t1.iloc[:0]
+    demo = bool(len(ran)) and not bool(ran["reproduces"].all())
+    head = DEMO_HEADLINE + "\n\n" if demo else ""
     if (t.verdict == "not run").all():
-        return "No Table 1 results in this build: the claims cannot be checked.\n"
+        return head + "No Table 1 results in this build: the claims cannot be checked.\n"
     held = t[t.verdict == "holds"]
-    intro = (f"Of {len(t)} (claim, setting) checks, **{len(held)} hold on every metric** in this build, "
-             f"{(t.verdict == 'partly').sum()} on some, {(t.verdict == 'fails').sum()} on none. Each cell: the "
-             "verdict on our means, then on how many of the six metrics the ordering is strict here and in the paper.")
+    intro = (f"Of the paper's {len(t)} (claim, setting) checks, **{len(held)} hold on every metric** in this build, "
+             f"{(t.verdict == 'partly').sum()} on some, {(t.verdict == 'fails').sum()} on none, "
+             f"{(t.verdict == 'not run').sum()} not run. A claim holds on a metric when the 95% interval of the "
+             "difference (over the test queries and the seeds) lies above 0; a claim naming a model without a "
+             "successful result is not run. Each cell: the verdict, then on how many of the six metrics it holds "
+             "here and in the paper's table; blank where the paper makes no such claim.")
     t = t.assign(cell=[f"**{v}** {o} (paper {p})" for v, o, p in zip(t.verdict, t.ours, t.paper)])
     wide = t.pivot(index="claim", columns="setting", values="cell").reindex(
-        index=list(dict.fromkeys(t.claim)), columns=[s for s in dict.fromkeys(t.setting)])
+        index=list(dict.fromkeys(t.claim)), columns=[s for s in SETTING_LABELS if s in set(t.setting)]).fillna("")
     wide.columns = [SETTING_LABELS.get(c, c) for c in wide.columns]
-    text = intro + "\n\n" + md_table(wide.reset_index()) + "\n"
-    broken = t[t.evidence.astype(bool) & (t.evidence != "no results")]
+    text = head + intro + "\n\n" + md_table(wide.reset_index()) + "\n"
+    broken = t[t.evidence.astype(bool)]
     if len(broken):
-        text += "\nWhere ours does not hold (best model of each group):\n\n" + "\n".join(
+        text += "\nWhere ours does not hold:\n\n" + "\n".join(
             f"- {r.claim}, {SETTING_LABELS.get(r.setting, r.setting).lower()}: {r.evidence}"
             for r in broken.itertuples()) + "\n"
     return text
@@ -185,5 +197,5 @@ def downloads_md(files: dict[str, Path], root: Path, records: list[dict], stages
     return f"{links}\n\n**Environment**\n\n{env}\n\n**Stage times**\n\n{times}\n"
 
 
-__all__ = ["build_md", "headline_md", "pages_md", "rows_md", "environment", "per_seed_metrics", "stages_frame",
+__all__ = ["DEMO_HEADLINE", "build_md", "headline_md", "pages_md", "rows_md", "environment", "per_seed_metrics", "stages_frame",
            "write_downloads", "downloads_md", "md_table", "METRICS"]

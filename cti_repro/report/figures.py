@@ -168,10 +168,11 @@ def gallery(records: list[dict], catalogue: Any, setting: str, queries: list[str
 
 
 def published_vs_reproduced_figure(t1: pd.DataFrame) -> Figure:
-    """Reproduced (mean, bars: 95% bootstrap interval) against published, one panel per setting.
+    """Reproduced (mean, bars: the verdict's consistency range) against published, one panel per setting.
 
     Colour = model, marker = metric; the diagonal is perfect agreement: a bar that crosses it is a
-    *consistent* cell (:data:`cti_repro.report.VERDICT_RULE`). Failed and missing rows are
+    *consistent* or *inconclusive* cell (:data:`cti_repro.report.VERDICT_RULE`; ``range_lo, range_hi``,
+    else the 95% interval ``ci_lo, ci_hi`` of a table without them). Failed and missing rows are
     counted in the panel title.
     """
     import seaborn as sns
@@ -194,7 +195,8 @@ def published_vs_reproduced_figure(t1: pd.DataFrame) -> Figure:
         x = np.concatenate([np.linspace(0, 1, 50), np.geomspace(1, hi, 200)])
         ax.plot(x, x, color="0.5", lw=1, zorder=1)
         for r in have.itertuples():
-            ci_lo, ci_hi = getattr(r, "ci_lo", np.nan), getattr(r, "ci_hi", np.nan)
+            ci_lo = getattr(r, "range_lo", getattr(r, "ci_lo", np.nan))
+            ci_hi = getattr(r, "range_hi", getattr(r, "ci_hi", np.nan))
             if np.isfinite(ci_lo) and np.isfinite(ci_hi):
                 ax.errorbar(r.published, r.mean, yerr=[[r.mean - ci_lo], [ci_hi - r.mean]], color=palette[r.model],
                             lw=1, zorder=2)

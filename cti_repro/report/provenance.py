@@ -8,10 +8,11 @@ from typing import Any
 
 from cti_repro.data.import_meta import describe_import
 from cti_repro.report.common import missing_images, ok_records
+from cti_repro.report.reproduction import reproduces, reproduction_gaps
 from cti_repro.report.styles import admonition
 from cti_repro.study import SETTING_LABELS, SETTINGS
 
-DEMO_WARNING = ("Pipeline demonstration on synthetic data / random weights — "
+DEMO_WARNING = ("Pipeline demonstration (not the paper's data, weights or protocol) — "
                 "these numbers are NOT a reproduction of the paper.")
 
 
@@ -26,8 +27,9 @@ def _uniq(values) -> list:
 def provenance(records: list[dict]) -> dict[str, Any]:
     """Where the numbers of a study come from: data, encoders, seeds, commits, dates, hardware.
 
-    ``demonstration`` is true if any record is marked as a demonstration or any encoder has
-    random (not pretrained) weights.
+    ``demonstration`` is true unless every successful record reproduces the paper's set-up
+    (:func:`cti_repro.report.reproduction.reproduces`: what ran decides; the label can only add
+    caution); ``gaps`` lists why not (:func:`~cti_repro.report.reproduction.reproduction_gaps`).
     """
     ok = ok_records(records)
     encoders, random_weights = [], False
@@ -71,7 +73,8 @@ def provenance(records: list[dict]) -> dict[str, Any]:
         "hardware": _uniq(hw(r) for r in ok),
         "config_hashes": _uniq(r.get("config_hash") for r in ok),
         "data_fingerprints": _uniq(r.get("data_fingerprint") for r in ok),
-        "demonstration": any(r.get("demonstration") for r in records) or random_weights,
+        "demonstration": any(r.get("demonstration") for r in records) or any(not reproduces(r) for r in ok),
+        "gaps": _uniq(g for r in ok for g in reproduction_gaps(r)),
         "missing_images": max((missing_images(r)[:2] for r in ok), default=(0, 0)),
         "missing_images_flagged": sorted({f"{r['setting']} {r['model']}" for r in ok if missing_images(r)[2]}),
     }
@@ -85,6 +88,8 @@ def provenance_html(records: list[dict]) -> str:
     lines = []
     if p["demonstration"]:
         lines.append(f'<p style="font-size:1.05em"><strong>{esc(DEMO_WARNING)}</strong></p>')
+        if p["gaps"]:
+            lines.append("<p>Why: " + "; ".join(esc(g) for g in p["gaps"]) + ".</p>")
     if not records:
         lines.append("<p><strong>No result records were found</strong>: every row below reads “not run”.</p>")
     queries = "; ".join(f"{SETTING_LABELS[s].lower()}: {', '.join(map(str, q))}" for s, q in p["queries"].items() if q)

@@ -10,22 +10,22 @@ from matplotlib.figure import Figure
 
 from cti_repro.report import paper
 from cti_repro.report.common import missing_images
+from cti_repro.report.reproduction import reproduction_gaps
 from cti_repro.report.styles import admonition
 from cti_repro.study import METRICS
 
 
 def demonstration_box(record: dict[str, Any]) -> str | None:
-    """The "demonstration, not a reproduction" box for a record (HTML), or None for a real run."""
-    random_encoders = [f"{role} encoder {e.get('name')} ({e.get('weights')})"
-                       for role, e in (record.get("encoders") or {}).items() if not e.get("pretrained", True)]
-    if not (record.get("demonstration") or random_encoders):
+    """The "demonstration, not a reproduction" box for a record (HTML), or None when it reproduces
+    the paper's set-up (:func:`cti_repro.report.reproduction.reproduction_gaps`)."""
+    gaps = reproduction_gaps(record)
+    if not gaps:
         return None
-    why = "; ".join(random_encoders) + " has random weights. " if random_encoders else ""
     data = record.get("data") or {}
     body = (f"<p>Profile <code>{html.escape(str(record.get('profile')))}</code> on a "
             f"{html.escape(str(data.get('source')))} catalogue of {int(data.get('products', 0)):,} products. "
-            f"{html.escape(why)}These numbers show that the pipeline runs end to end; they cannot be compared "
-            "with the paper's.</p>")
+            f"Not the paper's set-up: {html.escape('; '.join(gaps))}. These numbers show that the pipeline runs "
+            "end to end; they cannot be compared with the paper's.</p>")
     return admonition("warning", "Demonstration, not a reproduction", body)
 
 

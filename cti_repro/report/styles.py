@@ -20,7 +20,7 @@ OK_COLOUR, WRONG_COLOUR = "#1a9641", "#d7191c"
 MODEL_COLOURS: dict[str, str] = {"BM25": "#999999", "CLIP": "#E69F00", "MPNet": "#56B4E9",
                                  "CLIP-I": "#009E73", "CLIP-IA": "#0072B2", "CLIP-ITA": "#D55E00"}
 # demonstration: a neutral blue-grey, so a demonstration cell never reads as a pass (green)
-VERDICT_COLOURS = {"consistent": "#d9f2d9", "higher": "#fde2c0", "lower": "#f8d7da", "demonstration": "#e3e8f0",
+VERDICT_COLOURS = {"consistent": "#d9f2d9", "inconclusive": "#f3efd9", "higher": "#fde2c0", "lower": "#f8d7da", "demonstration": "#e3e8f0",
                    "FAILED": "#e0e0e0", "not run": "#f2f2f2", "n/a": "#ffffff"}
 
 

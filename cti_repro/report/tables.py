@@ -25,33 +25,22 @@ import pandas as pd
 
 from cti_repro.report import paper
 from cti_repro.report.common import fmt, ok_records, study_order
+from cti_repro.report.reproduction import reproduces
 from cti_repro.report.stats import bootstrap_ci
 from cti_repro.report.styles import VERDICT_COLOURS
+from cti_repro.report.verdicts import VERDICT_RULE, VERDICTS, cell_range, verdict
 from cti_repro.results import load_results, results_frame
 from cti_repro.study import AP_NORM_LABELS, METRICS, SETTING_LABELS, SETTINGS
 
-# ---- the verdict: the published value against our 95% interval --------------------------------
-VERDICTS = ("consistent", "higher", "lower", "demonstration")
-VERDICT_RULE = ("consistent if the published value lies inside the 95% interval of ours (a bootstrap over the "
-                "test queries and the seeds), else higher / lower (ours above / below it); runs on demonstration "
-                "data get the verdict demonstration, whatever their numbers")
-COMPARISON_COLUMNS = ["setting", "model", "metric", "published", "mean", "sd", "ci_lo", "ci_hi", "n_queries",
-                      "points_per_query", "verdict"]
+# ---- the verdict (cti_repro.report.verdicts) and what comparison.csv holds ------------------------
+COMPARISON_COLUMNS = ["setting", "model", "metric", "published", "mean", "sd", "ci_lo", "ci_hi", "range_lo",
+                      "range_hi", "n_queries", "points_per_query", "reproduces", "verdict"]
 
 
 def load_study(results_dir: str | Path | Sequence[str | Path]) -> list[dict[str, Any]]:
     """Every result record under one or more results folders (failed rows included)."""
     dirs = [results_dir] if isinstance(results_dir, (str, Path)) else list(results_dir)
     return [r for d in dirs for r in load_results(d)]
-
-
-def verdict(published: float, ci_lo: float, ci_hi: float, demonstration: bool = False) -> str:
-    """:data:`VERDICT_RULE`: ``consistent`` / ``higher`` / ``lower`` / ``demonstration``; ``n/a`` if a value is missing."""
-    if demonstration:
-        return "demonstration"
-    if not all(np.isfinite(v) for v in (published, ci_lo, ci_hi)):
-        return "n/a"
-    return "higher" if ci_lo > published else "lower" if ci_hi < published else "consistent"
 
 
 def _score_matrix(records: list[dict], metric: str) -> np.ndarray:
@@ -70,13 +59,17 @@ def table1(records: list[dict], published: pd.DataFrame | str | Path | None = No
         published: the published table, a CSV path, or None for :func:`cti_repro.report.paper.table1`.
 
     Returns:
-        Columns ``setting, model, metric, published, mean, sd, ci_lo, ci_hi, n, n_queries,
-        points_per_query, n_failed, diff, verdict, position, status``. ``mean`` is the mean over
-        seeds of the runs' means, ``sd`` the sd over seeds, ``ci_lo, ci_hi`` the 95% interval of
-        :func:`cti_repro.report.stats.bootstrap_ci` (queries and seeds resampled),
+        Columns ``setting, model, metric, published, mean, sd, ci_lo, ci_hi, range_lo, range_hi,
+        n, n_queries, points_per_query, n_failed, diff, reproduces, verdict, position, status``.
+        ``mean`` is the mean over seeds of the runs' means, ``sd`` the sd over seeds, ``ci_lo,
+        ci_hi`` the 95% interval of :func:`cti_repro.report.stats.bootstrap_ci` (queries and seeds
+        resampled), ``range_lo, range_hi`` the consistency range of
+        :func:`cti_repro.report.verdicts.consistency_range` (ours and the paper's sampling error),
         ``points_per_query`` = 100 / n_queries (what one query moves the mean by, at most).
-        ``verdict``: :data:`VERDICT_RULE`, ``FAILED`` or ``not run``; ``position`` is where the
-        published value lies even for demonstration runs (``consistent`` / ``higher`` / ``lower``).
+        ``reproduces``: every successful seed of the row reproduces the paper's set-up
+        (:func:`cti_repro.report.reproduction.reproduces`). ``verdict``: :data:`VERDICT_RULE`,
+        ``FAILED`` or ``not run``; ``position`` is where the published value lies even for
+        demonstration runs (``consistent`` / ``inconclusive`` / ``higher`` / ``lower``).
         ``status`` is ``ok`` (at least one successful seed), ``failed`` or ``not run``. Rows of
         the published table come first in its order, then any extra (setting, model).
     """
@@ -90,7 +83,7 @@ def table1(records: list[dict], published: pd.DataFrame | str | Path | None = No
         mine = res[(res.setting == setting) & (res.model == model)]
         ok, n_failed = mine[mine.status == "ok"], int((mine.status != "ok").sum())
         recs = [r for r in oks if r.get("setting") == setting and r.get("model") == model]
-        demo = any(r.get("demonstration", False) for r in recs)
+        real = bool(recs) and all(reproduces(r) for r in recs)  # what ran decides, not the label
         for metric in METRICS:
             p = float(pub_idx.loc[(setting, model), metric]) if (setting, model) in pub_idx.index else math.nan
             vals = pd.to_numeric(ok[metric], errors="coerce").dropna()
@@ -99,14 +92,18 @@ def table1(records: list[dict], published: pd.DataFrame | str | Path | None = No
             sd = float(vals.std(ddof=1)) if n > 1 else math.nan
             x = _score_matrix(recs, metric)
             _, lo, hi = bootstrap_ci(x) if x.size else (math.nan, math.nan, math.nan)
+            x = x[:, np.isfinite(x).all(axis=0)] if x.size else x  # a query missing in one seed is left out
+            r_lo, r_hi = cell_range(x)
             n_q = int(x.shape[1]) if x.size else 0
             status = "ok" if len(ok) else ("failed" if n_failed else "not run")
-            position = verdict(p, lo, hi)
-            v = (verdict(p, lo, hi, demo) if status == "ok" else {"failed": "FAILED", "not run": "not run"}[status])
+            position = verdict(p, r_lo, r_hi)
+            v = (verdict(p, r_lo, r_hi, not real) if status == "ok" else
+                 {"failed": "FAILED", "not run": "not run"}[status])
             rows.append({"setting": setting, "model": model, "metric": metric, "published": p, "mean": mean,
-                         "sd": sd, "ci_lo": lo, "ci_hi": hi, "n": n, "n_queries": n_q,
-                         "points_per_query": 100 / n_q if n_q else math.nan, "n_failed": n_failed,
-                         "diff": mean - p, "verdict": v, "position": position, "status": status})
+                         "sd": sd, "ci_lo": lo, "ci_hi": hi, "range_lo": r_lo, "range_hi": r_hi, "n": n,
+                         "n_queries": n_q, "points_per_query": 100 / n_q if n_q else math.nan,
+                         "n_failed": n_failed, "diff": mean - p, "reproduces": real, "verdict": v,
+                         "position": position, "status": status})
     return pd.DataFrame(rows)
 
 
@@ -302,8 +299,9 @@ def ap_norm_table(records: list[dict], published: pd.DataFrame | None = None) ->
 def table1_block(t1: pd.DataFrame, setting: str) -> Any:
     """One setting of Table 1 as a styled HTML table (pandas Styler): models x metrics.
 
-    Each cell shows the published value, ours (mean ± sd, n seeds), our 95% interval and the
-    verdict; the background says consistent (green) / higher or lower (orange / red) /
+    Each cell shows the published value, ours (mean ± sd, n seeds), our 95% interval, the
+    consistency range the verdict uses and the verdict; the background says consistent (green) /
+    inconclusive (sand) / higher or lower (orange / red) /
     demonstration (blue-grey: no pass colour) / FAILED or not run (grey); a cell
     whose model takes part in a ranking swap for that metric has an orange frame and ``⇅``.
     """
@@ -313,7 +311,8 @@ def table1_block(t1: pd.DataFrame, setting: str) -> Any:
     for r in t.itertuples():
         if r.status == "ok":
             sd = f" ± {fmt(r.sd)}" if np.isfinite(r.sd) else ""
-            ours = f"ours {fmt(r.mean)}{sd} <small>(n={r.n})</small><br><small>[{fmt(r.ci_lo)}, {fmt(r.ci_hi)}]</small>"
+            ours = (f"ours {fmt(r.mean)}{sd} <small>(n={r.n})</small><br><small>[{fmt(r.ci_lo)}, {fmt(r.ci_hi)}]; "
+                    f"range [{fmt(r.range_lo)}, {fmt(r.range_hi)}]</small>")
             tail = r.verdict + (f" <small>({r.position})</small>" if r.verdict == "demonstration" else "")
         else:
             ours, tail = f"<b>{r.verdict}</b>", ""

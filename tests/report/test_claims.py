@@ -2,43 +2,76 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from cti_repro.report import book_pages, claims, table1
 from cti_repro.report.claims import claims_table
 from cti_repro.report.commands import papermill_command, report_commands, row_commands
-from cti_repro.study import METRICS, MODELS, SETTINGS
+from cti_repro.study import METRICS, SETTINGS
+from tests.report.test_tables import make_record
 
 
-def _t1(values: dict[str, float], published: dict[str, float] | None = None) -> pd.DataFrame:
-    """Every setting and metric gets ``values[model]`` as mean (and ``published[model]``)."""
-    published = published or values
-    return pd.DataFrame([{"setting": s, "model": m, "metric": k, "published": published.get(m, math.nan),
-                          "mean": values.get(m, math.nan)} for s in SETTINGS for m in MODELS for k in METRICS])
+QUERIES = [f"category {i}" for i in range(30)]
+LEVELS = {"BM25": 1, "CLIP": 10, "MPNet": 20, "CLIP-I": 30, "CLIP-IA": 40, "CLIP-ITA": 50}
 
 
-def test_claims_hold_fail_and_partly():
-    ok = {"BM25": 1, "CLIP": 2, "MPNet": 3, "CLIP-I": 4, "CLIP-IA": 5, "CLIP-ITA": 6}
-    t = claims_table(_t1(ok))
-    assert (t.verdict == "holds").all() and (t.ours == "6/6").all() and (t.paper == "6/6").all()
-    # CLIP-IA below CLIP-I: the first claim fails, multimodal > unimodal still holds (CLIP-ITA 6 > 4)
-    t = claims_table(_t1({**ok, "CLIP-IA": 3.5}, published=ok)).set_index(["claim", "setting"])
-    first = t.loc[("CLIP-ITA > CLIP-IA > CLIP-I", "all")]
-    assert first.verdict == "fails" and first.ours == "0/6" and first.paper == "6/6"
-    assert "P@1: CLIP-ITA 6.00 vs CLIP-IA 3.50 vs CLIP-I 4.00" in first.evidence
-    assert (t.xs("trained CLIP-I > zero-shot CLIP").verdict == "holds").all()
-    # a tie is not a strict ordering; one metric apart: partly
-    t1 = _t1(ok)
-    t1.loc[(t1.model == "CLIP-I") & (t1.metric == "P@5"), "mean"] = 2.0  # = CLIP
-    t = claims_table(t1).set_index(["claim", "setting"]).xs("trained CLIP-I > zero-shot CLIP")
-    assert (t.verdict == "partly").all() and (t.ours == "5/6").all()
+def _records(levels: dict[str, float], seeds=(0, 1, 2), noise: float = 3.0, **extra) -> list[dict]:
+    """Every setting, model and seed: per-query scores ``levels[model]`` plus noise, every metric."""
+    rng = np.random.default_rng(0)
+    return [make_record(s, m, seed, {k: levels[m] + rng.normal(0, noise, len(QUERIES)) for k in METRICS},
+                        queries=QUERIES, **extra)
+            for s in SETTINGS for m in levels for seed in seeds]
+
+
+def _claims(records: list[dict]) -> pd.DataFrame:
+    return claims_table(table1(records), records).set_index(["claim", "setting"])
+
+
+def test_claims_hold_on_intervals_in_the_papers_settings():
+    t = _claims(_records(LEVELS))
+    assert (t.verdict == "holds").all() and (t.ours == "6/6").all()
+    # the paper's own claims, where it makes them: CLIP-IA > CLIP-I is not claimed for all categories
+    # (the paper's CLIP-IA is below CLIP-I there), CLIP-I > MPNet not for most specific
+    assert ("CLIP-IA > CLIP-I", "all") not in t.index and ("CLIP-IA > CLIP-I", "most_general") in t.index
+    assert ("CLIP-I > MPNet", "most_specific") not in t.index
+    assert (t.paper == "6/6").all()  # each claim holds on the paper's numbers where the paper makes it
+    assert claims.TEXT_ONLY == ("BM25", "MPNet") and "CLIP" in claims.MULTIMODAL  # the paper's groups
+
+
+def test_means_alone_do_not_make_a_claim_hold():
+    t = _claims(_records({**LEVELS, "CLIP-IA": 50.001, "CLIP-ITA": 50.0 + 0.002}))
+    first = t.loc[("CLIP-ITA > CLIP-IA", "all")]
+    assert first.verdict == "fails" and first.ours == "0/6"
+    assert "CLIP-ITA − CLIP-IA" in first.evidence and "[" in first.evidence
+
+
+def test_a_failed_model_makes_its_claims_not_run():
+    recs = [r for r in _records(LEVELS) if not (r["model"] == "MPNet" and r["setting"] == "all")]
+    recs.append(make_record("all", "MPNet", 0, status="failed"))
+    t = _claims(recs)
+    mm = t.loc[(claims.CLAIMS[-1].name, "all")]
+    assert mm.verdict == "not run" and "MPNet" in mm.evidence and mm.ours == "—"
+    assert t.loc[("CLIP-I > MPNet", "all")].verdict == "not run"
+    assert t.loc[(claims.CLAIMS[-1].name, "most_general")].verdict == "holds"
+
+
+def test_a_reversed_order_fails_and_the_demonstration_headline_says_so():
+    recs = _records({**LEVELS, "CLIP-IA": 25})
+    t = _claims(recs)
+    assert t.loc[("CLIP-IA > CLIP-I", "most_general")].verdict == "fails"
+    assert book_pages.headline_md(table1(recs), recs).startswith("Of the paper's")
+    demo = _records(LEVELS, demonstration=True)
+    first = book_pages.headline_md(table1(demo), demo).splitlines()[0]
+    assert first == book_pages.DEMO_HEADLINE and "not evidence about the paper" in first
 
 
 def test_claims_without_results():
-    t = claims_table(_t1({}, published={"CLIP-I": 1, "CLIP-IA": 2, "CLIP-ITA": 3}))
+    t = claims_table(table1([]), [])
     assert (t.verdict == "not run").all() and (t.ours == "—").all()
+    assert book_pages.headline_md(table1([]), []).startswith("No Table 1 results")
 
 
 def test_row_and_report_commands(tmp_path):

@@ -84,10 +84,13 @@ def test_table1_mean_sd_diff_verdict():
     assert r["diff"] == pytest.approx(-0.71)
     # constant per query, so only the seeds vary: the replicates are 34, 35 or 36
     assert (r.ci_lo, r.ci_hi) == (pytest.approx(34.0), pytest.approx(36.0))
-    assert r.verdict == "consistent"
+    # the consistency range: only the seed term, var 2 x (1 + 1/2) = 3, t quantile with 1 df
+    half = stats.t.ppf(0.975, 1) * math.sqrt(3)
+    assert (r.range_lo, r.range_hi) == (pytest.approx(35 - half), pytest.approx(35 + half))
+    assert r.verdict == "inconclusive" and r.reproduces  # inside a range wider than 20 points
     r = row(t1, "most_general", "CLIP-ITA", "MAP@5")
     assert r["mean"] == pytest.approx(21.0) and r["diff"] == pytest.approx(21.0 - 35.51)
-    assert r.verdict == "lower" and r.ci_hi == pytest.approx(22.0)
+    assert r.verdict == "inconclusive" and r.ci_hi == pytest.approx(22.0)
 
 
 def test_interval_follows_the_queries_and_demonstration_is_no_pass():
@@ -97,15 +100,17 @@ def test_interval_follows_the_queries_and_demonstration_is_no_pass():
     r = row(report.table1(recs), "all", "CLIP-ITA", "P@1")
     assert r["mean"] == pytest.approx(40.0) and r.points_per_query == pytest.approx(20.0)
     assert r.ci_lo == pytest.approx(0.0) and r.ci_hi == pytest.approx(80.0)
-    assert r.verdict == "consistent"  # published 9.90 lies inside
+    assert r.verdict == "inconclusive"  # published 9.90 lies inside a range of +-96 points
     # 0/100/100/100/100: Binomial(5, 0.8): P(<= 1) = 0.007, P(<= 2) = 0.058: interval [40, 100]
     recs = [make_record("all", "CLIP-ITA", 0, {"P@1": [0, 100, 100, 100, 100]})]
     r = row(report.table1(recs), "all", "CLIP-ITA", "P@1")
-    assert (r.ci_lo, r.ci_hi, r.verdict) == (pytest.approx(40.0), pytest.approx(100.0), "higher")
+    assert (r.ci_lo, r.ci_hi) == (pytest.approx(40.0), pytest.approx(100.0))
+    # five queries and the paper's own sampling error: 9.90 is still inside the range
+    assert r.range_lo < 9.90 and r.verdict == "inconclusive"
     demo = [make_record("all", "CLIP-ITA", 0, {"P@1": [0, 100, 100, 100, 100]}, demonstration=True)]
     t = report.table1(demo)
     d = row(t, "all", "CLIP-ITA", "P@1")
-    assert d.verdict == "demonstration" and d.position == "higher"
+    assert d.verdict == "demonstration" and d.position == "inconclusive" and not d.reproduces
     html = report.table1_block(t, "all").to_html()
     assert report.styles.VERDICT_COLOURS["demonstration"] in html
     assert report.styles.VERDICT_COLOURS["consistent"] not in html
@@ -118,7 +123,8 @@ def test_verdict_rule():
     assert report.verdict(10.0, 8.0, 9.9) == "lower"
     assert report.verdict(10.0, 8.0, 9.9, demonstration=True) == "demonstration"
     assert report.verdict(math.nan, 1.0, 2.0) == "n/a"
-    assert "95% interval" in report.VERDICT_RULE
+    assert report.verdict(10.0, 0.0, 21.0) == "inconclusive"  # wider than 20 points
+    assert "consistency range" in report.VERDICT_RULE and "wider than 20 points" in report.VERDICT_RULE
 
 
 def test_comparison_csv_and_per_query_parquet(tmp_path):
@@ -127,11 +133,11 @@ def test_comparison_csv_and_per_query_parquet(tmp_path):
     csv, pq = report.write_comparison(recs, tmp_path)
     c = pd.read_csv(csv)
     assert list(c.columns) == ["setting", "model", "metric", "published", "mean", "sd", "ci_lo", "ci_hi",
-                               "n_queries", "points_per_query", "verdict"]
+                               "range_lo", "range_hi", "n_queries", "points_per_query", "reproduces", "verdict"]
     assert len(c) == 108
     bm = c[(c.setting == "all") & (c.model == "BM25") & (c.metric == "P@1")].iloc[0]
     assert (bm["mean"], bm.n_queries, bm.points_per_query) == (20.0, 5, 20.0)
-    assert set(c.verdict) <= {"consistent", "higher", "lower", "demonstration", "not run", "FAILED"}
+    assert set(c.verdict) <= {"consistent", "inconclusive", "higher", "lower", "demonstration", "not run", "FAILED"}
     p = pd.read_parquet(pq)
     assert list(p.columns) == ["setting", "model", "seed", "query", "seen", "metric", "value"]
     assert len(p) == 3 * 6 * 5
@@ -197,21 +203,22 @@ def test_holm_matches_hand_computation():
     assert out[0] == pytest.approx(0.02) and np.isnan(out[1]) and out[2] == pytest.approx(0.02)
 
 
-def test_paired_t_test_equals_scipy_on_seed_averaged_scores():
+def test_significance_tests_the_seeds_x_queries_matrix():
     rng = np.random.default_rng(0)
     pq = {(m, s): rng.uniform(0, 100, len(QUERIES)) for m in ("CLIP-ITA", "CLIP-IA", "CLIP-I", "MPNet") for s in (0, 1)}
     recs = [make_record("most_specific", m, s, {"P@1": v}) for (m, s), v in pq.items()]
     sig = report.significance(recs, metrics=("P@1",), settings=("most_specific",))
     assert list(sig.other) == ["CLIP-IA", "CLIP-I", "MPNet"]
-    target = (pq[("CLIP-ITA", 0)] + pq[("CLIP-ITA", 1)]) / 2
+    target = np.stack([pq[("CLIP-ITA", 0)], pq[("CLIP-ITA", 1)]])
     ps = []
     for r in sig.itertuples():
-        other = (pq[(r.other, 0)] + pq[(r.other, 1)]) / 2
-        ref = stats.ttest_rel(target, other)
-        assert r.t == pytest.approx(ref.statistic) and r.p == pytest.approx(ref.pvalue)
-        assert r.n == len(QUERIES) and r.diff == pytest.approx((target - other).mean())
-        assert r.wilcoxon_p == pytest.approx(stats.wilcoxon(target, other).pvalue)
-        ps.append(ref.pvalue)
+        other = np.stack([pq[(r.other, 0)], pq[(r.other, 1)]])
+        ref = report.seed_query_test(target, other)
+        d_q = target.mean(0) - other.mean(0)
+        se2 = d_q.var(ddof=1) / 5 + target.mean(1).var(ddof=1) / 2 + other.mean(1).var(ddof=1) / 2
+        assert r.se ** 2 == pytest.approx(se2) and r.p == pytest.approx(float(ref["p"]))
+        assert r.n == len(QUERIES) and r.diff == pytest.approx(d_q.mean()) and r.n_seeds == "2 / 2"
+        ps.append(float(ref["p"]))
     assert sig.p_holm.tolist() == pytest.approx(report.holm(ps).tolist())
     assert sig.significant.tolist() == [p < 0.05 for p in report.holm(ps)]
     assert len(report.significance_summary(sig)) == 1
@@ -249,7 +256,7 @@ def test_significance_degenerate_cases_give_nan_with_a_note():
     same = sig.loc[("most_general", "CLIP-IA")]
     assert np.isnan(same.p) and "identical" in same.note
     const = sig.loc[("most_general", "CLIP-I")]
-    assert np.isnan(const.p) and "constant" in const.note
+    assert np.isnan(const.p) and "no variance" in const.note
     assert not sig.significant.any()
 
 
