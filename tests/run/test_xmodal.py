@@ -124,10 +124,10 @@ def test_real_path_refuses_random_alexnet_and_missing_word2vec_in_one_line(smoke
 def test_products_without_image_or_text_are_excluded_and_counted(tmp_path):
     from PIL import Image
 
-    (tmp_path / "img").mkdir()
+    (tmp_path / "images").mkdir()  # the catalogue format: images live in <root>/images
     prods = []
     for i in range(10):
-        img = f"img/{i}.png" if i != 1 else ""
+        img = f"images/{i}.png" if i != 1 else ""
         if img:
             if i == 2:
                 (tmp_path / img).write_bytes(b"not an image")
@@ -135,7 +135,7 @@ def test_products_without_image_or_text_are_excluded_and_counted(tmp_path):
                 Image.new("RGB", (4, 4)).save(tmp_path / img)
         prods.append(Product(f"p{i}", "" if i == 3 else f"title {i}", () if i == 3 else (f"Colour: c{i}",),
                              ("Root", f"Leaf{i % 2}"), img))
-    prods.append(Product("p10", "t", (), ("Root",), "img/missing.png"))
+    prods.append(Product("p10", "t", (), ("Root",), "images/missing.png"))
     cat = Catalogue.from_products(prods, root=tmp_path)
     ok = np.ones(11, bool)
     ok[2] = False  # what the image features report for the undecodable file
