@@ -277,8 +277,13 @@ def reproduce(
     tasks = plan_rows(cfg, fingerprint, layout, seeds, force) if study != "xmodal" else []
     xtasks = plan_xmodal(cfg, fingerprint, layout, seeds, force, RowTask) if study != "cti" else []
     if not all(t.skip for t in tasks + xtasks):
-        with stages("features"):  # every part once, in this process: the row notebooks hit the cache
-            fs = load_features(cfg, catalogue)
+        from cti_repro.features import PARTS, XMODAL_PARTS
+
+        # every part once, in this process: the row notebooks hit the cache. The text-image parts
+        # come with them when text-image rows will run: one CLIP load, not two (the same seeded weights)
+        parts = PARTS + XMODAL_PARTS if not all(t.skip for t in xtasks) else PARTS
+        with stages("features"):
+            fs = load_features(cfg, catalogue, parts)
             print(f"features: {len(fs.cache_hits)} of {len(fs.arrays)} parts were cached", flush=True)
     # the image-weights cache key, resolved once for every row (see clip_weights.exported_key)
     with exported_key(cfg.encoders.image.model, cfg.encoders.image.pretrained, cfg.encoders.image.quick_gelu):
@@ -288,11 +293,6 @@ def reproduce(
             failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers, overrides=overrides,
                               engine=executor, address=address, retries=retries)
         if xtasks:
-            if not all(t.skip for t in xtasks):
-                from cti_repro.features import XMODAL_PARTS
-
-                with stages("text-image features"):  # once here, not in the two CLIP rows at once
-                    load_features(cfg, catalogue, XMODAL_PARTS)
             with stages(f"text-image rows ({sum(not t.skip for t in xtasks)} of {len(xtasks)} to run)"):
                 failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows, workers=workers,
                                           overrides=overrides, engine=executor, address=address, retries=retries)
