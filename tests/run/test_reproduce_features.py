@@ -31,8 +31,8 @@ def reproduce_once(tmp_path, smoke_study, smoke_features, monkeypatch):
             f.unlink()
     builds, made = [], []
     monkeypatch.setattr(features, "load_clip", lambda *a, **k: builds.append(a) or (None, None, None, {"name": "fake"}))
-    monkeypatch.setattr(features, "encode_images",
-                        lambda net, pre, paths, *a, **k: (np.ones((len(paths), 4), np.float32), np.ones(len(paths), bool)))
+    monkeypatch.setattr(features, "encode_images", lambda net, pre, paths, *a, **k: (
+        np.ones((len(paths), 4), np.float32), np.ones(len(paths), bool)))
     monkeypatch.setattr(features, "encode_clip_text", lambda net, tok, texts, **k: np.ones((len(texts), 4), np.float32))
     monkeypatch.setattr(batch, "run_rows", lambda *a, **k: [])
     monkeypatch.setattr(batch, "execute_pages", lambda *a, **k: [])
