@@ -22,7 +22,19 @@ def smoke_study(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def smoke_rows(smoke_study):
+def smoke_features(smoke_study):
+    """The smoke study's feature cache folder, every default part computed once per session.
+
+    The smoke rows read it; module fixtures that build their own smoke-profile study copy it
+    (:func:`tests.smoke.seed_from_session`) instead of encoding the same 240 products again.
+    """
+    from tests.smoke import compute_features
+
+    return compute_features(smoke_study)
+
+
+@pytest.fixture(scope="session")
+def smoke_rows(smoke_study, smoke_features):
     from tests.smoke import run_all_rows
 
     return run_all_rows(smoke_study)

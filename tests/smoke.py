@@ -41,6 +41,40 @@ def make_study(base: Path) -> SimpleNamespace:
                            layout=book.book_layout(cfg))
 
 
+def compute_features(study: SimpleNamespace) -> Path:
+    """Every default feature part of the study's catalogue (cached); returns the cache folder.
+
+    Single-threaded, as :func:`run_all_rows` computed them before this fixture existed, so the
+    smoke rows' numbers do not move.
+    """
+    import torch
+
+    from cti_repro.data.prepare import prepare_catalogue
+    from cti_repro.features import feature_cache_dir, load_features
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        load_features(study.cfg, prepare_catalogue(study.cfg))
+    finally:
+        torch.set_num_threads(threads)
+    return feature_cache_dir(study.cfg)
+
+
+def seed_from_session(study: SimpleNamespace, features: Path, cfg) -> None:
+    """Copy the session's smoke catalogue and feature cache (``features``) into ``cfg``'s folders.
+
+    Copies, not links: tests that damage or extend their catalogue or cache touch only their own.
+    The feature parts are keyed by the catalogue's content fingerprint (paths relative to its
+    folder), so the copies are cache hits; a profile whose catalogue differs (other size or seed)
+    regenerates it and computes its own features, as without the copies.
+    """
+    from cti_repro.features import feature_cache_dir
+
+    shutil.copytree(study.cfg.data_dir, cfg.data_dir, dirs_exist_ok=True)
+    shutil.copytree(features, feature_cache_dir(cfg), dirs_exist_ok=True)
+
+
 def run_all_rows(study: SimpleNamespace) -> list:
     """All 18 rows in-process (features computed once, then cached), single-threaded like the
     batch's kernels (see ``cti_repro.run.notebooks.KERNEL_ENV``)."""

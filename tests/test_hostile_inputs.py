@@ -538,17 +538,16 @@ def test_item14_beyond_page_escapes_config_derived_names_and_values():
 
 # ---- item 6: one overrides rule: own folder, default row kept, every executor passes them -----------
 @pytest.fixture(scope="module")
-def small_smoke(tmp_path_factory):
-    """The smoke profile on 200 products with every output folder in a temporary directory."""
-    import yaml
-
-    from tests.smoke import smoke_config
+def small_smoke(tmp_path_factory, smoke_study, smoke_features):
+    """The smoke profile with every output folder in a temporary directory; its catalogue and
+    feature cache are copies of the session's (:func:`tests.smoke.seed_from_session`), so the
+    rows here only train and rank."""
+    from cti_repro.config import load_config
+    from tests.smoke import seed_from_session, smoke_config
 
     base = tmp_path_factory.mktemp("i18_overrides")
     path = smoke_config(base)
-    raw = yaml.safe_load(path.read_text())
-    raw["profiles"]["smoke"]["data"]["synthetic"] = {"products": 200, "seed": 0}
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    seed_from_session(smoke_study, smoke_features, load_config("smoke", path))
     return base, path
 
 

@@ -281,8 +281,15 @@ def reproduce(
     xtasks = plan_xmodal(cfg, fingerprint, layout, seeds, force, RowTask) if study in ("xmodal", "both") else []
     ftasks = plan_finegrained(cfg, fingerprint, seeds, force, RowTask, layout) if study in ("finegrained", "both") else []
     if not all(t.skip for t in tasks + xtasks):
-        with stages("features"):  # every part once, in this process: the row notebooks hit the cache
-            fs = load_features(cfg, catalogue)
+        from cti_repro.features import CLIP_PARTS, PARTS, xmodal_parts
+
+        # every part once, in this process: the row notebooks hit the cache. The text-image study's
+        # CLIP parts come with them when its rows will run: one CLIP load, not two (the same seeded
+        # weights); its other parts (AlexNet's fc7) get their own stage below
+        xmodal_clip = tuple(p for p in xmodal_parts(cfg) if p in CLIP_PARTS)
+        parts = PARTS + xmodal_clip if not all(t.skip for t in xtasks) else PARTS
+        with stages("features"):
+            fs = load_features(cfg, catalogue, parts)
             print(f"features: {len(fs.cache_hits)} of {len(fs.arrays)} parts were cached", flush=True)
     # the image-weights cache key, resolved once for every row (see clip_weights.exported_key)
     with exported_key(cfg.encoders.image.model, cfg.encoders.image.pretrained, cfg.encoders.image.quick_gelu):
@@ -292,11 +299,10 @@ def reproduce(
             failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers, overrides=overrides,
                               engine=executor, address=address, retries=retries)
         if xtasks:
-            if not all(t.skip for t in xtasks):
-                from cti_repro.features import xmodal_parts
-
+            rest = tuple(p for p in xmodal_parts(cfg) if p not in CLIP_PARTS)
+            if rest and not all(t.skip for t in xtasks):
                 with stages("text-image features"):  # once here, not in the rows at once
-                    load_features(cfg, catalogue, xmodal_parts(cfg))
+                    load_features(cfg, catalogue, rest)
             with stages(f"text-image rows ({sum(not t.skip for t in xtasks)} of {len(xtasks)} to run)"):
                 failed += run_xmodal_rows(xtasks, cfg, fingerprint, layout, config_path, force, run_rows, workers=workers,
                                           overrides=overrides, engine=executor, address=address, retries=retries)

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, smoke_study, smoke_features):
+    from tests.smoke import seed_from_session
+
     tmp = tmp_path_factory.mktemp("abl")
     raw = yaml.safe_load((ROOT / "_config.yml").read_text())
     raw["profiles"]["smoke"].update(results_dir=str(tmp / "runs"), cache_dir=str(tmp / "cache"),
@@ -32,6 +34,7 @@ def study(tmp_path_factory):
     path = tmp / "_config.yml"
     path.write_text(yaml.safe_dump(raw))
     cfg = load_config("smoke", path)
+    seed_from_session(smoke_study, smoke_features, cfg)  # the session's catalogue and features, copied
     for setting in SETTINGS:  # the default rows
         for model in ("CLIP-I", "BM25"):
             run_row(setting, model, cfg=cfg, progress=False)

@@ -12,17 +12,19 @@ from cti_repro.report import beyond
 from cti_repro.results import read_result
 from cti_repro.run.extensions import extensions_dir, run_extensions, with_overrides
 from cti_repro.study import GRADED_METRICS
+from tests.smoke import seed_from_session
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, smoke_study, smoke_features):
     """The repository's config copied into a temp folder (its relative outputs land there), with
     the Table 1 CLIP-ITA row and the four smoke extensions run."""
     tmp = tmp_path_factory.mktemp("beyond")
     shutil.copy(ROOT / "_config.yml", tmp / "_config.yml")
     cfg = load_config("smoke", tmp / "_config.yml")
+    seed_from_session(smoke_study, smoke_features, cfg)  # the session's catalogue and features, copied
     assert main(["run", "--setting", "most_specific", "--model", "CLIP-ITA", "--profile", "smoke",
                  "--config", str(tmp / "_config.yml")]) == 0
     paths = run_extensions(cfg=cfg)

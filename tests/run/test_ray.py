@@ -18,6 +18,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from cti_repro.config import load_config  # noqa: E402
+from cti_repro.features import PARTS  # noqa: E402
 from cti_repro.results import read_result, write_result  # noqa: E402
 from cti_repro.run import batch, book  # noqa: E402
 from cti_repro.run.ray_executor import run_tasks  # noqa: E402
@@ -138,14 +139,16 @@ def test_unknown_executor_is_an_error(small):
 
 # ---- the real rows: Ray == this process, to the bit ------------------------------------------
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, smoke_study, smoke_features):
     from cti_repro.data.prepare import prepare_catalogue
     from cti_repro.features import load_features
+    from tests.smoke import seed_from_session
 
     base = tmp_path_factory.mktemp("ray_study")
     cfg = load_config("smoke", smoke_config(base))
+    seed_from_session(smoke_study, smoke_features, cfg)  # the session's catalogue and features, copied
     catalogue = prepare_catalogue(cfg)
-    load_features(cfg, catalogue)  # once, here: the rows (in both executors) read the cache
+    assert sorted(load_features(cfg, catalogue).cache_hits) == sorted(PARTS)  # the rows read this cache
     return SimpleNamespace(base=base, cfg=cfg, fp=catalogue.fingerprint(), layout=book.book_layout(cfg))
 
 

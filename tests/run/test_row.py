@@ -11,13 +11,15 @@ from cti_repro.cli import main
 from cti_repro.config import load_config
 from cti_repro.results import is_current, read_result
 from cti_repro.study import GRADED_METRICS, METRICS
+from tests.smoke import seed_from_session
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def smoke_config(tmp_path_factory):
-    """The repository's config with the smoke profile's outputs moved into a temp folder."""
+def smoke_config(tmp_path_factory, smoke_study, smoke_features):
+    """The repository's config with the smoke profile's outputs moved into a temp folder; its
+    catalogue and feature cache are copies of the session's."""
     tmp = tmp_path_factory.mktemp("study")
     raw = yaml.safe_load((ROOT / "_config.yml").read_text())
     raw["profiles"]["smoke"].update(
@@ -26,6 +28,7 @@ def smoke_config(tmp_path_factory):
     )
     path = tmp / "_config.yml"
     path.write_text(yaml.safe_dump(raw))
+    seed_from_session(smoke_study, smoke_features, load_config("smoke", path))
     return path
 
 

@@ -19,7 +19,7 @@ import pytest
 from cti_repro.config import load_config
 from cti_repro.config.ablations import load_ablations
 from cti_repro.run import row
-from tests.smoke import smoke_config
+from tests.smoke import seed_from_session, smoke_config
 
 SETTING = "most_specific"
 
@@ -29,8 +29,10 @@ class _Stop(Exception):
 
 
 @pytest.fixture(scope="module")
-def config_path(tmp_path_factory) -> Path:
-    return smoke_config(tmp_path_factory.mktemp("wiring"))  # features cached once for the module
+def config_path(tmp_path_factory, smoke_study, smoke_features) -> Path:
+    path = smoke_config(tmp_path_factory.mktemp("wiring"))
+    seed_from_session(smoke_study, smoke_features, load_config("smoke", path))  # the session's features, copied
+    return path
 
 
 @pytest.fixture()
