@@ -28,6 +28,7 @@ from cti_repro.evaluation import select_jit
 from cti_repro.evaluation.select import blocks_for, deep_blocks, relevant_in_top, topk_blocks
 from cti_repro.evaluation.ranking import (
     _MARGIN, _Scorer, _as_scores, _check_chunk, _score_chunks, _tie_order, _tie_rank, _topk_core, label_codes,
+    use_jit,
 )
 from cti_repro.study import AP_NORMS
 
@@ -148,7 +149,7 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
     cand_cpu = None if cand_index is None else cand_index.cpu()
     # numpy chunks run on torch's number of threads (numpy releases the GIL), at most that many in flight
     workers = max(1, torch.get_num_threads())
-    jit = n_q * n_c >= select_jit.MIN_SCORES and select_jit.available()
+    jit = use_jit(n_q * n_c)
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     pending: deque = deque()
     done: dict = {}  # start -> (positions, relevance) of the chunks run in numpy
@@ -169,7 +170,7 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
                 tops.append(start)
                 rels.append(None)
                 continue
-            pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
+            pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order, jit=jit)
             rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
             counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
             deep = (big > kk).nonzero()[:, 0]

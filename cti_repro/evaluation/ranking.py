@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cti_repro.evaluation import select_jit
+
 
 def _tie_order(tie_key: Any | None, n: int) -> np.ndarray:
     """Candidate indices sorted by ``tie_key`` ascending (stable: equal keys keep index order)."""
@@ -126,6 +128,7 @@ class _Scorer:
             unit = 2.0**-FIXED_POINT_BITS
             self.q32, self.c32t = (qry * unit).float().to(device), (cand * unit).float().T.contiguous().to(device)
             self.eps = (_eps_factor(qry.shape[1]) * q_norm * c_max * unit**2).float()[:, None].to(device)
+            self._out: torch.Tensor | None = None  # the CPU float32 scores, reused chunk after chunk
         else:
             self.ct = self.c.T.contiguous()
 
@@ -137,7 +140,9 @@ class _Scorer:
 
     def chunk(self, start: int, end: int):
         """``(scores [B, N], eps [B, 1] or None if exact, exact_pairs, exact_rows)`` of queries start:end
-        (the two functions take row indices local to the chunk)."""
+        (the two functions take row indices local to the chunk). The float32 scores on the CPU are
+        written into one buffer that the next call overwrites (fresh pages for every chunk cost
+        page faults comparable to the top-k): callers copy what they keep."""
         q = self.q[start:end]
 
         def exact_pairs(rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -147,7 +152,13 @@ class _Scorer:
             return q[rows] @ self.c.T
 
         if self.prefilter:
-            return self.q32[start:end] @ self.c32t, self.eps[start:end], exact_pairs, exact_rows
+            q32 = self.q32[start:end]
+            if q32.device.type != "cpu":
+                return q32 @ self.c32t, self.eps[start:end], exact_pairs, exact_rows
+            if self._out is None or len(self._out) < len(q32):
+                self._out = torch.empty((len(q32), self.c32t.shape[1]), dtype=torch.float32)
+            s = torch.mm(q32, self.c32t, out=self._out[: len(q32)])
+            return s, self.eps[start:end], exact_pairs, exact_rows
         return q @ self.ct, None, exact_pairs, exact_rows
 
 
@@ -158,17 +169,37 @@ def _order_rows(e: torch.Tensor, pos: torch.Tensor, key=None) -> tuple[torch.Ten
     return pos.gather(1, o).gather(1, o2), e
 
 
-def _topk_core(s, k: int, eps, exact_pairs, exact_rows, values: bool = True, key=None, order=None):
+def _float_topk(s: torch.Tensor, big: int, jit: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(s, big, dim=1)``: the ``big`` best scores of each row and their columns, best
+    first (the order among equal scores is unspecified, as there). With ``jit``, on CPU float rows,
+    by :func:`cti_repro.evaluation.select_jit.topk_rows` (one pass, several times faster; NaN raises)."""
+    if jit and s.device.type == "cpu" and s.dtype in (torch.float32, torch.float64):
+        a = s.numpy()
+        ti = select_jit.topk_rows(a, big, None)
+        return torch.from_numpy(np.take_along_axis(a, ti, 1)), torch.from_numpy(ti)
+    return torch.topk(s, big, dim=1)
+
+
+def use_jit(n_scores: int) -> bool:
+    """Whether a ranking over ``n_scores`` scores in all takes numba's kernel (large enough to pay
+    for loading it, and numba installed)."""
+    return n_scores >= select_jit.MIN_SCORES and select_jit.available()
+
+
+def _topk_core(s, k: int, eps, exact_pairs, exact_rows, values: bool = True, key=None, order=None,
+               jit: bool = False):
     """Exact top-k (score desc, then tie rank asc) of each row of ``s`` [B, N] -> (positions, scores).
 
     ``eps`` None: ``s`` is exact. Else ``|s - exact| <= eps`` [B, 1]: rows whose k + 1 best scores
     are > 2 eps apart are in exact order already; others are rescored over the k + margin best.
     Rows with more than the margin within 2 eps of the k-th score are redone from exact full rows.
-    ``key``: tie rank of each column (None: column order); ``order = argsort(key)``.
+    ``key``: tie rank of each column (None: column order); ``order = argsort(key)``. ``jit``: see
+    :func:`_float_topk` (the same result: only the order among equal float scores can differ, and
+    rows with near-ties are ordered exactly anyway).
     """
     b, n = s.shape
     big = min(n, k + _MARGIN)
-    tv, ti = torch.topk(s, big, dim=1)
+    tv, ti = _float_topk(s, big, jit)
     if eps is None and s.is_floating_point() and torch.isnan(tv[:, 0]).any():  # topk ranks NaN first
         raise ValueError("NaN in the score matrix")
     lo = tv[:, k - 1 : k] if eps is None else tv[:, k - 1 : k] - 2 * eps
@@ -240,9 +271,10 @@ def rank(
         return torch.zeros((n_q, k), dtype=torch.int64), torch.zeros((n_q, k), dtype=torch.float64)
     order_dev, unit = order.to(device), 2.0 ** (-2 * FIXED_POINT_BITS)
     idx_out, val_out = [], []
+    jit = use_jit(n_q * n_c)
     for start in range(0, n_q, chunk_size):
         s, eps, exact_pairs, exact_rows = scorer.chunk(start, min(start + chunk_size, n_q))
-        pos, vals = _topk_core(s, k, eps, exact_pairs, exact_rows)
+        pos, vals = _topk_core(s, k, eps, exact_pairs, exact_rows, jit=jit)
         idx_out.append(order_dev[pos].cpu())
         val_out.append(vals.cpu() * unit)  # exact: a power of two
     return torch.cat(idx_out), torch.cat(val_out)

@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from cti_repro.evaluation import select_jit
 from cti_repro.evaluation.evaluate import evaluate_embeddings, evaluate_ranking, evaluate_scores
 from cti_repro.evaluation.ranking import label_codes, rank, rank_scores, required_depth
+
+
+needs_numba = pytest.mark.skipif(not select_jit.available(), reason="numba not installed")
 
 
 def _brute(scores: np.ndarray, k: int, tie_key: np.ndarray) -> np.ndarray:
@@ -20,8 +24,11 @@ def _brute(scores: np.ndarray, k: int, tie_key: np.ndarray) -> np.ndarray:
     return np.stack([np.lexsort((idx, tie_key, -row))[:k] for row in scores])
 
 
+@pytest.mark.parametrize("jit", [False, pytest.param(True, marks=needs_numba)])
 @pytest.mark.parametrize("chunk", [5, 64, 1000])
-def test_prefilter_equals_exact_with_duplicates_and_near_ties(chunk):
+def test_prefilter_equals_exact_with_duplicates_and_near_ties(chunk, jit, monkeypatch):
+    # jit: the float32 top-k by numba's kernel (select_jit) instead of torch.topk, as on large inputs
+    monkeypatch.setattr(select_jit, "MIN_SCORES", 0 if jit else 1 << 62)
     rng = np.random.default_rng(chunk)
     base = rng.normal(size=(40, 16))
     c = base[rng.integers(0, 40, 600)]  # ~15 exact copies of each vector: bands wider than the margin
