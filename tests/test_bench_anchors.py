@@ -50,3 +50,28 @@ def test_anchor_run_skips_what_is_not_installed(monkeypatch, tmp_path) -> None:
     out = A.run(quick=True)
     assert not out["faiss"] and not out["bm25s"] and len(out["skipped"]) == 2
     assert (tmp_path / "anchors.json").is_file()
+
+
+def test_render_writes_the_anchors_block_and_keeps_a_table_without_json(monkeypatch, tmp_path) -> None:
+    import json
+
+    import render
+
+    page = tmp_path / "performance.md"
+    page.write_text(f"intro\n{render.START}\nMEASURED\n{render.END}\n{render.ANCHORS_START}\nold\n{render.ANCHORS_END}\n")
+    faiss_row = {"label": "paper scale", "repeats": 3, "workload": {"queries": 5471, "candidates": 3892, "dim": 256},
+                 "checks": {"rows": 5471, "rows_identical": 5470, "rows_float32_near_ties": 1,
+                            "max_exact_gap_in_those_rows": 4e-8},
+                 "best_s": {"faiss IndexFlatIP": 0.3, "ours (top-10 + 6 metrics)": 0.2, "ours (top-10 only)": 0.15,
+                            "float32 GEMM (torch.mm)": 0.1},
+                 "ratio_best": {"faiss / ours (top-10 + 6 metrics)": 1.5, "faiss / ours (top-10 only)": 2.0}}
+    (tmp_path / "anchors.json").write_text(json.dumps({"machine": {"cpu": "CPU", "cores": 2, "torch_threads": 2},
+                                                      "faiss": [faiss_row], "bm25s": [], "skipped": []}))
+    monkeypatch.setattr(C, "RESULTS", tmp_path)
+    monkeypatch.setattr(render, "PAGE", page)
+    monkeypatch.setattr(C, "ROOT", tmp_path)  # where render prints the page path from
+    render.main([])
+    text = page.read_text()
+    assert "MEASURED" in text  # no eval/bm25/... JSON: the main table is kept, not blanked
+    assert "old" not in text and "faiss IndexFlatIP top 10: 300 ms" in text and "| 1.5x |" in text
+    assert "5,470 / 5,471 rows" in text and "best of 3" in text
