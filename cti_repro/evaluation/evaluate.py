@@ -171,15 +171,23 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
                 rels.append(None)
                 continue
             pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order, jit=jit)
-            rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
-            counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
-            deep = (big > kk).nonzero()[:, 0]
+            if pos.device.type == "cpu":  # numpy: torch's small parallel ops wait on thread barriers
+                pn, big_np = pos.numpy(), n_rel[start:end]
+                rel_np = c_np[pn] == q_codes[start:end, None]
+                counts[start:end] = torch.from_numpy((rel_np & (np.arange(kk) < big_np[:, None])).sum(1))
+                deep = torch.from_numpy(np.flatnonzero(big_np > kk))
+                top = pos if cand_cpu is None else torch.from_numpy(cand_cpu.numpy()[pn])
+            else:
+                rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
+                counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
+                deep = (big > kk).nonzero()[:, 0]
+                top, rel_np = (pos if cand_index is None else cand_index[pos]).cpu(), rel_top.cpu().numpy()
             if len(deep):  # R > depth: count the relevant columns that beat the R-th
                 deep_rows.append((deep + start, _take_rows(s, deep), None if eps is None else eps[deep]))
                 if sum(len(r) for r, _, _ in deep_rows) >= chunk_size:
                     flush()
-            tops.append((pos if cand_index is None else cand_index[pos]).cpu())
-            rels.append(rel_top.cpu().numpy())
+            tops.append(top)
+            rels.append(rel_np)
         collect(0)
     finally:
         if pool:

@@ -25,6 +25,7 @@ fused ranking + metrics are in :mod:`cti_repro.evaluation.evaluate`.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -183,7 +184,14 @@ def _float_topk(s: torch.Tensor, big: int, jit: bool) -> tuple[torch.Tensor, tor
     by :func:`cti_repro.evaluation.select_jit.topk_rows` (one pass, several times faster; NaN raises)."""
     if jit and s.device.type == "cpu" and s.dtype in (torch.float32, torch.float64):
         a = s.numpy()
-        ti = select_jit.topk_rows(a, big, None)
+        parts = min(torch.get_num_threads(), len(a) // 64)  # the kernel releases the GIL: rows split over threads
+        if parts > 1:
+            cut = np.linspace(0, len(a), parts + 1).astype(int)
+            with ThreadPoolExecutor(parts) as pool:
+                ti = np.concatenate(list(pool.map(lambda i: select_jit.topk_rows(a[cut[i] : cut[i + 1]], big, None),
+                                                  range(parts))))
+        else:
+            ti = select_jit.topk_rows(a, big, None)
         return torch.from_numpy(np.take_along_axis(a, ti, 1)), torch.from_numpy(ti)
     return torch.topk(s, big, dim=1)
 

@@ -13,7 +13,7 @@ import torch
 
 from cti_repro.evaluation import select_jit
 from cti_repro.evaluation.evaluate import evaluate_embeddings, evaluate_ranking, evaluate_scores
-from cti_repro.evaluation.ranking import label_codes, rank, rank_scores, required_depth
+from cti_repro.evaluation.ranking import _float_topk, label_codes, rank, rank_scores, required_depth
 
 
 needs_numba = pytest.mark.skipif(not select_jit.available(), reason="numba not installed")
@@ -94,3 +94,27 @@ def test_scores_path_dense_sparse_and_ties():
         for m in want:
             np.testing.assert_array_equal(got["hits"][m], want[m])
 
+
+
+@needs_numba
+def test_kernel_top_k_split_over_threads_equals_the_exact_path(monkeypatch):
+    # Chunks of >= 128 rows run the float32 top-k kernel on row ranges in parallel threads.
+    monkeypatch.setattr(select_jit, "MIN_SCORES", 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        rng = np.random.default_rng(8)
+        c = torch.from_numpy(rng.normal(size=(700, 8)))
+        c[100:200] = c[:100]  # duplicates: exact ties the tie key orders
+        q = torch.from_numpy(rng.normal(size=(400, 8)))
+        tie_key = rng.permutation(700)
+        a = rank(q, c, 10, tie_key=tie_key, chunk_size=300, prefilter=True)
+        b = rank(q, c, 10, tie_key=tie_key, chunk_size=300, prefilter=False)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        # the kernel's own output (rank() would repair a wrong candidate list by its exact fallback)
+        s = torch.from_numpy(rng.integers(0, 50, size=(400, 700)).astype(np.float32))  # ties
+        tv, ti = _float_topk(s, 16, jit=True)
+        want = torch.topk(s, 16, dim=1).values
+        assert torch.equal(tv, want) and torch.equal(s.gather(1, ti), want)
+    finally:
+        torch.set_num_threads(threads)
