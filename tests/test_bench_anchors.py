@@ -63,7 +63,7 @@ def test_render_writes_the_anchors_block_and_keeps_a_table_without_json(monkeypa
                  "checks": {"rows": 5471, "rows_identical": 5470, "rows_float32_near_ties": 1,
                             "max_exact_gap_in_those_rows": 4e-8},
                  "best_s": {"faiss IndexFlatIP": 0.3, "ours (top-10 + 6 metrics)": 0.2, "ours (top-10 only)": 0.15,
-                            "float32 GEMM (torch.mm)": 0.1},
+                            "float32 GEMM (numpy, as ours)": 0.1},
                  "ratio_best": {"faiss / ours (top-10 + 6 metrics)": 1.5, "faiss / ours (top-10 only)": 2.0}}
     (tmp_path / "anchors.json").write_text(json.dumps({"machine": {"cpu": "CPU", "cores": 2, "torch_threads": 2},
                                                       "faiss": [faiss_row], "bm25s": [], "skipped": []}))
