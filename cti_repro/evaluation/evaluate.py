@@ -12,6 +12,9 @@ bit-identical to ``evaluate_ranking(rank(..., k=required_depth(n_rel)))``.
 Exact scores on the CPU (a dense score matrix, or the float64 fixed-point path) skip ``torch.topk``:
 :mod:`cti_repro.evaluation.select` bounds each row's 10th (and R-th) score from below by block
 maxima and sorts only the few columns above the bound, in numpy, one chunk per thread.
+The float32 prefilter on the CPU multiplies with numpy's BLAS into one reused buffer and, on
+large inputs, takes each row's best ``k + 6`` float32 scores with numba's one-pass kernel
+(:mod:`cti_repro.evaluation.select_jit`, rows split over threads) instead of ``torch.topk``.
 """
 
 from __future__ import annotations

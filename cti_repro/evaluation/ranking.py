@@ -189,19 +189,24 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="cti-topk")
 
 
-def _float_topk(s: torch.Tensor, big: int, jit: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _kernel_ok(s: torch.Tensor, jit: bool) -> bool:
+    return jit and s.device.type == "cpu" and s.dtype in (torch.float32, torch.float64)
+
+
+def _float_topk(s: torch.Tensor, big: int, jit: bool, key: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.topk(s, big, dim=1)``: the ``big`` best scores of each row and their columns, best
-    first (the order among equal scores is unspecified, as there). With ``jit``, on CPU float rows,
-    by :func:`cti_repro.evaluation.select_jit.topk_rows` (one pass, several times faster; NaN raises)."""
-    if jit and s.device.type == "cpu" and s.dtype in (torch.float32, torch.float64):
-        a = s.numpy()
+    first (the order among equal scores is unspecified, as there). With ``jit``, on CPU float rows
+    (:func:`_kernel_ok`), by :func:`cti_repro.evaluation.select_jit.topk_rows` (one pass, several
+    times faster; NaN raises), and then equal scores are in ``key`` order (None: column order)."""
+    if _kernel_ok(s, jit):
+        a, kn = s.numpy(), None if key is None else key.numpy()
         parts = min(torch.get_num_threads(), len(a) // 64)  # the kernel releases the GIL: rows split over threads
         if parts > 1:
             cut = np.linspace(0, len(a), parts + 1).astype(int)
-            ti = np.concatenate(list(_pool(parts).map(lambda i: select_jit.topk_rows(a[cut[i] : cut[i + 1]], big, None),
+            ti = np.concatenate(list(_pool(parts).map(lambda i: select_jit.topk_rows(a[cut[i] : cut[i + 1]], big, kn),
                                                       range(parts))))
         else:
-            ti = select_jit.topk_rows(a, big, None)
+            ti = select_jit.topk_rows(a, big, kn)
         return torch.from_numpy(np.take_along_axis(a, ti, 1)), torch.from_numpy(ti)
     return torch.topk(s, big, dim=1)
 
@@ -224,6 +229,9 @@ def _topk_core(s, k: int, eps, exact_pairs, exact_rows, values: bool = True, key
     rows with near-ties are ordered exactly anyway).
     """
     b, n = s.shape
+    if eps is None and _kernel_ok(s, jit):  # exact scores: the kernel's order (score desc, tie rank asc) is final
+        tv, ti = _float_topk(s, k, jit, key)
+        return ti, tv
     big = min(n, k + _MARGIN)
     tv, ti = _float_topk(s, big, jit)
     if eps is None and s.is_floating_point() and torch.isnan(tv[:, 0]).any():  # topk ranks NaN first
