@@ -60,10 +60,16 @@ def _rp_counts(s, eps, n_rel, rel_of, exact_pairs, key=None) -> torch.Tensor:
     tells relevance. The R-th score: ``np.partition`` on the CPU, else ``topk`` by R (powers of 2).
     """
     counts = torch.zeros(len(n_rel), dtype=torch.int64, device=s.device)
-    if _numpy_select(s):  # numpy's introselect: much faster than a deep topk on the CPU
-        at = s.shape[1] - n_rel.numpy()
-        v = torch.from_numpy(np.partition(s.numpy(), np.unique(at), axis=1)[np.arange(len(at)), at])[:, None]
-        groups = [(torch.arange(len(s)), v)]
+    if _numpy_select(s):  # numba's kernel up to depth 256, else numpy's introselect: much faster than topk
+        a, depth = s.numpy(), n_rel.numpy()
+        v = np.empty(len(a), a.dtype)
+        near = (depth <= select_jit.MAX_DEPTH) & select_jit.available()
+        if near.any():
+            v[near] = select_jit.kth_largest(a[near], depth[near])
+        if not near.all():  # np.partition costs one pass per distinct depth
+            at = a.shape[1] - depth[~near]
+            v[~near] = np.partition(a[~near], np.unique(at), axis=1)[np.arange(len(at)), at]
+        groups = [(torch.arange(len(s)), torch.from_numpy(v)[:, None])]
     else:
         bucket = torch.ceil(torch.log2(n_rel.double())).long()
         groups = []

@@ -153,4 +153,18 @@ def relevant_in_top(s: np.ndarray, depth: np.ndarray, key: np.ndarray | None, c_
     return hit.sum(1).astype(np.int64)
 
 
-__all__ = ["MIN_SCORES", "MAX_DEPTH", "available", "topk_rows", "relevant_in_top"]
+def kth_largest(s: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Each row's ``depth[row]``-th largest score (``np.partition``'s value, without its one pass per
+    distinct depth), for depths up to :data:`MAX_DEPTH`.
+
+    Raises:
+        ValueError: NaN in ``s``, or a depth outside ``[1, min(N, MAX_DEPTH)]``.
+    """
+    depth = np.asarray(depth, dtype=np.int64)
+    if len(depth) and depth.max() > MAX_DEPTH:
+        raise ValueError(f"depths must be in [1, {MAX_DEPTH}]")
+    cols = _run(s, depth, int(depth.max(initial=1)), None)
+    return np.ascontiguousarray(s)[np.arange(len(s)), cols[np.arange(len(s)), depth - 1]]
+
+
+__all__ = ["MIN_SCORES", "MAX_DEPTH", "available", "topk_rows", "relevant_in_top", "kth_largest"]

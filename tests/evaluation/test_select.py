@@ -142,3 +142,34 @@ def test_jit_relevant_in_top_counts_the_exact_top_r() -> None:
         relevant_in_top(s, depth, key, deep_blocks(n, int(depth.max())), lambda r, c: labels[c] == q[r]))
     with pytest.raises(ValueError, match="depths"):
         jit.relevant_in_top(s, np.full(30, n + 1), key, labels, q)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_jit_kth_largest_equals_np_partition_with_ties(dtype) -> None:
+    rng = np.random.default_rng(12)
+    s = rng.integers(0, 20, size=(50, 700)).astype(dtype)  # ties at every depth
+    s[25:] = np.argsort(rng.random((25, 700)), axis=1)  # and rows of distinct scores
+    depth = rng.integers(1, jit.MAX_DEPTH + 1, 50)
+    depth[:2] = [1, jit.MAX_DEPTH]
+    want = np.array([np.partition(row, len(row) - d)[len(row) - d] for row, d in zip(s, depth)])
+    np.testing.assert_array_equal(jit.kth_largest(s, depth), want)
+    with pytest.raises(ValueError, match="depths"):
+        jit.kth_largest(s, np.full(50, jit.MAX_DEPTH + 1))
+
+
+@needs_numba
+def test_r_precision_counts_equal_with_and_without_the_kernel(monkeypatch) -> None:
+    from cti_repro.evaluation.evaluate import evaluate_embeddings
+
+    rng = np.random.default_rng(13)
+    c = rng.normal(size=(1200, 12))
+    c[600:] = c[:600]  # duplicates: ties at the R-th score
+    q = rng.normal(size=(90, 12))
+    labels = rng.integers(0, 6, 1200)  # R ~ 200 (kernel) ...
+    labels[:400] = 6  # ... and R = 400 + (np.partition) for label 6
+    q_lab = rng.integers(0, 7, 90)
+    want = evaluate_embeddings(q, c, q_lab, labels, prefilter=True, chunk_size=32)
+    monkeypatch.setattr(jit, "available", lambda: False)
+    got = evaluate_embeddings(q, c, q_lab, labels, prefilter=True, chunk_size=32)
+    np.testing.assert_array_equal(want[1]["hits"]["R-precision"], got[1]["hits"]["R-precision"])
