@@ -35,6 +35,7 @@ book: $(STAMP)
 	$(BIN)/cti-repro report --profile $(PROFILE)
 
 bench: $(STAMP)
+	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

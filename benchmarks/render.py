@@ -3,8 +3,11 @@
     python benchmarks/render.py            # rewrite the table between the page's markers, copy the figure
     python benchmarks/render.py --print    # only print the table (markdown)
 
-The table is the block between ``<!-- perf-table:start -->`` and ``<!-- perf-table:end -->``;
-the rest of the page is left as it is. Entries marked * are extrapolated (see each benchmark).
+The table is the block between ``<!-- perf-table:start -->`` and ``<!-- perf-table:end -->``, the
+anchors (faiss-cpu, bm25s; ``bench_anchors.py``) the block between ``<!-- anchors-table:start -->``
+and ``<!-- anchors-table:end -->``; the rest of the page is left as it is. A block whose benchmarks
+left no JSON is kept as it is (a partial run does not erase measured numbers). Entries marked *
+are extrapolated (see each benchmark).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import common as C  # noqa: E402
 PAGE = C.ROOT / "book" / "performance.md"
 FIGURE = C.ROOT / "book" / "figures" / "scaling.png"
 START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
+ANCHORS_START, ANCHORS_END = "<!-- anchors-table:start -->", "<!-- anchors-table:end -->"
 
 
 def _load(name: str) -> dict | None:
@@ -149,6 +153,71 @@ def rows() -> list[dict[str, str]]:
     return out
 
 
+def anchor_rows() -> list[dict[str, str]]:
+    """Rows of the anchors table (``anchors.json``): best-of-N times and their ratio, ours first."""
+    an = _load("anchors")
+    if not an:
+        return []
+    mach = _machine(an["machine"])
+    out: list[dict[str, str]] = []
+
+    def add(stage: str, size: str, ours: str, ref: str, ratio: float, checks: str, reps: int) -> None:
+        out.append({"stage": stage, "size": size, "ours": ours, "anchor": ref, "anchor / ours": _x(ratio),
+                    "same results": checks, "machine": f"{mach}; best of {reps}"})
+
+    for r in an.get("faiss", []):
+        st, b, ch = r["workload"], r["best_s"], r["checks"]
+        size = f"{r['label']}: {_n(st['queries'])} x {_n(st['candidates'])}, d = {st['dim']}"
+        same = (f"top 10 identical in {_n(ch['rows_identical'])} / {_n(ch['rows'])} rows"
+                + (f"; {ch['rows_float32_near_ties']} float32 near-tie rows (exact gap "
+                   f"{ch['max_exact_gap_in_those_rows']:.1g})" if ch["rows_float32_near_ties"] else ""))
+        add("Exact top 10 + 6 metrics from embeddings (`evaluate_embeddings`)", size,
+            C.fmt_s(b["ours (top-10 + 6 metrics)"]), f"faiss IndexFlatIP top 10: {C.fmt_s(b['faiss IndexFlatIP'])}",
+            r["ratio_best"]["faiss / ours (top-10 + 6 metrics)"], same, r["repeats"])
+        add("  same, exact top 10 only (`rank`, k = 10)", size, C.fmt_s(b["ours (top-10 only)"]),
+            f"faiss: {C.fmt_s(b['faiss IndexFlatIP'])}", r["ratio_best"]["faiss / ours (top-10 only)"], same, r["repeats"])
+        gemm = b["float32 GEMM (numpy, as ours)"]
+        add("  the float32 GEMM alone (`numpy.matmul`, as ours), the floor of both", size, C.fmt_s(gemm),
+            f"faiss: {C.fmt_s(b['faiss IndexFlatIP'])}", b["faiss IndexFlatIP"] / gemm, "-", r["repeats"])
+    for r in an.get("bm25s", []):
+        b, ch = r["best_s"], r["checks"]
+        size = f"{r['label']}: {_n(r['queries'])} queries x {_n(r['docs'])} titles"
+        same = (f"bm25s robertson x (k1 + 1) = BM25Okapi to {ch['max_rel_diff_float64_clean_queries']:.0e} (rel., float64; "
+                f"{ch['queries_with_negative_idf_term']} queries with a negative-idf term), float32 default "
+                f"{ch['max_abs_diff_float32_default']:.0e} abs.")
+        add("BM25 dense [Q, N] scores (index + score all)", size, C.fmt_s(b["ours dense (score_matrix)"]),
+            f"bm25s index + get_scores: {C.fmt_s(b['bm25s index + get_scores'])}",
+            r["ratio_best"]["bm25s get_scores / ours dense"], same, r["repeats"])
+        add("  top 10 per query (index + top-k)", size, C.fmt_s(b["ours index + exact top-10"]),
+            f"bm25s index + retrieve: {C.fmt_s(b['bm25s index + retrieve top-10'])}",
+            r["ratio_best"]["bm25s retrieve / ours top-10"],
+            "top-10 scores equal (float32); ids equal where scores differ"
+            if ch["retrieve_ids_equal_where_scores_distinct"] else "top-10 scores equal; ids differ", r["repeats"])
+        add("  same dense scores", size, C.fmt_s(b["ours dense (score_matrix)"]),
+            f"rank_bm25: {C.fmt_s(b['rank_bm25 (all queries, scaled)'])}*",
+            r["ratio_best"]["rank_bm25 / ours dense"], "bit-identical (bench_bm25)", r["repeats"])
+    for s in an.get("skipped", []):
+        out.append({"stage": f"anchor not run: {s}", "size": "-", "ours": "-", "anchor": "-", "anchor / ours": "-",
+                    "same results": "-", "machine": mach})
+    return out
+
+
+def anchors_markdown(rs: list[dict[str, str]]) -> str:
+    head = ["stage", "size", "ours", "anchor", "anchor / ours", "same results", "machine"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(r[h].replace("|", "/") for h in head) + " |" for r in rs]
+    lines += ["", "Ratios above 1: ours is faster. Times are the best of N interleaved rounds (the machine is "
+                  "shared); \\* rank_bm25 timed on a subset of the queries and scaled."]
+    return "\n".join(lines)
+
+
+def _replace_block(page: str, start: str, end: str, text: str) -> str:
+    if start not in page or end not in page:
+        raise SystemExit(f"{PAGE}: markers {start} / {end} not found")
+    a, b = page.index(start) + len(start), page.index(end)
+    return page[:a] + "\n" + text + "\n" + page[b:]
+
+
 def table_markdown(rs: list[dict[str, str]]) -> str:
     if not rs:
         return "(no results yet: run `make bench`)"
@@ -168,15 +237,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--print", action="store_true", help="print the table only")
     args = ap.parse_args(argv)
-    table = table_markdown(rows())
+    main_rows, anchors = rows(), anchor_rows()
+    table = table_markdown(main_rows)
     if args.print:
         print(table)
+        if anchors:
+            print("\n" + anchors_markdown(anchors))
         return 0
     page = PAGE.read_text()
-    if START not in page or END not in page:
-        raise SystemExit(f"{PAGE}: markers {START} / {END} not found")
-    a, b = page.index(START) + len(START), page.index(END)
-    PAGE.write_text(page[:a] + "\n" + table + "\n" + page[b:])
+    if main_rows:
+        page = _replace_block(page, START, END, table)
+    if anchors:
+        page = _replace_block(page, ANCHORS_START, ANCHORS_END, anchors_markdown(anchors))
+    PAGE.write_text(page)
     scaling = _load("scaling")
     if scaling:  # drawn again from the JSON: the Ray panel comes from bench_ray.py, which runs later
         import bench_scaling

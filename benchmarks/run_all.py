@@ -7,7 +7,8 @@
     python benchmarks/run_all.py --update-book   # then refresh book/performance.md and the figure
 
 Benchmarks: ``eval`` (ranking + metrics: ours vs ranx vs a per-query loop), ``bm25`` (ours vs
-rank_bm25), ``features`` (images/s, sentences/s), ``train`` (steps/s, 30-epoch time), ``scaling``
+rank_bm25), ``anchors`` (ours vs faiss-cpu's exact top-k and vs bm25s, best of N; the ``[bench]``
+extra), ``features`` (images/s, sentences/s), ``train`` (steps/s, 30-epoch time), ``scaling``
 (stage time vs catalogue size + figure), ``ray`` (rows on Ray with 1-4 workers, 8 with ``--full``,
 and image features in 1-4 shards; local Ray clusters; the figure's second panel). See each
 ``bench_*.py`` for what is timed and how.
@@ -24,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common as C  # noqa: E402
 
-ORDER = ("eval", "bm25", "features", "train", "scaling", "ray")  # ray: skipped without the [ray] extra
+# anchors: faiss-cpu and bm25s (the [bench] extra), each skipped when not installed; ray: the [ray] extra
+ORDER = ("eval", "bm25", "anchors", "features", "train", "scaling", "ray")
 OPTIONAL: tuple[str, ...] = ()
 
 
@@ -63,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n== summary ==")
     print(render.table_markdown(render.rows()))
+    anchors = render.anchor_rows()
+    if anchors:
+        print("\n== anchors (anchor / ours: above 1, ours is faster) ==")
+        print(render.anchors_markdown(anchors))
     print(f"\ntotal {total / 60:.1f} min; JSON in {C.RESULTS}")
     if args.update_book:
         render.main([])

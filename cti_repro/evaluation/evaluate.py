@@ -12,6 +12,9 @@ bit-identical to ``evaluate_ranking(rank(..., k=required_depth(n_rel)))``.
 Exact scores on the CPU (a dense score matrix, or the float64 fixed-point path) skip ``torch.topk``:
 :mod:`cti_repro.evaluation.select` bounds each row's 10th (and R-th) score from below by block
 maxima and sorts only the few columns above the bound, in numpy, one chunk per thread.
+The float32 prefilter on the CPU multiplies with numpy's BLAS into one reused buffer and, on
+large inputs, takes each row's best ``k + 6`` float32 scores with numba's one-pass kernel
+(:mod:`cti_repro.evaluation.select_jit`, rows split over threads) instead of ``torch.topk``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from cti_repro.evaluation import select_jit
 from cti_repro.evaluation.select import blocks_for, deep_blocks, relevant_in_top, topk_blocks
 from cti_repro.evaluation.ranking import (
     _MARGIN, _Scorer, _as_scores, _check_chunk, _score_chunks, _tie_order, _tie_rank, _topk_core, label_codes,
+    use_jit,
 )
 from cti_repro.study import AP_NORMS
 
@@ -56,10 +60,16 @@ def _rp_counts(s, eps, n_rel, rel_of, exact_pairs, key=None) -> torch.Tensor:
     tells relevance. The R-th score: ``np.partition`` on the CPU, else ``topk`` by R (powers of 2).
     """
     counts = torch.zeros(len(n_rel), dtype=torch.int64, device=s.device)
-    if _numpy_select(s):  # numpy's introselect: much faster than a deep topk on the CPU
-        at = s.shape[1] - n_rel.numpy()
-        v = torch.from_numpy(np.partition(s.numpy(), np.unique(at), axis=1)[np.arange(len(at)), at])[:, None]
-        groups = [(torch.arange(len(s)), v)]
+    if _numpy_select(s):  # numba's kernel up to depth 256, else numpy's introselect: much faster than topk
+        a, depth = s.numpy(), n_rel.numpy()
+        v = np.empty(len(a), a.dtype)
+        near = (depth <= select_jit.MAX_DEPTH) & select_jit.available()
+        if near.any():
+            v[near] = select_jit.kth_largest(a[near], depth[near])
+        if not near.all():  # np.partition costs one pass per distinct depth
+            at = a.shape[1] - depth[~near]
+            v[~near] = np.partition(a[~near], np.unique(at), axis=1)[np.arange(len(at)), at]
+        groups = [(torch.arange(len(s)), torch.from_numpy(v)[:, None])]
     else:
         bucket = torch.ceil(torch.log2(n_rel.double())).long()
         groups = []
@@ -148,7 +158,7 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
     cand_cpu = None if cand_index is None else cand_index.cpu()
     # numpy chunks run on torch's number of threads (numpy releases the GIL), at most that many in flight
     workers = max(1, torch.get_num_threads())
-    jit = n_q * n_c >= select_jit.MIN_SCORES and select_jit.available()
+    jit = use_jit(n_q * n_c)
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     pending: deque = deque()
     done: dict = {}  # start -> (positions, relevance) of the chunks run in numpy
@@ -169,16 +179,24 @@ def _fused_eval(chunks, n_q, n_c, device, query_labels, candidate_labels, k, ap_
                 tops.append(start)
                 rels.append(None)
                 continue
-            pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order)
-            rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
-            counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
-            deep = (big > kk).nonzero()[:, 0]
+            pos, _ = _topk_core(s, kk, eps, exact_pairs, exact_rows, values=False, key=key, order=order, jit=jit)
+            if pos.device.type == "cpu":  # numpy: torch's small parallel ops wait on thread barriers
+                pn, big_np = pos.numpy(), n_rel[start:end]
+                rel_np = c_np[pn] == q_codes[start:end, None]
+                counts[start:end] = torch.from_numpy((rel_np & (np.arange(kk) < big_np[:, None])).sum(1))
+                deep = torch.from_numpy(np.flatnonzero(big_np > kk))
+                top = pos if cand_cpu is None else torch.from_numpy(cand_cpu.numpy()[pn])
+            else:
+                rel_top, big = c_pos[pos] == qc[start:end, None], nr[start:end]
+                counts[start:end] = (rel_top & (ar < big[:, None])).sum(1)
+                deep = (big > kk).nonzero()[:, 0]
+                top, rel_np = (pos if cand_index is None else cand_index[pos]).cpu(), rel_top.cpu().numpy()
             if len(deep):  # R > depth: count the relevant columns that beat the R-th
                 deep_rows.append((deep + start, _take_rows(s, deep), None if eps is None else eps[deep]))
                 if sum(len(r) for r, _, _ in deep_rows) >= chunk_size:
                     flush()
-            tops.append((pos if cand_index is None else cand_index[pos]).cpu())
-            rels.append(rel_top.cpu().numpy())
+            tops.append(top)
+            rels.append(rel_np)
         collect(0)
     finally:
         if pool:

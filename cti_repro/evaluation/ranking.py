@@ -28,11 +28,15 @@ fused ranking + metrics are in :mod:`cti_repro.evaluation.evaluate`.
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from cti_repro.evaluation import select_jit
 
 
 def _tie_order(tie_key: Any | None, n: int) -> np.ndarray:
@@ -84,15 +88,14 @@ def _fixed_point(x: torch.Tensor, normalize: bool) -> torch.Tensor:
     Computed on the CPU in float64 so the integers do not depend on the compute device.
     """
     x = x.detach().to(device="cpu", dtype=torch.float64)
-    if not torch.isfinite(x).all():
+    if not np.isfinite(x.numpy()).all():  # numpy: one single-threaded pass, no thread barrier
         raise ValueError("embeddings contain NaN or inf")
     if normalize:
-        x = F.normalize(x, dim=1)
+        x = F.normalize(x, dim=1)  # a new tensor: the in-place steps below cannot touch the caller's
     else:
         top = float(x.norm(dim=1).max()) if len(x) else 0.0
-        if top > 0:
-            x = x * 2.0 ** -np.ceil(np.log2(top))  # exact: a power of two
-    return torch.round(x * 2.0**FIXED_POINT_BITS)
+        x = x * 2.0 ** -np.ceil(np.log2(top)) if top > 0 else x.clone()  # exact: a power of two
+    return x.mul_(2.0**FIXED_POINT_BITS).round_()  # in place: no fresh pages for two more copies
 
 
 def prefilter_available(device: str | torch.device = "cpu") -> bool:
@@ -117,7 +120,9 @@ class _Scorer:
                              f"and {tuple(candidates.shape)}")
         qry, cand = _fixed_point(queries, normalize), _fixed_point(candidates, normalize)[order]
         # Exactness needs every |partial sum| < 2**53; by Cauchy-Schwarz it is <= ||q|| * ||c||.
-        q_norm, c_max = qry.norm(dim=1), float(cand.norm(dim=1).max()) if len(cand) else 0.0
+        # (numpy's single-threaded sums: the norms only size the bound, which has a factor 2 to spare)
+        q_norm = torch.from_numpy(np.sqrt(np.einsum("ij,ij->i", qry.numpy(), qry.numpy())))
+        c_max = float(np.sqrt(np.einsum("ij,ij->i", cand.numpy(), cand.numpy())).max()) if len(cand) else 0.0
         if (float(q_norm.max()) if len(q_norm) else 0.0) * c_max >= 2.0**53:  # pragma: no cover - needs d in the billions
             raise ValueError("embedding dimension too large for exact fixed-point scores")
         if prefilter is None:  # auto: when the bound holds and few columns need rescoring
@@ -127,20 +132,33 @@ class _Scorer:
         self.q, self.c, self.prefilter = qry.to(device), cand.to(device), bool(prefilter)
         if self.prefilter:
             unit = 2.0**-FIXED_POINT_BITS
-            self.q32, self.c32t = (qry * unit).float().to(device), (cand * unit).float().T.contiguous().to(device)
+            # x * unit rounds to float32 exactly as x does, then scaled: unit is a power of two
+            self.q32 = qry.to(torch.float32).mul_(unit).to(device)
+            c32 = cand.to(torch.float32).mul_(unit)  # [N, d]: a BLAS takes the transposed operand as it is
+            self.c32t = c32.T if device.type == "cpu" else c32.T.contiguous().to(device)
+            # On the CPU the float32 product is numpy's (its BLAS, OpenBLAS in the wheels, ran 1.3x to 2x
+            # faster than torch's MKL on the AMD EPYC of the benchmarks); the bound holds for any BLAS.
             self.eps = (_eps_factor(qry.shape[1]) * q_norm * c_max * unit**2).float()[:, None].to(device)
+            self._out: torch.Tensor | None = None  # the CPU float32 scores, reused chunk after chunk
         else:
             self.ct = self.c.T.contiguous()
 
     def pairs(self, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Exact scores of (query ``rows[i]``, candidate position ``pos[i]``) pairs: integer sums."""
+        """Exact scores of (query ``rows[i]``, candidate position ``pos[i]``) pairs: integer sums
+        (exact in any order, so numpy's sums on the CPU equal torch's bit for bit)."""
         step = max(1, _PAIR_BLOCK // max(1, self.q.shape[1]))
+        if self.q.device.type == "cpu":  # numpy: torch's small parallel gathers wait on thread barriers
+            q, c, r, p = self.q.numpy(), self.c.numpy(), rows.numpy(), pos.numpy()
+            return torch.from_numpy(np.concatenate([np.einsum("ij,ij->i", q[r[i : i + step]], c[p[i : i + step]])
+                                                    for i in range(0, len(r), step)] or [np.zeros(0)]))
         return torch.cat([(self.q[rows[i : i + step]] * self.c[pos[i : i + step]]).sum(1)
                           for i in range(0, len(rows), step)] or [self.q.new_zeros(0)])
 
     def chunk(self, start: int, end: int):
         """``(scores [B, N], eps [B, 1] or None if exact, exact_pairs, exact_rows)`` of queries start:end
-        (the two functions take row indices local to the chunk)."""
+        (the two functions take row indices local to the chunk). The float32 scores on the CPU are
+        written into one buffer that the next call overwrites (fresh pages for every chunk cost
+        page faults comparable to the top-k): callers copy what they keep."""
         q = self.q[start:end]
 
         def exact_pairs(rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -150,7 +168,14 @@ class _Scorer:
             return q[rows] @ self.c.T
 
         if self.prefilter:
-            return self.q32[start:end] @ self.c32t, self.eps[start:end], exact_pairs, exact_rows
+            q32 = self.q32[start:end]
+            if q32.device.type != "cpu":
+                return q32 @ self.c32t, self.eps[start:end], exact_pairs, exact_rows
+            if self._out is None or len(self._out) < len(q32):
+                self._out = torch.empty((len(q32), self.c32t.shape[1]), dtype=torch.float32)
+            s = self._out[: len(q32)]
+            np.matmul(q32.numpy(), self.c32t.numpy(), out=s.numpy())
+            return s, self.eps[start:end], exact_pairs, exact_rows
         return q @ self.ct, None, exact_pairs, exact_rows
 
 
@@ -161,17 +186,57 @@ def _order_rows(e: torch.Tensor, pos: torch.Tensor, key=None) -> tuple[torch.Ten
     return pos.gather(1, o).gather(1, o2), e
 
 
-def _topk_core(s, k: int, eps, exact_pairs, exact_rows, values: bool = True, key=None, order=None):
+@functools.lru_cache(maxsize=None)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """One lasting pool per thread count (starting threads per chunk cost ~10 ms each on a loaded machine)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="cti-topk")
+
+
+def _kernel_ok(s: torch.Tensor, jit: bool) -> bool:
+    return jit and s.device.type == "cpu" and s.dtype in (torch.float32, torch.float64)
+
+
+def _float_topk(s: torch.Tensor, big: int, jit: bool, key: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(s, big, dim=1)``: the ``big`` best scores of each row and their columns, best
+    first (the order among equal scores is unspecified, as there). With ``jit``, on CPU float rows
+    (:func:`_kernel_ok`), by :func:`cti_repro.evaluation.select_jit.topk_rows` (one pass, several
+    times faster; NaN raises), and then equal scores are in ``key`` order (None: column order)."""
+    if _kernel_ok(s, jit):
+        a, kn = s.numpy(), None if key is None else key.numpy()
+        parts = min(torch.get_num_threads(), len(a) // 64)  # the kernel releases the GIL: rows split over threads
+        if parts > 1:
+            cut = np.linspace(0, len(a), parts + 1).astype(int)
+            ti = np.concatenate(list(_pool(parts).map(lambda i: select_jit.topk_rows(a[cut[i] : cut[i + 1]], big, kn),
+                                                      range(parts))))
+        else:
+            ti = select_jit.topk_rows(a, big, kn)
+        return torch.from_numpy(np.take_along_axis(a, ti, 1)), torch.from_numpy(ti)
+    return torch.topk(s, big, dim=1)
+
+
+def use_jit(n_scores: int) -> bool:
+    """Whether a ranking over ``n_scores`` scores in all takes numba's kernel (large enough to pay
+    for loading it, and numba installed)."""
+    return n_scores >= select_jit.MIN_SCORES and select_jit.available()
+
+
+def _topk_core(s, k: int, eps, exact_pairs, exact_rows, values: bool = True, key=None, order=None,
+               jit: bool = False):
     """Exact top-k (score desc, then tie rank asc) of each row of ``s`` [B, N] -> (positions, scores).
 
     ``eps`` None: ``s`` is exact. Else ``|s - exact| <= eps`` [B, 1]: rows whose k + 1 best scores
     are > 2 eps apart are in exact order already; others are rescored over the k + margin best.
     Rows with more than the margin within 2 eps of the k-th score are redone from exact full rows.
-    ``key``: tie rank of each column (None: column order); ``order = argsort(key)``.
+    ``key``: tie rank of each column (None: column order); ``order = argsort(key)``. ``jit``: see
+    :func:`_float_topk` (the same result: only the order among equal float scores can differ, and
+    rows with near-ties are ordered exactly anyway).
     """
     b, n = s.shape
+    if eps is None and _kernel_ok(s, jit):  # exact scores: the kernel's order (score desc, tie rank asc) is final
+        tv, ti = _float_topk(s, k, jit, key)
+        return ti, tv
     big = min(n, k + _MARGIN)
-    tv, ti = torch.topk(s, big, dim=1)
+    tv, ti = _float_topk(s, big, jit)
     if eps is None and s.is_floating_point() and torch.isnan(tv[:, 0]).any():  # topk ranks NaN first
         raise ValueError("NaN in the score matrix")
     lo = tv[:, k - 1 : k] if eps is None else tv[:, k - 1 : k] - 2 * eps
@@ -243,9 +308,10 @@ def rank(
         return torch.zeros((n_q, k), dtype=torch.int64), torch.zeros((n_q, k), dtype=torch.float64)
     order_dev, unit = order.to(device), 2.0 ** (-2 * FIXED_POINT_BITS)
     idx_out, val_out = [], []
+    jit = use_jit(n_q * n_c)
     for start in range(0, n_q, chunk_size):
         s, eps, exact_pairs, exact_rows = scorer.chunk(start, min(start + chunk_size, n_q))
-        pos, vals = _topk_core(s, k, eps, exact_pairs, exact_rows)
+        pos, vals = _topk_core(s, k, eps, exact_pairs, exact_rows, jit=jit)
         idx_out.append(order_dev[pos].cpu())
         val_out.append(vals.cpu() * unit)  # exact: a power of two
     return torch.cat(idx_out), torch.cat(val_out)
@@ -306,7 +372,8 @@ def rank_scores(
         return torch.zeros((n_q, k), dtype=torch.int64), torch.zeros((n_q, k), dtype=dtype)
     order = torch.from_numpy(_tie_order(tie_key, n_c)).to(device)
     key = _tie_rank(order)
-    out = [_topk_core(s, k, None, None, lambda rows, s=s: s[rows], key=key, order=order)
+    jit = use_jit(n_q * n_c)
+    out = [_topk_core(s, k, None, None, lambda rows, s=s: s[rows], key=key, order=order, jit=jit)
            for _, _, s in _score_chunks(scores, chunk_size, device)]
     return torch.cat([p.cpu() for p, _ in out]), torch.cat([v.cpu() for _, v in out])
 

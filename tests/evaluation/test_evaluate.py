@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from cti_repro.evaluation import select_jit
 from cti_repro.evaluation.evaluate import evaluate_embeddings, evaluate_ranking, evaluate_scores
-from cti_repro.evaluation.ranking import label_codes, rank, rank_scores, required_depth
+from cti_repro.evaluation.ranking import _float_topk, label_codes, rank, rank_scores, required_depth
+
+
+needs_numba = pytest.mark.skipif(not select_jit.available(), reason="numba not installed")
 
 
 def _brute(scores: np.ndarray, k: int, tie_key: np.ndarray) -> np.ndarray:
@@ -20,8 +24,11 @@ def _brute(scores: np.ndarray, k: int, tie_key: np.ndarray) -> np.ndarray:
     return np.stack([np.lexsort((idx, tie_key, -row))[:k] for row in scores])
 
 
+@pytest.mark.parametrize("jit", [False, pytest.param(True, marks=needs_numba)])
 @pytest.mark.parametrize("chunk", [5, 64, 1000])
-def test_prefilter_equals_exact_with_duplicates_and_near_ties(chunk):
+def test_prefilter_equals_exact_with_duplicates_and_near_ties(chunk, jit, monkeypatch):
+    # jit: the float32 top-k by numba's kernel (select_jit) instead of torch.topk, as on large inputs
+    monkeypatch.setattr(select_jit, "MIN_SCORES", 0 if jit else 1 << 62)
     rng = np.random.default_rng(chunk)
     base = rng.normal(size=(40, 16))
     c = base[rng.integers(0, 40, 600)]  # ~15 exact copies of each vector: bands wider than the margin
@@ -118,3 +125,27 @@ def test_r_precision_counts_exactly_the_top_r_for_small_r_on_the_cpu_score_path(
     want = [(labels[top[q, :r]] == q).sum() / r * 100.0 for q, r in enumerate(rs)]
     np.testing.assert_array_equal(out["hits"]["R-precision"], want)
     np.testing.assert_array_equal(want, [1 / r * 100.0 for r in rs])
+
+
+@needs_numba
+def test_kernel_top_k_split_over_threads_equals_the_exact_path(monkeypatch):
+    # Chunks of >= 128 rows run the float32 top-k kernel on row ranges in parallel threads.
+    monkeypatch.setattr(select_jit, "MIN_SCORES", 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        rng = np.random.default_rng(8)
+        c = torch.from_numpy(rng.normal(size=(700, 8)))
+        c[100:200] = c[:100]  # duplicates: exact ties the tie key orders
+        q = torch.from_numpy(rng.normal(size=(400, 8)))
+        tie_key = rng.permutation(700)
+        a = rank(q, c, 10, tie_key=tie_key, chunk_size=300, prefilter=True)
+        b = rank(q, c, 10, tie_key=tie_key, chunk_size=300, prefilter=False)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        # the kernel's own output (rank() would repair a wrong candidate list by its exact fallback)
+        s = torch.from_numpy(rng.integers(0, 50, size=(400, 700)).astype(np.float32))  # ties
+        tv, ti = _float_topk(s, 16, jit=True)
+        want = torch.topk(s, 16, dim=1).values
+        assert torch.equal(tv, want) and torch.equal(s.gather(1, ti), want)
+    finally:
+        torch.set_num_threads(threads)

@@ -106,7 +106,13 @@ def test_chunked_equals_unchunked(normalize: bool) -> None:
         np.testing.assert_allclose(ref_val.numpy(), np.take_along_axis(cos, want, 1), rtol=0, atol=1e-6)
 
 
-def test_rank_scores_matches_brute_force_and_chunking() -> None:
+@pytest.mark.parametrize("jit", [False, True])
+def test_rank_scores_matches_brute_force_and_chunking(jit, monkeypatch) -> None:
+    from cti_repro.evaluation import select_jit
+
+    if jit and not select_jit.available():
+        pytest.skip("numba not installed")
+    monkeypatch.setattr(select_jit, "MIN_SCORES", 0 if jit else 1 << 62)  # the kernel's top-k, or torch.topk
     rng = np.random.default_rng(2)
     scores = rng.integers(0, 6, size=(31, 90)).astype(np.float64)  # heavy ties, as with BM25 zeros
     tie_key = rng.permutation(90)
@@ -117,6 +123,8 @@ def test_rank_scores_matches_brute_force_and_chunking() -> None:
         np.testing.assert_array_equal(val.numpy(), np.take_along_axis(scores, want, axis=1))
     idx, _ = rank_scores(torch.from_numpy(scores), 1000)  # k > N, default tie key
     np.testing.assert_array_equal(idx.numpy(), _brute_force(scores, 90, np.arange(90)))
+    with pytest.raises(ValueError, match="NaN"):
+        rank_scores(np.where(scores == 5, np.nan, scores), 3)
 
 
 def test_rank_edge_cases() -> None:
@@ -192,3 +200,18 @@ def test_required_depth() -> None:
     assert required_depth([1, 2]) == 10
     assert required_depth(torch.tensor([12])) == 12
     assert required_depth(np.array([], dtype=int)) == 10
+
+
+def test_fixed_point_in_place_steps_equal_the_formula_and_leave_the_input_alone():
+    import torch.nn.functional as F
+
+    from cti_repro.evaluation.ranking import FIXED_POINT_BITS, _fixed_point
+
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(rng.normal(size=(50, 33)) * 7.0)
+    keep = x.clone()
+    scale = 2.0 ** -np.ceil(np.log2(float(x.norm(dim=1).max())))
+    np.testing.assert_array_equal(_fixed_point(x, True).numpy(),
+                                  torch.round(F.normalize(x, dim=1) * 2.0**FIXED_POINT_BITS).numpy())
+    np.testing.assert_array_equal(_fixed_point(x, False).numpy(), torch.round(x * scale * 2.0**FIXED_POINT_BITS).numpy())
+    assert torch.equal(x, keep)  # float64 CPU input: no copy on the way in, so in-place steps must not reach it

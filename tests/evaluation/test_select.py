@@ -78,6 +78,29 @@ def test_jit_topk_refuses_nan_and_bad_depths() -> None:
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_jit_topk_skipped_blocks_keep_ties_late_winners_and_nan(dtype) -> None:
+    # Rows long enough that the kernel skips whole blocks once its list is full: a block is only
+    # skipped when no score in it reaches the list's last entry, so a late tie with the last entry
+    # (lower tie rank), a late winner and a late NaN must all still be seen.
+    rng = np.random.default_rng(5)
+    n, k = 3000, 16
+    s = rng.random((6, n)).astype(dtype) * 0.5
+    s[:, :k] = 0.9  # the list fills with ties at 0.9 first
+    s[0, 2500] = 0.9  # a late tie with the last entry
+    s[1, 1700], s[1, 2999] = 1.0, 0.95  # late winners, one in the ragged tail
+    s[2, 1000:1064] = 0.9  # a whole block tying with the last entry
+    key = rng.permutation(n).astype(np.int64)
+    key[2500] = 0  # the late tie wins its tie
+    for kk in (key, None):
+        tie = np.arange(n) if kk is None else kk
+        np.testing.assert_array_equal(jit.topk_rows(s, k, kk), _sorted(s, tie)[:, :k])
+    s[3, 1234] = np.nan  # in a block of scores far below the full list's last entry
+    with pytest.raises(ValueError, match="NaN"):
+        jit.topk_rows(s, k, None)
+
+
+@needs_numba
 def test_evaluator_gives_the_same_numbers_with_and_without_the_kernel(monkeypatch) -> None:
     from cti_repro.evaluation.evaluate import evaluate_scores
     from cti_repro.study import AP_NORMS
@@ -119,3 +142,34 @@ def test_jit_relevant_in_top_counts_the_exact_top_r() -> None:
         relevant_in_top(s, depth, key, deep_blocks(n, int(depth.max())), lambda r, c: labels[c] == q[r]))
     with pytest.raises(ValueError, match="depths"):
         jit.relevant_in_top(s, np.full(30, n + 1), key, labels, q)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_jit_kth_largest_equals_np_partition_with_ties(dtype) -> None:
+    rng = np.random.default_rng(12)
+    s = rng.integers(0, 20, size=(50, 700)).astype(dtype)  # ties at every depth
+    s[25:] = np.argsort(rng.random((25, 700)), axis=1)  # and rows of distinct scores
+    depth = rng.integers(1, jit.MAX_DEPTH + 1, 50)
+    depth[:2] = [1, jit.MAX_DEPTH]
+    want = np.array([np.partition(row, len(row) - d)[len(row) - d] for row, d in zip(s, depth)])
+    np.testing.assert_array_equal(jit.kth_largest(s, depth), want)
+    with pytest.raises(ValueError, match="depths"):
+        jit.kth_largest(s, np.full(50, jit.MAX_DEPTH + 1))
+
+
+@needs_numba
+def test_r_precision_counts_equal_with_and_without_the_kernel(monkeypatch) -> None:
+    from cti_repro.evaluation.evaluate import evaluate_embeddings
+
+    rng = np.random.default_rng(13)
+    c = rng.normal(size=(1200, 12))
+    c[600:] = c[:600]  # duplicates: ties at the R-th score
+    q = rng.normal(size=(90, 12))
+    labels = rng.integers(0, 6, 1200)  # R ~ 200 (kernel) ...
+    labels[:400] = 6  # ... and R = 400 + (np.partition) for label 6
+    q_lab = rng.integers(0, 7, 90)
+    want = evaluate_embeddings(q, c, q_lab, labels, prefilter=True, chunk_size=32)
+    monkeypatch.setattr(jit, "available", lambda: False)
+    got = evaluate_embeddings(q, c, q_lab, labels, prefilter=True, chunk_size=32)
+    np.testing.assert_array_equal(want[1]["hits"]["R-precision"], got[1]["hits"]["R-precision"])
