@@ -258,6 +258,8 @@ def write_page_downloads(out: Path, records: list[dict], results_dir: Path | Non
         else beyond.extension_differences([], {}),
         "xmodal.csv": xmodal.summary_frame(load_xmodal_results(results_dir) if have else []),
     }
+    if frames["xmodal.csv"].columns.empty:  # no text-image run: the file still says what it would hold
+        frames["xmodal.csv"] = pd.DataFrame(columns=["model", "seeds", "test products", *xmodal.TABLE_METRICS])
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     for name, df in frames.items():

@@ -108,6 +108,7 @@ def test_downloads_keep_provenance_and_the_encoders_that_ran(tmp_path):
     pages = book_pages.write_page_downloads(tmp_path, recs, None)
     assert {p.name for p in pages.values()} == {"per_query.csv", "sensitivity.csv", "beyond.csv", "xmodal.csv"}
     assert {"profile", "demonstration"} <= set(pd.read_csv(tmp_path / "sensitivity.csv").columns)
+    assert {"model", "profile", "demonstration"} <= set(pd.read_csv(tmp_path / "xmodal.csv").columns)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -157,3 +158,15 @@ def test_baselines_are_said_to_run_as_seed_0(page):
     text = (Path(__file__).resolve().parents[2] / "book" / page).read_text()
     # their command, result file and CSV say seed 0: the page must not say they have none
     assert not re.search(r"baselines[^.]*no seed", text, re.S) and "seed 0" in text
+
+
+def test_text_image_gallery_wraps_whole_words():
+    from cti_repro.report import xmodal as xr
+
+    text = "Professional Installation Kit for Extraordinarily Weatherproof Outdoor Lighting Fixtures"
+    record = {"model": "CLIP", "seed": 0, "gallery": [{"text": text, "top": ["a", "b"], "query": "a"}]}
+    catalogue = SimpleNamespace(product_ids=["a", "b"], image_path=lambda i: None)
+    fig = xr.gallery_figure(record, catalogue, top=2)
+    lines = fig.axes[0].texts[0].get_text().split("\n")
+    assert len(lines) > 1 and " ".join(lines) == text  # no word cut across lines ("Inst allation")
+    assert fig.get_figwidth() <= DISPLAY_WIDTH / 100  # drawn at the column's width, shown 1:1
