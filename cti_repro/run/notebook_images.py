@@ -31,7 +31,7 @@ def compact_png(data: bytes, max_width: int = DISPLAY_WIDTH) -> bytes:
     flat = Image.new("RGB", im.size, "white")
     flat.paste(im, mask=im.getchannel("A"))
     out = io.BytesIO()
-    flat.quantize(PALETTE_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+    flat.quantize(PALETTE_COLOURS, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
         out, "PNG", optimize=True)
     return out.getvalue() if out.tell() < len(data) else data
 
