@@ -1,7 +1,7 @@
 """The smoke study shared by the end-to-end tests (``tests/conftest.py`` builds it once per session).
 
 On the smoke profile with every output folder in a temporary directory: all 18 rows in-process,
-one good row notebook, one failing row notebook and a baseline page with papermill, the data and
+one sensitivity variant and one extension (:func:`run_variants`), one good row notebook, one failing row notebook and a baseline page with papermill, the data and
 report notebooks, then ``jupyter-book build -W -n`` (~3 min on 2 cores). ``tests/run/test_batch.py``
 checks the notebooks and the book, ``tests/report/test_book_overflow.py`` reads the book in
 headless Chromium.
@@ -88,9 +88,20 @@ def run_all_rows(study: SimpleNamespace) -> list:
     try:
         for t in tasks:
             run_row(t.setting, t.model, seed=t.seed, cfg=study.cfg, progress=False)
+        run_variants(study)
     finally:
         torch.set_num_threads(threads)
     return tasks
+
+
+def run_variants(study: SimpleNamespace) -> None:
+    """One sensitivity variant (``tau_0.1``: CLIP-ITA, 3 settings) and one extension
+    (``tree_margin``, most specific), so the sensitivity and beyond pages show real tables."""
+    from cti_repro.run.ablations import run_ablations
+    from cti_repro.run.extensions import run_extensions
+
+    assert run_ablations("smoke", ["tau_0.1"], config_path=study.config_path) == []
+    run_extensions(cfg=study.cfg, names=["tree_margin"])
 
 
 def run_notebooks(study: SimpleNamespace, rows: list) -> SimpleNamespace:

@@ -9,7 +9,7 @@ each lives in one module: :mod:`~cti_repro.report.tables` (DataFrames and styled
 
 from cti_repro.report import ablations, beyond, book_pages, claims, data_page, paper, row_page
 from cti_repro.report.claims import claims_table
-from cti_repro.report.commands import commands_html, report_commands, row_commands
+from cti_repro.report.commands import commands_html, report_commands, row_commands, shown_path
 from cti_repro.report.figures import default_gallery_queries, gallery, published_vs_reproduced_figure, training_curves
 from cti_repro.report.provenance import DEMO_WARNING, provenance, provenance_html
 from cti_repro.report.stats import (
@@ -21,7 +21,7 @@ from cti_repro.report.tables import (
     ranking_differences, table1, table1_block, table1_wide, table2, table3, verdict, write_comparison,
 )
 
-__all__ = ["ablations", "beyond", "book_pages", "claims", "claims_table", "commands_html", "report_commands",
+__all__ = ["ablations", "beyond", "book_pages", "claims", "claims_table", "commands_html", "report_commands", "shown_path",
            "row_commands", "data_page", "paper", "row_page", "VERDICT_RULE", "VERDICTS", "COMPARISON_COLUMNS", "comparison_frame", "per_query_frame", "write_comparison", "DEMO_WARNING", "load_study", "verdict", "table1", "table1_wide",
            "table1_block", "styled", "admonition", "ranking_differences", "provenance", "provenance_html", "table2",
            "table3", "ap_norm_table", "significance", "significance_summary", "bootstrap_ci", "holm", "matrix_test", "seed_query_test", "TEST_RULE",

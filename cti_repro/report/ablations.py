@@ -99,6 +99,42 @@ def ablation_wide(t: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
+def variant_cost(models: Sequence[str], seeds: int, records: list[dict]) -> tuple[int, float | None]:
+    """``(rows, seconds)`` a variant of ``models`` costs: one row per model, setting and seed; the
+    seconds summed from this build's default rows of the same (setting, model) (None if none ran)."""
+    rows, secs = len(models) * len(SETTINGS) * seeds, 0.0
+    for model in models:
+        for setting in SETTINGS:
+            times = [float(r["wall_time_s"]) for r in ok_records(records) if r.get("wall_time_s")
+                     and (r.get("setting"), r.get("model")) == (setting, model)]
+            if not times:
+                return rows, None
+            secs += seeds * sum(times) / len(times)
+    return rows, secs
+
+
+def variants_table(variants: dict, default_set: Sequence[str], ran: set[str], profile: str, seeds: int,
+                   records: list[dict], config_arg: str = "") -> pd.DataFrame:
+    """Every configured variant: overrides, models, in the default set, whether it ran here, and
+    for one that did not, the command that runs it and its cost (rows, and minutes estimated from
+    this build's default rows; the default rows themselves are reused, not rerun).
+
+    ``config_arg`` is the ``--config`` value the commands name ("" for ``./_config.yml``).
+    """
+    def cost(v) -> str:
+        rows, secs = variant_cost(v.models, seeds, records)
+        return f"{rows} rows" + (f", ~{max(1, round(secs / 60))} min" if secs is not None else "")
+
+    conf = f" --config {config_arg}" if config_arg else ""
+    return pd.DataFrame([{"variant": v.name, "overrides": ", ".join(f"{k}={val}" for k, val in v.overrides.items()),
+                          "models": ", ".join(v.models), "default set": "yes" if v.name in default_set else "no",
+                          "run here": "yes" if v.name in ran else "no",
+                          "command (not run here)": "" if v.name in ran else
+                          f"cti-repro reproduce --profile {profile}{conf} --ablations {v.name}",
+                          "cost": "" if v.name in ran else cost(v)}
+                         for v in variants.values()])
+
+
 def ablation_figure(t: pd.DataFrame, metrics: Sequence[str] = ("P@1", "R-precision")) -> Figure:
     """A forest plot: per setting, each variant's difference from the default (points) and its 95%
     interval (bars), one marker per metric; the vertical line is no difference."""
@@ -108,7 +144,8 @@ def ablation_figure(t: pd.DataFrame, metrics: Sequence[str] = ("P@1", "R-precisi
         return empty_figure("No ablation variant has run yet (cti-repro reproduce --ablations).")
     labels = list(dict.fromkeys(f"{v} ({m})" for v, m in zip(t.variant, t.model)))
     settings = [s for s in SETTINGS if s in set(t.setting)]
-    fig = Figure(figsize=(4.2 * len(settings) + 2.5, 0.45 * len(labels) * len(metrics) + 1.5), layout="constrained")
+    # the article column's width (7.8 in at 100 dpi, shown 1:1): labels and ticks stay at 9 pt on the page
+    fig = Figure(figsize=(7.8, 0.3 * len(labels) * len(metrics) + 1.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(settings), sharey=True, squeeze=False).ravel())
     markers = dict(zip(metrics, ("o", "s", "D", "^", "v", "P")))
     step = 0.8 / max(1, len(metrics))
@@ -119,13 +156,15 @@ def ablation_figure(t: pd.DataFrame, metrics: Sequence[str] = ("P@1", "R-precisi
             ax.errorbar(g["diff"], y, xerr=[g["diff"] - g.ci_lo, g.ci_hi - g["diff"]], fmt=markers[metric], capsize=3,
                         label=metric)
         ax.axvline(0, color="0.4", lw=1)
-        ax.set_title(SETTING_LABELS.get(s, s), fontsize=11)
-        ax.set_xlabel("variant − default (points)")
+        ax.set_title(SETTING_LABELS.get(s, s), fontsize=9)
+        ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3, axis="x")
-    axes[0].set_yticks(range(len(labels)), labels)
+    axes[0].set_yticks(range(len(labels)), labels, fontsize=9)
     axes[0].invert_yaxis()
-    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    fig.supxlabel("variant − default (points)", fontsize=9)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncol=len(metrics), fontsize=9,
+               frameon=False)
     return fig
 
 
-__all__ = ["ablation_table", "ablation_wide", "ablation_figure", "variant_records", "COLUMNS"]
+__all__ = ["variant_cost", "variants_table", "ablation_table", "ablation_wide", "ablation_figure", "variant_records", "COLUMNS"]

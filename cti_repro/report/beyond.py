@@ -137,8 +137,32 @@ def difference_summary(diffs: pd.DataFrame) -> pd.DataFrame:
         return f"{r['diff']:+.2f}{ci}" + (" *" if r["significant"] else "")
 
     d = diffs.assign(cell=diffs.apply(cell, axis=1))
-    out = d.pivot_table(index=["extension", "setting"], columns="metric", values="cell", aggfunc="first")
-    return out.reindex(columns=[m for m in DIFF_METRICS if m in out.columns]).reset_index()
+    out = d.pivot_table(index=["extension", "setting"], columns="metric", values="cell", aggfunc="first", sort=False)
+    out = out.reindex(columns=[m for m in DIFF_METRICS if m in out.columns])
+    out.columns.name = None
+    # the labels as columns: the book's tables hide the index (report.styled), and a row without
+    # its extension and setting cannot be read
+    return out.reset_index()
+
+
+def extension_commands(cfg, profile: str, results_dir: str, config_path: str = "", root=None) -> dict[str, str]:
+    """``{"<name>, <setting>": command}``: the ``cti-repro run`` of each configured extension's rows
+    (its model, first seed, overrides as ``--set``, into ``<results_dir>/extensions/<name>``, ``--force``)."""
+    import shlex
+
+    from cti_repro.report.commands import shown_path
+
+    out = {}
+    seed = cfg.seeds[0]
+    for name, overrides in cfg.extensions.runs.items():
+        for setting in cfg.extensions.settings:
+            cli = ["cti-repro", "run", "--setting", setting, "--model", cfg.extensions.model, "--profile", profile,
+                   "--seed", str(seed)]
+            cli += [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
+            cli += ["--config", shown_path(config_path, root)] if config_path else []
+            cli += ["--out", shown_path(Path(results_dir) / "extensions" / name, root), "--force"]
+            out[f"extension {name}, {setting}"] = " ".join(shlex.quote(a) for a in cli)
+    return out
 
 
 def error_tree_table(base: list[dict], extensions: dict[str, list[dict]], model: str = "CLIP-ITA") -> pd.DataFrame:
@@ -170,5 +194,4 @@ def table3_splits(base: list[dict], disjoint: list[dict], model: str = "CLIP-ITA
 
 
 __all__ = ["DIFF_METRICS", "extensions_line", "load_extensions", "graded_table", "extension_differences", "tree_effects",
-           "holm_over_page",
-           "difference_summary", "error_tree_table", "table3_splits"]
+           "holm_over_page", "difference_summary", "extension_commands", "error_tree_table", "table3_splits"]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from cti_repro.report.claims import claims_table
 from cti_repro.report.common import ok_records
-from cti_repro.report.provenance import provenance
+from cti_repro.report.provenance import demonstration_reasons, provenance
 from cti_repro.results import results_frame
 from cti_repro.study import METRICS, SETTING_LABELS
 
@@ -49,7 +49,10 @@ def build_md(records: list[dict], profile: str, cfg: Any = None) -> str:
     source = ", ".join(p["data_source"]) or (cfg.data.source if cfg is not None else "—")
     products = ", ".join(f"{n:,}" for n in p["products"]) or "—"
     weights = "; ".join(p["encoders"]) or "—"
-    why = ("The catalogue is synthetic and/or an encoder has random weights: these numbers show that "
+    if demo and not records:  # nothing ran yet: the profile says what it will be
+        p = {**p, "synthetic": cfg.data.source == "synthetic"}
+    reasons = demonstration_reasons(p)
+    why = (f"{reasons[0].upper()}{reasons[1:]}: these numbers show that "
            "the pipeline runs end to end and **cannot be compared with the paper's**. "
            if demo else "The numbers below come from the real data and pretrained weights. ")
     lines = ["```{admonition} " + title, f":class: {kind}", "", why + "To reproduce the paper, follow "
@@ -101,6 +104,19 @@ def headline_md(t1: pd.DataFrame, records: list[dict]) -> str:
     return text
 
 
+def table1_md(t1: pd.DataFrame, records: list[dict]) -> str:
+    """Table 1 at a glance for the results page: published / ours per cell, a chance line per
+    setting (:func:`cti_repro.report.table1_page.compact_table1`)."""
+    from cti_repro.report.table1_page import CHANCE_LABEL, compact_table1
+
+    if t1.empty or (t1.status == "not run").all():
+        return "No Table 1 results in this build.\n"
+    return ("Each cell: the paper's value / ours (mean over seeds), percent. *" + CHANCE_LABEL + "*: what a ranking "
+            "drawn at random scores over this build's test queries (1 / queries for P@k and R-precision; MAP@k has "
+            "no closed form). Intervals, verdicts and rankings are on the Table 1 page.\n\n"
+            + md_table(compact_table1(t1, records)) + "\n")
+
+
 def pages_md(pages: list[dict[str, Any]]) -> str:
     """Bullets of the report pages: a link when built, else the command that builds it."""
     out = []
@@ -147,12 +163,51 @@ def environment(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({"item": list(items), "value": [str(v) for v in items.values()]})
 
 
+PROVENANCE_COLUMNS = ("profile", "data_source", "encoder_weights", "demonstration")
+
+
+def record_provenance(record: dict) -> dict[str, Any]:
+    """The provenance columns of one record's line in a download, so that a line copied out of
+    the book still says what it is: profile, data source, the encoders' weights as they ran
+    (``image=random(seed=0)``), and whether it is a demonstration (synthetic data or random weights)."""
+    enc = record.get("encoders") or {}
+    random_weights = any(not e.get("pretrained", True) for e in enc.values())
+    return {"profile": record.get("profile"), "data_source": (record.get("data") or {}).get("source"),
+            "encoder_weights": "; ".join(f"{role}={e.get('weights')}" for role, e in sorted(enc.items())) or None,
+            "demonstration": bool(record.get("demonstration") or random_weights)}
+
+
+def with_provenance(df: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+    """``df`` with :data:`PROVENANCE_COLUMNS` of the build (the values its successful records share,
+    joined with ``|`` where they differ) appended to every line."""
+    lines = [record_provenance(r) for r in ok_records(records)]
+    shared = {k: "|".join(dict.fromkeys(str(v) for v in (x[k] for x in lines) if v is not None)) or None
+              for k in PROVENANCE_COLUMNS}
+    if lines:
+        shared["demonstration"] = any(x["demonstration"] for x in lines)
+    return df.assign(**shared)
+
+
 def per_seed_metrics(records: list[dict]) -> pd.DataFrame:
-    """One row per result record: setting, model, seed, status, the six metrics, wall time."""
+    """One row per result record: setting, model, seed, status, the six metrics, wall time, and
+    the record's :data:`PROVENANCE_COLUMNS`."""
     df = results_frame(records)
     df["wall_time_s"] = [r.get("wall_time_s") for r in records]
     df["finished_at"] = [r.get("finished_at") for r in records]
+    prov = pd.DataFrame([record_provenance(r) for r in records], columns=list(PROVENANCE_COLUMNS), index=df.index)
+    df = pd.concat([df, prov], axis=1)
     return df.sort_values(["setting", "model", "seed"], kind="stable").reset_index(drop=True)
+
+
+def encoders_that_ran(records: list[dict]) -> dict[str, dict[str, Any]]:
+    """Per encoder role, the model and weights the successful records ran with (``pretrained``
+    false where the asked-for weights were replaced by random ones, ``allow_random``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in ok_records(records):
+        for role, e in (r.get("encoders") or {}).items():
+            out.setdefault(role, {"name": e.get("name"), "weights": e.get("weights"),
+                                  "pretrained": bool(e.get("pretrained", True))})
+    return out
 
 
 def stages_frame(stages: dict[str, Any]) -> pd.DataFrame:
@@ -182,7 +237,46 @@ def write_downloads(out: Path, records: list[dict], t1: pd.DataFrame, cfg: Any =
     if cfg is not None:
         files["resolved config (YAML)"] = out / "config.yaml"
         conf = {"profile": cfg.profile, **{k: v for k, v in dataclasses.asdict(cfg).items() if k != "root"}}
-        files["resolved config (YAML)"].write_text(yaml.safe_dump(conf, sort_keys=False))
+        ran = encoders_that_ran(records)
+        # `encoders` is what the profile asks for; `ran.encoders` what the runs used (random weights
+        # where `pretrained` could not be loaded and `allow_random` let the run go on)
+        header = "".join(f"# encoders.{role}: ran with {e['weights']} ({'pretrained' if e['pretrained'] else 'RANDOM weights'})\n"
+                         for role, e in ran.items())
+        conf["ran"] = {"encoders": ran}
+        files["resolved config (YAML)"].write_text(header + yaml.safe_dump(conf, sort_keys=False))
+    return files
+
+
+PAGE_DOWNLOADS = {"per_query.csv": "per-query scores of every Table 1 run (long format)",
+                  "sensitivity.csv": "sensitivity study: each variant's difference from the default",
+                  "beyond.csv": "beyond the paper: each extension's difference from CLIP-ITA",
+                  "xmodal.csv": "text-image study: mean and sd over seeds per model"}
+
+
+def write_page_downloads(out: Path, records: list[dict], results_dir: Path | None) -> dict[str, Path]:
+    """The numbers of the Table 1, sensitivity, beyond and text-image pages as CSV in ``out``
+    (each page links its file from ``runs/_book/downloads/``), with the build's provenance
+    columns (:func:`with_provenance`); a file with its header only when nothing ran. Returns
+    label -> file (:data:`PAGE_DOWNLOADS`)."""
+    from cti_repro.report import ablations, beyond, xmodal
+    from cti_repro.report.tables import per_query_frame
+    from cti_repro.results import load_xmodal_results
+
+    have = results_dir is not None and results_dir.is_dir()
+    frames = {
+        "per_query.csv": per_query_frame(records),
+        "sensitivity.csv": ablations.ablation_table(results_dir) if have else pd.DataFrame(columns=ablations.COLUMNS),
+        "beyond.csv": beyond.extension_differences(records, beyond.load_extensions(results_dir)) if have
+        else beyond.extension_differences([], {}),
+        "xmodal.csv": xmodal.summary_frame(load_xmodal_results(results_dir) if have else []),
+    }
+    if frames["xmodal.csv"].columns.empty:  # no text-image run: the file still says what it would hold
+        frames["xmodal.csv"] = pd.DataFrame(columns=["model", "seeds", "test products", *xmodal.TABLE_METRICS])
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, df in frames.items():
+        with_provenance(df, records).to_csv(out / name, index=False, float_format="%.6g")
+        files[PAGE_DOWNLOADS[name]] = out / name
     return files
 
 
@@ -197,5 +291,6 @@ def downloads_md(files: dict[str, Path], root: Path, records: list[dict], stages
     return f"{links}\n\n**Environment**\n\n{env}\n\n**Stage times**\n\n{times}\n"
 
 
-__all__ = ["DEMO_HEADLINE", "build_md", "headline_md", "pages_md", "rows_md", "environment", "per_seed_metrics", "stages_frame",
+__all__ = ["DEMO_HEADLINE", "table1_md", "PROVENANCE_COLUMNS", "record_provenance", "with_provenance", "encoders_that_ran", "PAGE_DOWNLOADS",
+           "write_page_downloads", "build_md", "headline_md", "pages_md", "rows_md", "environment", "per_seed_metrics", "stages_frame",
            "write_downloads", "downloads_md", "md_table", "METRICS"]

@@ -19,6 +19,35 @@ from cti_repro.report import paper
 from cti_repro.report.styles import mpl_text
 from cti_repro.study import SETTINGS
 
+def provenance_box(cfg: Any, catalogue: Catalogue, root: Any = None) -> str:
+    """The box at the top of the data page (HTML): what this catalogue is (synthetic or XMarket,
+    products, fingerprint, folder relative to ``root``) and the encoders the profile asks for; a
+    "Demonstration" warning when the catalogue is synthetic or the profile is labelled one."""
+    import html
+
+    from cti_repro.report.commands import shown_path
+    from cti_repro.report.styles import admonition
+
+    synthetic = cfg.data.source == "synthetic"
+    demo = synthetic or bool(getattr(cfg.labels, "demonstration", False))
+    img, txt = cfg.encoders.image, cfg.encoders.text
+    weights = (f"{img.model} with <code>pretrained: {html.escape(str(img.pretrained))}</code>"
+               + (" (random weights where those cannot be loaded: <code>allow_random</code>)" if img.allow_random else "")
+               + f"; text: {html.escape(str(txt.model))}")
+    what = (f"the embedded <strong>synthetic</strong> catalogue ({len(catalogue):,} generated products in the XMarket "
+            "format), not XMarket: its statistics are shown beside the paper's only to compare shapes"
+            if synthetic else f"{html.escape(cfg.data.source)} ({len(catalogue):,} products)")
+    items = [("Profile", f"<code>{html.escape(cfg.profile)}</code>"), ("Catalogue", what),
+             ("Folder", f"<code>{html.escape(shown_path(cfg.data_dir, root))}</code>"),
+             ("Fingerprint", f"<code>{html.escape(catalogue.fingerprint())}</code>"), ("Image encoder", weights)]
+    rows = "".join(f'<tr><th style="text-align:left;padding-right:1em;vertical-align:top">{k}</th>'
+                   f"<td style='text-align:left'>{v}</td></tr>" for k, v in items)
+    lead = ("<p><strong>Pipeline demonstration: the catalogue is synthetic — the results built on it are NOT a "
+            "reproduction of the paper.</strong></p>" if demo else "")
+    return admonition("warning" if demo else "note", "Demonstration, not a reproduction" if demo else "Provenance",
+                      f'{lead}<table style="font-size:0.9em;border:none">{rows}</table>')
+
+
 STAT_LABELS = {
     "products": "products", "unique_categories": "unique categories",
     "unique_category_paths": "unique category paths", "homonym_names": "names shared by several paths",
@@ -91,7 +120,7 @@ def shape_figure(catalogue: Catalogue) -> Figure:
     theirs = paper.dataset()
     depths = np.array([len(p) for p in catalogue.paths])
     n_attr = np.array([len(a) for a in catalogue.attributes])
-    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    fig = Figure(figsize=(7.8, 3.0), layout="constrained")  # the column width
     axes = fig.subplots(1, 2)
     for ax, values, label, paper_mean in ((axes[0], depths, "category path depth", theirs["depth_mean"]),
                                           (axes[1], n_attr, "attributes per product", theirs["attributes_mean"])):
@@ -109,7 +138,7 @@ def roots_figure(catalogue: Catalogue, top: int = 15) -> Figure:
     """The ``top`` largest root categories by number of products (a horizontal bar chart)."""
     roots = pd.Series([p[0] for p in catalogue.paths]).value_counts()
     shown = roots.head(top)[::-1]
-    fig = Figure(figsize=(8, 0.3 * len(shown) + 1), layout="constrained")
+    fig = Figure(figsize=(7.8, 0.3 * len(shown) + 1), layout="constrained")
     ax = fig.subplots()
     ax.barh([mpl_text(r) for r in shown.index], shown.values, color="#0072B2")
     ax.set_xlabel("products")
@@ -157,4 +186,4 @@ def pairs_table(catalogue: Catalogue, split: SplitConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, index=list(SETTINGS))
 
 
-__all__ = ["import_table", "statistics_table", "shape_figure", "roots_figure", "sample_products", "pairs_table", "STAT_LABELS"]
+__all__ = ["provenance_box", "import_table", "statistics_table", "shape_figure", "roots_figure", "sample_products", "pairs_table", "STAT_LABELS"]

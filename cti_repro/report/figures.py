@@ -33,7 +33,8 @@ def training_curves(records: list[dict]) -> Figure:
         return empty_figure("No training history in these results (CLIP-I / -IA / -ITA not run).")
     seeds = sorted({r.get("seed", 0) for r in runs})
     colours = dict(zip(seeds, plt.get_cmap("tab10").colors * 10))
-    fig = Figure(figsize=(3.4 * len(TRAINED), 2.8 * len(settings) + 0.5), layout="constrained")
+    # 7.8 in at 100 dpi: the article column (cti_repro.run.notebook_images.DISPLAY_WIDTH), shown 1:1
+    fig = Figure(figsize=(2.6 * len(TRAINED), 2.4 * len(settings) + 0.6), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(settings), len(TRAINED), sharey="row", squeeze=False))
     for i, s in enumerate(settings):
         for j, m in enumerate(TRAINED):
@@ -48,7 +49,7 @@ def training_curves(records: list[dict]) -> Figure:
                 ax.plot(best.epoch, best.val_loss, "o", color=c, ms=5)
             if not mine:
                 ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="grey")
-            ax.set_title(f"{m} — {SETTING_LABELS.get(s, s).lower()}", fontsize=10)
+            ax.set_title(f"{m} — {SETTING_LABELS.get(s, s).lower()}", fontsize=9)
             ax.grid(alpha=0.3)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if i == len(settings) - 1:

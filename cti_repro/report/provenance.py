@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cti_repro.data.import_meta import describe_import
+from cti_repro.report.commands import shown_path
 from cti_repro.report.common import missing_images, ok_records
 from cti_repro.report.reproduction import reproduces, reproduction_gaps
 from cti_repro.report.styles import admonition
@@ -14,6 +15,22 @@ from cti_repro.study import SETTING_LABELS, SETTINGS
 
 DEMO_WARNING = ("Pipeline demonstration (not the paper's data, weights or protocol) — "
                 "these numbers are NOT a reproduction of the paper.")
+
+
+def demonstration_reasons(p: dict[str, Any]) -> str:
+    """Why a :func:`provenance` is a demonstration, naming only what holds: "the catalogue is
+    synthetic", "an encoder has random weights", both, or that the records are marked so."""
+    why = (["the catalogue is synthetic"] if p.get("synthetic") else []) + (
+        ["an encoder has random weights"] if p.get("random_weights") else [])
+    if why:
+        return " and ".join(why)
+    return ("the set-up is not the paper's (below)" if p.get("gaps")
+            else "the runs are marked as a demonstration (labels.demonstration)")
+
+
+def demonstration_warning(p: dict[str, Any]) -> str:
+    """The demonstration line of a provenance box, saying which of its reasons hold."""
+    return f"Pipeline demonstration: {demonstration_reasons(p)} — these numbers are NOT a reproduction of the paper."
 
 
 def _uniq(values) -> list:
@@ -75,6 +92,7 @@ def provenance(records: list[dict]) -> dict[str, Any]:
         "data_fingerprints": _uniq(r.get("data_fingerprint") for r in ok),
         "demonstration": any(r.get("demonstration") for r in records) or any(not reproduces(r) for r in ok),
         "gaps": _uniq(g for r in ok for g in reproduction_gaps(r)),
+        "synthetic": any((r.get("data") or {}).get("source") == "synthetic" for r in ok),
         "missing_images": max((missing_images(r)[:2] for r in ok), default=(0, 0)),
         "missing_images_flagged": sorted({f"{r['setting']} {r['model']}" for r in ok if missing_images(r)[2]}),
     }
@@ -87,7 +105,7 @@ def provenance_html(records: list[dict]) -> str:
     kind = "warning" if p["demonstration"] or not records else "note"
     lines = []
     if p["demonstration"]:
-        lines.append(f'<p style="font-size:1.05em"><strong>{esc(DEMO_WARNING)}</strong></p>')
+        lines.append(f'<p style="font-size:1.05em"><strong>{esc(demonstration_warning(p))}</strong></p>')
         if p["gaps"]:
             lines.append("<p>Why: " + "; ".join(esc(g) for g in p["gaps"]) + ".</p>")
     if not records:
@@ -104,7 +122,8 @@ def provenance_html(records: list[dict]) -> str:
                                                          if len(p["git_commits"]) > 3 else "") or "—"),
         ("Date", " … ".join(dict.fromkeys(p["dates"])) if p["dates"] else "—"),
         ("Hardware", "; ".join(p["hardware"]) or "—"),
-        ("Results folder", ", ".join(p["results_dirs"]) or "—"),
+        # relative to the kernel's working directory (the repository): never the build machine's path
+        ("Results folder", ", ".join(shown_path(d, Path.cwd()) for d in p["results_dirs"]) or "—"),
         ("Images unreadable", f"{p['missing_images'][0]:,} of {p['missing_images'][1]:,}"
          + (f" (more than 1%: FLAGGED for {', '.join(p['missing_images_flagged'])})" if p["missing_images_flagged"] else "")),
     ]
@@ -116,4 +135,4 @@ def provenance_html(records: list[dict]) -> str:
     return admonition(kind, "Provenance", f'{"".join(lines)}<table style="font-size:0.9em;border:none">{rows}</table>')
 
 
-__all__ = ["DEMO_WARNING", "provenance", "provenance_html"]
+__all__ = ["demonstration_reasons", "demonstration_warning", "DEMO_WARNING", "provenance", "provenance_html"]

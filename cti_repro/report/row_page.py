@@ -98,11 +98,43 @@ def training_summary(record: dict[str, Any]) -> str:
             f"{tr['steps']} optimiser steps in {tr['seconds']:.1f} s on {tr['device']}, AMP {tr['amp']}")
 
 
-def provenance_table(record: dict[str, Any], path: str) -> pd.DataFrame:
-    """What produced the record: file, profile, hashes, encoders, model, commit, key versions."""
+def convergence_box(record: dict[str, Any]) -> str | None:
+    """A warning (HTML) when the kept epoch is the last one: the validation loss was still falling,
+    so training had not converged and more epochs may change this row; None otherwise."""
+    tr = record.get("training") or {}
+    hist = tr.get("history") or []
+    if not hist or tr.get("best_epoch") != hist[-1].get("epoch", len(hist)):
+        return None
+    return admonition("warning", "Training had not converged", (
+        f"<p>The epoch kept (lowest validation loss) is the last one, {tr['best_epoch']} of {len(hist)}: the "
+        "validation loss was still falling when training stopped. More epochs (<code>train.epochs</code>, e.g. "
+        "<code>--set train.epochs=...</code>) may change this row's numbers.</p>"))
+
+
+def first_run_note(record: dict[str, Any]) -> str:
+    """What the first run of a row costs beyond the row itself (HTML paragraph): the catalogue's
+    features are extracted once per profile and cached, and ``mpnet-offline`` is built once."""
+    from cti_repro.study import FEATURES_BY_MODEL
+
+    secs = (record.get("feature_stats") or {}).get("image_seconds")
+    took = f" (the image features took {float(secs):.0f} s in this build)" if secs else ""
+    text_enc = ((record.get("encoders") or {}).get("text") or {}).get("name", "")
+    mpnet = (" and builds the offline MPNet text encoder from PyPI packages once (<code>mpnet-offline</code>)"
+             if "mpnet" in str(text_enc).lower() else "")
+    parts = ", ".join(FEATURES_BY_MODEL.get(record.get("model"), ())) or "features"
+    return (f"<p>First run: on a fresh clone the first row of a profile also extracts the catalogue's features "
+            f"(this row's: {html.escape(parts)}){took}{mpnet}; they are cached and every later row reuses them, so "
+            "the first run takes longer than the wall time below (minutes on the embedded catalogue).</p>")
+
+
+def provenance_table(record: dict[str, Any], path: str, root: str | None = None) -> pd.DataFrame:
+    """What produced the record: file (relative to ``root``), profile, hashes, encoders, model,
+    commit, key versions."""
+    from cti_repro.report.commands import shown_path
+
     enc = record.get("encoders") or {}
     prov = {
-        "result file": str(path),
+        "result file": shown_path(path, root),
         "profile": record.get("profile"),
         "config hash": record.get("config_hash"),
         "data fingerprint": record.get("data_fingerprint"),
@@ -119,15 +151,27 @@ def provenance_table(record: dict[str, Any], path: str) -> pd.DataFrame:
 
 
 def commands_box(setting: str, model: str, profile: str, seed: int, results_dir: str = "", config_path: str = "",
-                 root: str | None = None) -> str:
-    """The "run this page by hand" box of a row page, from the page's own parameters (HTML)."""
+                 root: str | None = None, note: str = "") -> str:
+    """The "run this page by hand" box of a row page, from the page's own parameters (HTML);
+    ``note`` (HTML) is appended inside the box."""
     from pathlib import Path
 
     from cti_repro.report.commands import commands_html, row_commands
 
     cmds = row_commands(setting, model, profile, seed, results_dir, config_path, root=Path(root) if root else None)
-    return commands_html(cmds, "this row")
+    return commands_html(cmds, "this row", note)
 
 
-__all__ = ["demonstration_box", "data_table", "metrics_table", "training_figure", "training_summary", "provenance_table",
+def xmodal_commands_box(model: str, profile: str, seed: int, results_dir: str = "", config_path: str = "",
+                        root: str | None = None) -> str:
+    """The "run this page by hand" box of a text-image row page (HTML)."""
+    from pathlib import Path
+
+    from cti_repro.report.commands import commands_html, xmodal_row_commands
+
+    return commands_html(xmodal_row_commands(model, profile, seed, results_dir, config_path,
+                                             root=Path(root) if root else None), "this row")
+
+
+__all__ = ["convergence_box", "first_run_note", "xmodal_commands_box", "demonstration_box", "data_table", "metrics_table", "training_figure", "training_summary", "provenance_table",
            "commands_box"]

@@ -326,7 +326,9 @@ def table1_block(t1: pd.DataFrame, setting: str) -> Any:
     frame = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=list(METRICS))
     css = pd.DataFrame.from_dict(colours, orient="index").reindex(index=frame.index, columns=frame.columns)
     frame.index.name = None
+    # class cti-table1: the book's stylesheet fits the whole block in the column (book/_static/cti.css)
     return (frame.style.apply(lambda _: css, axis=None).set_caption(SETTING_LABELS.get(setting, setting))
+            .set_table_attributes('class="cti-table1"')
             .set_table_styles([{"selector": "th", "props": "white-space: nowrap; padding: 0.2em 0.5em"}]))
 
 

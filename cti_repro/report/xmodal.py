@@ -8,6 +8,8 @@ Every number comes from the records (their stored ranks), every published one fr
 
 from __future__ import annotations
 
+import textwrap
+
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from matplotlib.figure import Figure
 from cti_repro.evaluation.xmodal_metrics import median_rank_percent, recall_curve
 from cti_repro.report import paper
 from cti_repro.report.common import empty_figure, fmt, ok_records
+from cti_repro.report.styles import mpl_text
 from cti_repro.study import XMODAL_ALL, XMODAL_MODELS, XMODAL_PUBLISHED_ROW
 
 TABLE_METRICS: tuple[str, ...] = ("MedR%_i2t", "MedR%_t2i", "R@5%_i2t", "R@5%_t2i", "R@1_t2i", "R@10_t2i", "MRR_t2i")
@@ -164,7 +167,7 @@ def recall_curve_figure(records: list[dict], points: int = 201) -> Figure:
     recs = _order(records)
     if not recs:
         return empty_figure("No text-image results yet (cti-repro xmodal run --model ...).")
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    fig = Figure(figsize=(7.8, 3.4), layout="constrained")  # the column width
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (d, title) in zip(axes, (("t2i", "text → image"), ("i2t", "image → text"))):
         for model in dict.fromkeys(r["model"] for r in recs):
@@ -231,13 +234,14 @@ def gallery_figure(record: dict, catalogue, queries: int = 4, top: int = 5) -> F
     if not items:
         return empty_figure("No gallery in this result.")
     pos = {pid: i for i, pid in enumerate(catalogue.product_ids)}
-    fig = Figure(figsize=(2.0 * (top + 1.6), 2.1 * len(items)), layout="constrained")
+    fig = Figure(figsize=(7.8, 7.8 / (top + 2.6) * 1.25 * len(items) + 0.4), layout="constrained")  # the column width
     axes = np.atleast_2d(fig.subplots(len(items), top + 1, squeeze=False,
                                       gridspec_kw={"width_ratios": [2.6] + [1] * top}))
     for row, item in zip(axes, items):
         row[0].set_axis_off()
-        text = item["text"] if len(item["text"]) < 160 else item["text"][:157] + "..."
-        row[0].text(0, 0.5, "\n".join(text[i : i + 34] for i in range(0, len(text), 34)), va="center", fontsize=7)
+        text = item["text"] if len(item["text"]) < 120 else item["text"][:117] + "..."
+        # whole words per line (a long word alone is cut at the width, not mid-word elsewhere)
+        row[0].text(0, 0.5, mpl_text("\n".join(textwrap.wrap(text, 26))), va="center", fontsize=7)
         for ax, pid in zip(row[1:], item["top"][:top]):
             _thumb(ax, catalogue.image_path(pos[pid]) if pid in pos else None)
             if pid == item["query"]:

@@ -177,8 +177,10 @@ def publish(layout: BookLayout, cfg: StudyConfig | None = None, seeds: list[int]
     stages_path = results_dir / "build_stages.json" if results_dir is not None else None
     stages = json.loads(stages_path.read_text()) if stages_path is not None and stages_path.is_file() else {}
     files = book_pages.write_downloads(gen / "downloads", records, t1, cfg, stages)
+    files.update(book_pages.write_page_downloads(gen / "downloads", records, results_dir))
     for name, text in {"build": book_pages.build_md(records, layout.profile, cfg),
-                       "headline": book_pages.headline_md(t1, records), "pages": book_pages.pages_md(pages),
+                       "headline": book_pages.headline_md(t1, records), "table1": book_pages.table1_md(t1, records),
+                       "pages": book_pages.pages_md(pages),
                        "downloads": book_pages.downloads_md(files, layout.root, records, stages)}.items():
         _write_if_changed(frag / f"{name}.md", text)
     after = sorted(p.relative_to(gen).as_posix() for p in gen.rglob("*.ipynb"))

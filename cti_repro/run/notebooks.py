@@ -90,6 +90,18 @@ def _retitle(nb: Any, title: str) -> None:
             return
 
 
+def _finish(nb: Any, hide_parameters: bool) -> None:
+    """What an executed notebook gets before the book shows it: its figures at the size they are
+    shown, as palette PNGs; papermill's injected cell (the build machine's paths) hidden if asked."""
+    from cti_repro.run.notebook_images import compact_notebook_images
+
+    compact_notebook_images(nb)
+    for cell in nb.cells if hide_parameters else ():
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+
+
 def execute(
     template: Path, out: Path, parameters: dict[str, Any], meta: dict[str, str], cwd: Path,
     title: str | None = None, drop_tag: str | None = None, log: Path | None = None, hide_parameters: bool = False,
@@ -120,16 +132,14 @@ def execute(
         if partial.is_file():
             done = nbformat.read(partial, as_version=4)
             _retitle(done, f"FAILED: {title or out.stem}")
+            _finish(done, hide_parameters)  # a failed page is published too (its traceback)
             nbformat.write(done, str(partial))
             os.replace(partial, failed_out)
             out.unlink(missing_ok=True)
         raise
     done = nbformat.read(partial, as_version=4)
     done.metadata["cti_repro"] = meta
-    for cell in done.cells if hide_parameters else ():
-        tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags:
-            cell.metadata["tags"] = [*tags, "remove-cell"]
+    _finish(done, hide_parameters)
     nbformat.write(done, str(partial))
     os.replace(partial, out)
     failed_out.unlink(missing_ok=True)

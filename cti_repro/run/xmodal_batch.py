@@ -54,7 +54,8 @@ def run_xmodal_rows(tasks: list, cfg: StudyConfig, fingerprint: str, layout: Boo
                   "overrides": list(overrides or [])}
         return execute, (template, task.notebook, params, meta, cwd), {
             "title": f"Text-image: {task.model}, seed {task.seed}",
-            "log": layout.runs / "logs" / f"xmodal_{task.model}_seed{task.seed}.log"}
+            "log": layout.runs / "logs" / f"xmodal_{task.model}_seed{task.seed}.log",
+            "hide_parameters": True}  # papermill's injected cell holds the build machine's paths
 
     return run_rows(tasks, cfg, fingerprint, layout, config_path, force, job=job, overrides=overrides, **kwargs)
 

@@ -27,9 +27,13 @@ def test_extension_differences_pair_by_query_and_seed():
     # seed 0 only; queries a, b, c: diffs (20-10, 20-20, 30-30) -> mean 10/3
     assert r["queries"] == 3 and r["diff"] == pytest.approx(10 / 3) and r["base"] == pytest.approx(20.0)
     assert r["seeds"] == 1 and r["p_holm"] == pytest.approx(r["p"]) and "one paired seed" in r["note"]
-    wide = beyond.difference_summary(d)
-    assert list(wide.columns[:2]) == ["extension", "setting"]  # shown: styled() hides the index
-    assert wide.set_index(["extension", "setting"]).loc[("x", "all"), "P@10"].startswith("+3.33 [")
+    summary = beyond.difference_summary(d)
+    # the row labels are columns: the book's tables hide the index, and a row must name its extension
+    assert summary.columns[:2].tolist() == ["extension", "setting"]
+    assert summary.set_index(["extension", "setting"]).loc[("x", "all"), "P@10"].startswith("+3.33 [")
+    from cti_repro.report import styled
+    html = styled(summary).to_html()
+    assert ">x<" in html and ">all<" in html  # what the page shows names the extension and the setting
 
 
 def test_graded_table_means_over_seeds():

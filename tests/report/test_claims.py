@@ -79,7 +79,7 @@ def test_row_and_report_commands(tmp_path):
     c = row_commands("most_general", "CLIP-IA", "embedded", 2, str(root / "runs" / "embedded"),
                      str(root / "_config.yml"), root=root)
     assert c["cti-repro"] == ("cti-repro run --setting most_general --model CLIP-IA --profile embedded --seed 2 "
-                              "--config _config.yml --out runs/embedded")
+                              "--config _config.yml --out runs/embedded --force")  # reruns, not the cached result
     assert c["papermill"] == ("papermill book/templates/row.ipynb row_out.ipynb -p setting most_general -p model "
                               "CLIP-IA -p profile embedded -p seed 2 -p results_dir runs/embedded -p config_path "
                               "_config.yml")
