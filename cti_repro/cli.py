@@ -152,7 +152,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_xmodal_run(args: argparse.Namespace) -> int:
     from cti_repro.config import load_config
-    from cti_repro.run.xmodal import run_xmodal
+    from cti_repro.run.xmodal.row import run_xmodal
 
     # with --set, cfg.results_dir is <results_dir>/overrides/<hash> (config.move_outputs)
     cfg = load_config(args.profile, args.config, overrides=args.set)

@@ -14,7 +14,7 @@ part                      what
 ``clip_category``         CLIP text-tower embedding of prompt(category) [C, d_i]
 ``clip_title``            (on request) CLIP text-tower embedding of each title [N, d_i] (text-image study)
 ``alexnet_fc7``           (on request) AlexNet fc7 activations of each image [N, 4096] (text-image study,
-                          :mod:`cti_repro.models.alexnet`; keyed by its weights and ``xmodal.image_size``)
+                          :mod:`cti_repro.models.xmodal.alexnet`; keyed by its weights and ``xmodal.image_size``)
 ``attribute_values``      (ragged, on request) embedding of each *unique* attribute string [U, d_t]
 ``attribute_index``       (ragged) row in ``attribute_values`` of each attribute, catalogue order [M]
 ``attribute_offsets``     (ragged) product i's attributes are ``index[offsets[i]:offsets[i+1]]`` [N+1]
@@ -92,7 +92,7 @@ def _part_key(cfg: StudyConfig, catalogue: Catalogue, part: str, device: str = "
 
     enc = cfg.encoders
     if part == "alexnet_fc7":
-        from cti_repro.models.alexnet import alexnet_weights_key
+        from cti_repro.models.xmodal.alexnet import alexnet_weights_key
 
         a = cfg.xmodal.alexnet
         spec = {"model": "alexnet", "weights": a.weights, "allow_random": a.allow_random,
@@ -182,7 +182,7 @@ def load_features(
             computed["clip_title"] = (encode_clip_text(net, tok, catalogue.titles, device=device), "image", ident, {})
         del net
     if "alexnet_fc7" in need:
-        from cti_repro.models.alexnet import encode_fc7, load_alexnet
+        from cti_repro.models.xmodal.alexnet import encode_fc7, load_alexnet
 
         net, ident = load_alexnet(cfg.xmodal.alexnet.weights, cfg.xmodal.alexnet.allow_random)
         arr, ok, secs = encode_fc7(net, [catalogue.image_path(i) for i in range(len(catalogue))], cfg.xmodal.image_size,

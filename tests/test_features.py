@@ -180,7 +180,7 @@ def test_ragged_parts_are_cached_with_the_attributes(tiny, tmp_path):
 
 def test_clip_title_part_is_the_text_tower_of_each_title(tiny, tmp_path, monkeypatch):
     import cti_repro.features as features
-    from cti_repro.run.xmodal_models import clip_title_features
+    from cti_repro.run.xmodal.models import clip_title_features
 
     cat, cfg = tiny
     cfg = dataclasses.replace(cfg, cache_dir=str(tmp_path))

@@ -577,7 +577,7 @@ def test_item6_run_and_xmodal_run_with_set_keep_the_default_row(small_smoke, cap
 def test_item6_reproduce_rows_and_book_go_under_the_overrides_folder(small_smoke):
     from cti_repro.config import load_config, overrides_folder, parse_overrides
     from cti_repro.run import batch, book
-    from cti_repro.run.xmodal_batch import plan_xmodal
+    from cti_repro.run.xmodal.batch import plan_xmodal
 
     base, path = small_smoke
     sets = ["loss.tau=0.5", "xmodal.epochs=1"]
@@ -594,7 +594,8 @@ def test_item6_reproduce_rows_and_book_go_under_the_overrides_folder(small_smoke
 
 def test_item6_every_row_job_receives_the_overrides(small_smoke, monkeypatch):
     from cti_repro.config import load_config
-    from cti_repro.run import batch, book, xmodal_batch
+    from cti_repro.run import batch, book
+    from cti_repro.run.xmodal import batch as xmodal_batch
 
     base, path = small_smoke
     sets = ["loss.tau=0.5", "xmodal.epochs=1"]
@@ -619,7 +620,7 @@ def test_item6_xmodal_row_notebook_applies_the_overrides(small_smoke):
     from cti_repro.results import read_result
     from cti_repro.run import book
     from cti_repro.run.notebooks import execute, stamp
-    from cti_repro.run.xmodal import xmodal_result_path
+    from cti_repro.run.xmodal.row import xmodal_result_path
 
     base, path = small_smoke
     sets = ["xmodal.kcca.n_components=3"]

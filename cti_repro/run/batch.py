@@ -249,7 +249,7 @@ def reproduce(
         config_path: study config (default ``./_config.yml``).
         build_book: also execute the report notebooks and build the HTML.
         workers: row notebooks at once (default :func:`default_workers`).
-        study: ``cti`` (Table 1), ``xmodal`` (the text-image study, :mod:`cti_repro.run.xmodal_batch`),
+        study: ``cti`` (Table 1), ``xmodal`` (the text-image study, :mod:`cti_repro.run.xmodal.batch`),
             ``finegrained`` (:mod:`cti_repro.run.finegrained.batch`) or ``both`` (all three).
         overrides: ``--set KEY=VALUE`` overrides of the profile, for every row.
         ablations: also run these ablation variants (``[]``: the config's ``run`` set, ``["all"]``:
@@ -271,7 +271,7 @@ def reproduce(
     with stages("data"):
         catalogue = prepare_catalogue(cfg)
         fingerprint = catalogue.fingerprint()
-    from cti_repro.run.xmodal_batch import plan_xmodal, run_xmodal_rows
+    from cti_repro.run.xmodal.batch import plan_xmodal, run_xmodal_rows
 
     from cti_repro.run.finegrained.batch import plan_finegrained, prepare_features, run_finegrained_rows
 

@@ -135,7 +135,7 @@ def test_figures_are_shrunk_to_the_column_as_palette_pngs():
 
 
 def test_xmodal_row_pages_hide_the_injected_parameters(tmp_path, monkeypatch):
-    from cti_repro.run import xmodal_batch
+    from cti_repro.run.xmodal import batch as xmodal_batch
 
     cfg = SimpleNamespace(root=str(tmp_path), profile="smoke")
     layout = SimpleNamespace(templates=tmp_path, runs=tmp_path)
@@ -161,7 +161,7 @@ def test_baselines_are_said_to_run_as_seed_0(page):
 
 
 def test_text_image_gallery_wraps_whole_words():
-    from cti_repro.report import xmodal as xr
+    from cti_repro.report.xmodal import chapter as xr
 
     text = "Professional Installation Kit for Extraordinarily Weatherproof Outdoor Lighting Fixtures"
     record = {"model": "CLIP", "seed": 0, "gallery": [{"text": text, "top": ["a", "b"], "query": "a"}]}

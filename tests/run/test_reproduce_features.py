@@ -21,7 +21,8 @@ def reproduce_once(tmp_path, smoke_study, smoke_features, monkeypatch):
     """Run ``reproduce`` (both studies, no book) with the rows, pages and CLIP encoders faked;
     returns (CLIP builds, stage names)."""
     from cti_repro import features
-    from cti_repro.run import batch, stages, xmodal_batch
+    from cti_repro.run import batch, stages
+    from cti_repro.run.xmodal import batch as xmodal_batch
 
     path = smoke_config(tmp_path)
     cfg = load_config("smoke", path)

@@ -33,7 +33,7 @@ class Vocabulary:
     """Word -> id over the training texts (ids 0 and 1: padding and unknown)."""
 
     def __init__(self, texts: list[str], min_count: int = 1) -> None:
-        from cti_repro.models.xmodal_text import tokenize
+        from cti_repro.models.xmodal.text import tokenize
 
         self.tokenize = tokenize
         counts = Counter(w for t in texts for w in tokenize(t))

@@ -1,7 +1,7 @@
 """The text <-> image study inside ``cti-repro reproduce``: one ``xmodal_row`` notebook per (model, seed).
 
 :func:`plan_xmodal` lists the (model, seed) rows (the zero-shot CLIP row once, for the first
-seed; every other model for each of :func:`cti_repro.run.xmodal.xmodal_seeds`), marking those
+seed; every other model for each of :func:`cti_repro.run.xmodal.row.xmodal_seeds`), marking those
 whose result and notebook are current; :func:`run_xmodal_rows` executes them through
 :func:`cti_repro.run.batch.run_rows` (same progress lines, failure records and resume rules as
 the CtI rows), one at a time in this process.
@@ -17,7 +17,7 @@ from cti_repro.config import StudyConfig
 from cti_repro.results import is_current
 from cti_repro.run.book import BookLayout
 from cti_repro.run.notebooks import execute, notebook_is_current, stamp
-from cti_repro.run.xmodal import STUDY, xmodal_result_path, xmodal_seeds
+from cti_repro.run.xmodal.row import STUDY, xmodal_result_path, xmodal_seeds
 from cti_repro.study import XMODAL_MODELS, XMODAL_TRAINED
 
 TEMPLATE = "xmodal_row.ipynb"

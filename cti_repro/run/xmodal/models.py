@@ -166,7 +166,7 @@ def _texts(data: XModalData, rows: np.ndarray) -> list[str]:
 
 
 def _word2vec(cfg: StudyConfig, data: XModalData, seed: int):
-    from cti_repro.models.xmodal_text import Word2VecText
+    from cti_repro.models.xmodal.text import Word2VecText
 
     w = cfg.xmodal.word2vec
     path = str(cfg.path(os.path.expanduser(w.path))) if w.path else ""
@@ -180,8 +180,8 @@ def _all_rows(data: XModalData) -> np.ndarray:
 def fit_embed_kcca(cfg: StudyConfig, data: XModalData, image: np.ndarray, seed: int, device: str,
                    exact: bool = True) -> Embedded:
     """KCCA between mean word2vec vectors and frozen image features (``xmodal.kcca``): exact
-    (:class:`cti_repro.models.kcca.ExactKCCA`) or the Nystroem approximation (``exact=False``)."""
-    from cti_repro.models.kcca import KCCA, ExactKCCA
+    (:class:`cti_repro.models.xmodal.kcca.ExactKCCA`) or the Nystroem approximation (``exact=False``)."""
+    from cti_repro.models.xmodal.kcca import KCCA, ExactKCCA
 
     k = cfg.xmodal.kcca
     w2v = _word2vec(cfg, data, seed)
@@ -206,10 +206,10 @@ def fit_embed_two_branch(
     over ``image`` (fc7 or CLIP features; unused by ``alexnet``, which decodes the images)."""
     import torch
 
-    from cti_repro.models.xmodal import (
+    from cti_repro.models.xmodal.two_branch import (
         AlexNetBranch, Fc8Branch, MLPBranch, TwoBranchNet, dense_input, embed_rows, image_file_input, train_two_branch,
     )
-    from cti_repro.models.xmodal_text import BagOfWordsText
+    from cti_repro.models.xmodal.text import BagOfWordsText
 
     x = cfg.xmodal
     rows = _all_rows(data)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from cti_repro.models.kcca import KCCA, KCCAMemoryError, check_kcca_memory, kcca_memory_bytes
-from cti_repro.models.xmodal import AlexNetBranch, MLPBranch, TwoBranchNet, dense_input, embed_rows, train_two_branch
-from cti_repro.models.xmodal_loss import hadsell_contrastive_loss, two_branch_loss
-from cti_repro.models.xmodal_text import BagOfWordsText, Word2VecText
+from cti_repro.models.xmodal.kcca import KCCA, KCCAMemoryError, check_kcca_memory, kcca_memory_bytes
+from cti_repro.models.xmodal.loss import hadsell_contrastive_loss, two_branch_loss
+from cti_repro.models.xmodal.text import BagOfWordsText, Word2VecText
+from cti_repro.models.xmodal.two_branch import AlexNetBranch, MLPBranch, TwoBranchNet, dense_input, embed_rows, train_two_branch
 
 
 def test_hadsell_loss_hand_computed():

@@ -13,11 +13,11 @@ from cti_repro.data.catalogue import Catalogue, Product
 from cti_repro.data.xmodal_pairs import build_xmodal, product_text
 from cti_repro.evaluation.xmodal_metrics import xmodal_means
 from cti_repro.results import load_results, read_result
-from cti_repro.run.xmodal import apply_overrides
-from cti_repro.run.xmodal_models import SPECS
+from cti_repro.run.xmodal.row import apply_overrides
+from cti_repro.run.xmodal.models import SPECS
 from cti_repro.study import XMODAL_ALL, XMODAL_MODELS, XMODAL_RUBIO
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 KEYS = ("MedR%_t2i", "MedR%_i2t", "R@1_t2i", "R@5_t2i", "R@10_t2i", "R@1_i2t", "R@5_i2t", "R@10_i2t", "R@5%_t2i", "R@5%_i2t")
 
 

@@ -7,7 +7,7 @@
                    or MLP over cached frozen CLIP image features -> 128      (features: our variant)
     text branch:   MLP over word2vec (or bag-of-words) text features -> 128
     both outputs are L2-normalised: v_I, v_T; optional auxiliary heads Linear(128, C) on each side
-    loss:          Hadsell contrastive loss + aux_weight * (CE_image + CE_text)   (xmodal_loss.py)
+    loss:          Hadsell contrastive loss + aux_weight * (CE_image + CE_text)   (loss.py)
 
 Retrieval ranks by cosine of v_I and v_T, which on unit vectors orders candidates exactly as the
 loss's Euclidean distance does (``||a - b||**2 = 2 - 2 a.b``). A "batch" is a set of catalogue
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cti_repro.models.train import VAL_SEED, NonFiniteLossError
-from cti_repro.models.xmodal_loss import two_branch_loss
+from cti_repro.models.xmodal.loss import two_branch_loss
 
 InputFn = Callable[[np.ndarray], Tensor]
 
@@ -55,12 +55,12 @@ class AlexNetBranch(nn.Module):
     """torchvision's AlexNet trained end to end, its last layer (fc8) replaced by Linear(4096, d_out).
 
     Takes [B, 3, S, S] images (S = 227 in the paper; its adaptive pooling accepts S >= 63). Starts
-    from :func:`cti_repro.models.alexnet.load_alexnet`'s weights; ``identity`` records which.
+    from :func:`cti_repro.models.xmodal.alexnet.load_alexnet`'s weights; ``identity`` records which.
     """
 
     def __init__(self, d_out: int = 128, weights: str = "random", allow_random: bool = True, seed: int = 0) -> None:
         super().__init__()
-        from cti_repro.models.alexnet import load_alexnet
+        from cti_repro.models.xmodal.alexnet import load_alexnet
 
         self.net, self.identity = load_alexnet(weights, allow_random, seed)
         self.net.classifier[-1] = nn.Linear(self.net.classifier[-1].in_features, d_out)
@@ -71,7 +71,7 @@ class AlexNetBranch(nn.Module):
 
 class Fc8Branch(nn.Module):
     """AlexNet's replaced last layer alone, Linear(4096, d_out), over frozen fc7 features
-    (:func:`cti_repro.models.alexnet.encode_fc7`): the ``alexnet_fc7`` image branch."""
+    (:func:`cti_repro.models.xmodal.alexnet.encode_fc7`): the ``alexnet_fc7`` image branch."""
 
     def __init__(self, d_in: int = 4096, d_out: int = 128) -> None:
         super().__init__()
@@ -149,7 +149,7 @@ def train_two_branch(
         labels: auxiliary category id of every catalogue row, on ``device``.
         train_rows, val_rows: catalogue rows of the two splits (an empty ``val_rows``: the last epoch is kept).
         epochs, lr, weight_decay, batch_size: the optimisation.
-        margin, aux_weight: the loss (:func:`cti_repro.models.xmodal_loss.two_branch_loss`).
+        margin, aux_weight: the loss (:func:`cti_repro.models.xmodal.loss.two_branch_loss`).
         seed: shuffling seed (initialise ``net`` under ``torch.manual_seed`` before calling).
         device: ``cpu`` or ``cuda``.
         progress: print one line per epoch to stderr.
@@ -224,14 +224,14 @@ def dense_input(array: Any, device: str = "cpu") -> InputFn:
 
 def image_file_input(paths: list, size: int = 227, device: str = "cpu") -> InputFn:
     """Decode, resize to ``size`` x ``size`` and ImageNet-normalise the images of ``rows`` (AlexNet input,
-    :func:`cti_repro.models.alexnet.preprocess`).
+    :func:`cti_repro.models.xmodal.alexnet.preprocess`).
 
     An unreadable file (the task excludes those, see :mod:`cti_repro.data.xmodal_pairs`) gives a
     zero image rather than an exception.
     """
     from PIL import Image
 
-    from cti_repro.models.alexnet import preprocess
+    from cti_repro.models.xmodal.alexnet import preprocess
 
     prep = preprocess(size)
 

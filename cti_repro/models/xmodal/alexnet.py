@@ -14,7 +14,7 @@ Cache the weights once on a machine with internet::
 
 ``fc7`` is the 4096-d output of AlexNet's second fully connected layer (after its ReLU); the
 ``alexnet_fc7`` image branch trains only the layer that replaces fc8 (4096 -> 128) on these frozen
-features, the ``alexnet`` branch trains the whole CNN (:class:`cti_repro.models.xmodal.AlexNetBranch`).
+features, the ``alexnet`` branch trains the whole CNN (:class:`cti_repro.models.xmodal.two_branch.AlexNetBranch`).
 """
 
 from __future__ import annotations

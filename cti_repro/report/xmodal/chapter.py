@@ -46,7 +46,7 @@ def _weights(image: dict) -> str:
 
 
 def what_ran_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per model, from each record's ``ran`` block (:func:`cti_repro.run.xmodal_models.what_ran`):
+    """One row per model, from each record's ``ran`` block (:func:`cti_repro.run.xmodal.models.what_ran`):
     whose model, image branch, its weights, input size, text representation, where its vectors came
     from, exact or approximate KCCA, and the query text. Records without ``ran`` show ``not recorded``."""
     rows = []
@@ -226,7 +226,7 @@ def gallery_figure(record: dict, catalogue, queries: int = 4, top: int = 5) -> F
     """Text queries of one record (its ``gallery``) with their top images; the true match framed green.
 
     Args:
-        record: a result record of :func:`cti_repro.run.xmodal.run_xmodal`.
+        record: a result record of :func:`cti_repro.run.xmodal.row.run_xmodal`.
         catalogue: the profile's catalogue (for the image files).
         queries, top: rows and images per row shown.
     """

@@ -72,7 +72,7 @@ def run_xmodal(
     """Run one (model, seed) of the text <-> image study and write its result JSON (atomically).
 
     Args:
-        model: one of :data:`cti_repro.study.XMODAL_ALL` (:data:`cti_repro.run.xmodal_models.SPECS` says what each is).
+        model: one of :data:`cti_repro.study.XMODAL_ALL` (:data:`cti_repro.run.xmodal.models.SPECS` says what each is).
         profile: config profile (``embedded``, ``smoke``, ``xmarket``).
         seed: model seed (default: the study's first seed, :func:`xmodal_seeds`).
         out_dir: results folder (default: the profile's ``results_dir``); the file goes to its ``xmodal/``.
@@ -99,7 +99,7 @@ def run_xmodal(
     from cti_repro.device import pick_device
     from cti_repro.evaluation.xmodal_metrics import median_rank_by_group, true_match_ranks, xmodal_means
     from cti_repro.features import load_features
-    from cti_repro.run import xmodal_models as zoo
+    from cti_repro.run.xmodal import models as zoo
 
     t0 = time.perf_counter()
     device = pick_device(cfg.train.device)

@@ -6,8 +6,8 @@ import torch
 
 from cti_repro.config import load_config
 from cti_repro.encoders import WeightsUnavailableError
-from cti_repro.models import alexnet as ax
-from cti_repro.models.xmodal import AlexNetBranch, Fc8Branch
+from cti_repro.models.xmodal import alexnet as ax
+from cti_repro.models.xmodal.two_branch import AlexNetBranch, Fc8Branch
 
 
 def test_input_is_227_px_and_the_branch_takes_fc7s_width():

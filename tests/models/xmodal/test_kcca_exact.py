@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from cti_repro.models.kcca import (
+from cti_repro.models.xmodal.kcca import (
     ExactKCCA, KCCAMemoryError, check_exact_kcca_memory, exact_kcca_memory_bytes,
 )
 

@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 
 from cti_repro.config import load_config
-from cti_repro.report import xmodal as xr
-from cti_repro.report.xmodal import TABLE_METRICS
-from cti_repro.run.xmodal_models import what_ran
+from cti_repro.report.xmodal import chapter as xr
+from cti_repro.report.xmodal.chapter import TABLE_METRICS
+from cti_repro.run.xmodal.models import what_ran
 
 RANDOM_ALEXNET = {"name": "AlexNet (torchvision)", "weights": "random(seed=0)", "pretrained": False}
 IMAGENET_ALEXNET = {"name": "AlexNet (torchvision)", "weights": "ImageNet (IMAGENET1K_V1)", "pretrained": True}

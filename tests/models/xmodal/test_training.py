@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cti_repro.models.train import NonFiniteLossError
-from cti_repro.models.xmodal import MLPBranch, TwoBranchNet, dense_input, embed_rows, train_two_branch
+from cti_repro.models.xmodal.two_branch import MLPBranch, TwoBranchNet, dense_input, embed_rows, train_two_branch
 
 
 def _net(d_img: int = 6, d_txt: int = 5, classes: int = 3) -> TwoBranchNet:

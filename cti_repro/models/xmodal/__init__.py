@@ -1,0 +1,1 @@
+"""The text <-> image study's models (Rubio et al. 2017): the two-branch network (:mod:`.two_branch`), its loss (:mod:`.loss`), its text features (:mod:`.text`), AlexNet (:mod:`.alexnet`) and KCCA (:mod:`.kcca`)."""
