@@ -253,12 +253,22 @@ PAGE_DOWNLOADS = {"per_query.csv": "per-query scores of every Table 1 run (long 
                   "xmodal.csv": "text-image study: mean and sd over seeds per model"}
 
 
+def _beyond_frame(records: list[dict], results_dir: Path | None) -> pd.DataFrame:
+    """The beyond page's two tables of differences as one frame, Holm over both (as on the page)."""
+    from cti_repro.report import beyond
+
+    extensions = beyond.load_extensions(results_dir) if results_dir is not None else {}
+    diffs, tree = beyond.holm_over_page(beyond.extension_differences(records, extensions), beyond.tree_effects(extensions))
+    return pd.concat([diffs, tree], ignore_index=True) if len(tree) else diffs
+
+
 def write_page_downloads(out: Path, records: list[dict], results_dir: Path | None) -> dict[str, Path]:
     """The numbers of the Table 1, sensitivity, beyond and text-image pages as CSV in ``out``
     (each page links its file from ``runs/_book/downloads/``), with the build's provenance
     columns (:func:`with_provenance`); a file with its header only when nothing ran. Returns
     label -> file (:data:`PAGE_DOWNLOADS`)."""
-    from cti_repro.report import ablations, beyond, xmodal
+    from cti_repro.report import ablations, beyond
+    from cti_repro.report.xmodal import chapter as xmodal
     from cti_repro.report.tables import per_query_frame
     from cti_repro.results import load_xmodal_results
 
@@ -266,8 +276,7 @@ def write_page_downloads(out: Path, records: list[dict], results_dir: Path | Non
     frames = {
         "per_query.csv": per_query_frame(records),
         "sensitivity.csv": ablations.ablation_table(results_dir) if have else pd.DataFrame(columns=ablations.COLUMNS),
-        "beyond.csv": beyond.extension_differences(records, beyond.load_extensions(results_dir)) if have
-        else beyond.extension_differences([], {}),
+        "beyond.csv": _beyond_frame(records, results_dir if have else None),
         "xmodal.csv": xmodal.summary_frame(load_xmodal_results(results_dir) if have else []),
     }
     if frames["xmodal.csv"].columns.empty:  # no text-image run: the file still says what it would hold
