@@ -218,6 +218,23 @@ def _replace_block(page: str, start: str, end: str, text: str) -> str:
     return page[:a] + "\n" + text + "\n" + page[b:]
 
 
+# What ``run_all.py``'s mode means to a reader of the table (its ``--quick`` / ``--full`` help).
+MODES = {"quick": "the quick sizes of `make bench` (`benchmarks/run_all.py --quick`, sized to finish in about "
+                  "15 minutes on 2 CPU cores; `--full` times bigger samples and sizes)",
+         "full": "the full sizes (`benchmarks/run_all.py --full`: bigger samples and sizes than `make bench`'s "
+                 "quick default, about an hour on 2 cores)"}
+
+
+def sizes_sentence(run: dict) -> str:
+    """One sentence on the sample sizes and threads the table was measured with, from ``run_all.json``."""
+    mode = run.get("mode")
+    if mode is None:
+        return "The benchmark sizes were not recorded (no `benchmarks/results/run_all.json`)."
+    what = MODES.get(str(mode), f"benchmark mode {mode!r}")
+    threads = f"{run['threads']} torch / numba threads" if run.get("threads") else "torch's default threads (all cores)"
+    return f"Measured with {what}, {threads}."
+
+
 def table_markdown(rs: list[dict[str, str]]) -> str:
     if not rs:
         return "(no results yet: run `make bench`)"
@@ -225,11 +242,9 @@ def table_markdown(rs: list[dict[str, str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rs:
         lines.append("| " + " | ".join(r[h].replace("|", "/") for h in head) + " |")
-    run = _load("run_all") or {}
     lines.append("")
     lines.append("\\* extrapolated: timed on a subset of the queries (or a few training steps) and scaled linearly; "
-                 "see the benchmark scripts. Mode: " + str(run.get("mode", "?"))
-                 + (f", threads {run['threads']}" if run.get("threads") else "") + ".")
+                 "see the benchmark scripts. " + sizes_sentence(_load("run_all") or {}))
     return "\n".join(lines)
 
 

@@ -29,10 +29,19 @@ ENV_PACKAGES = ("cti_repro", "torch", "open_clip_torch", "sentence-transformers"
 
 
 def md_table(df: pd.DataFrame) -> str:
-    """A Markdown table (cells escaped for ``|``); empty string for an empty frame."""
+    """A Markdown table (cells escaped for ``|``); empty string for an empty frame.
+
+    A missing cell (None, or the NaN pandas puts where a row lacks a column) is left blank: a reader
+    would take a printed ``nan`` for a number.
+    """
     if df.empty:
         return ""
-    esc = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+
+    def esc(v: object) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return ""
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
     lines = ["| " + " | ".join(map(esc, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""What a reader of the built book trips over, checked at its generator: printed ``nan`` cells,
+unexplained near-chance numbers, changelog wording and benchmark jargon in reader-facing text."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from cti_repro.report.book_pages import md_table
+from cti_repro.report.finegrained.chapter import chapter_md, full_ranking
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import common as C  # noqa: E402
+import render  # noqa: E402
+
+# Wording that only makes sense to someone who knew an earlier version of the package, or a
+# benchmark flag printed as if it explained itself.
+CHANGELOG = re.compile(r"the earlier default|earlier versions|Mode: (quick|full)", re.I)
+
+
+def _finegrained(model: str, seed: int, full: bool) -> dict:
+    ranks = [1, 3, 12, 40]
+    return {"status": "ok", "study": "finegrained", "setting": "finegrained", "model": model, "seed": seed,
+            "profile": "embedded", "demonstration": True, "data": {"source": "synthetic", "products": 300},
+            "encoders": {}, "protocol": {"queries": 4, "candidates_per_query": 101, "negatives": 100},
+            "n_candidates": 300, "eval_rows": [0, 1, 2, 3], "ranks_sampled": {"t2i": ranks, "i2t": ranks},
+            "ranks": {"t2i": ranks, "i2t": ranks} if full else None,
+            "means": {"MedR%_t2i": 2.5, "MedR%_i2t": 2.5} if full else {},
+            "cost": {"full_ranking": "computed" if full else "skipped: 300 x 300 = 90,000 pairs > max",
+                     "pairs_per_query": {"sampled": 0 if full else 101, "full": 0 if full else None}},
+            "wall_time_s": 1.0}
+
+
+def test_md_table_leaves_missing_cells_blank() -> None:
+    md = md_table(pd.DataFrame([{"model": "A", "note": "skipped"}, {"model": "B"}, {"model": None, "note": float("nan")}]))
+    assert "nan" not in md and "None" not in md
+    assert md.splitlines()[3] == "| B |  |"
+
+
+def test_finegrained_full_ranking_prints_no_nan_note_and_states_chance() -> None:
+    recs = [_finegrained("MLF", s, full=True) for s in (0, 1)] + [_finegrained("Kaleido-BERT", 0, full=False)]
+    table = md_table(full_ranking(recs))
+    assert "skipped: 300 x 300" in table and "nan" not in table
+    md = chapter_md(recs, "cti-repro reproduce")
+    assert "nan" not in md
+    assert "Chance level (random scores) on this protocol is Recall@K = K / 101: R@1 1.0, R@5 5.0, R@10 9.9." in md
+
+
+def test_book_pages_have_no_changelog_wording() -> None:
+    found = [f"{p.name}: {m.group(0)}" for p in sorted((ROOT / "book").glob("*.md"))
+             for m in CHANGELOG.finditer(p.read_text(encoding="utf-8"))]
+    assert not found, found
+
+
+def test_performance_footnote_says_what_the_benchmark_sizes_were(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(C, "RESULTS", tmp_path)
+    row = {h: "x" for h in ("stage", "size", "ours", "reference", "ratio", "machine")}
+    (tmp_path / "run_all.json").write_text(json.dumps({"mode": "quick", "threads": None}))
+    text = render.table_markdown([row])
+    assert not CHANGELOG.search(text), text
+    assert "quick sizes of `make bench`" in text and "15 minutes on 2 CPU cores" in text and "all cores" in text
+    (tmp_path / "run_all.json").write_text(json.dumps({"mode": "full", "threads": 1}))
+    text = render.table_markdown([row])
+    assert "full sizes" in text and "1 torch / numba threads" in text
+    (tmp_path / "run_all.json").unlink()
+    assert "were not recorded" in render.table_markdown([row])
