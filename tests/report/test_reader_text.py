@@ -70,3 +70,13 @@ def test_performance_footnote_says_what_the_benchmark_sizes_were(tmp_path, monke
     assert "full sizes" in text and "1 torch / numba threads" in text
     (tmp_path / "run_all.json").unlink()
     assert "were not recorded" in render.table_markdown([row])
+
+
+def test_holm_star_pages_explain_an_unstarred_interval_that_excludes_zero() -> None:
+    # the sensitivity and beyond tables print unadjusted 95 % intervals beside Holm-adjusted stars:
+    # without a word, "[+0.34, +1.79]" with no star reads as a contradiction
+    for name in ("report_ablations", "report_beyond"):
+        nb = json.loads((ROOT / "book" / "templates" / f"{name}.ipynb").read_text(encoding="utf-8"))
+        text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+        assert "Holm-adjusted" in text, name
+        assert "excludes 0 without a `*` is not significant after that correction" in text, name
