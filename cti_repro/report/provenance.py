@@ -19,9 +19,13 @@ DEMO_WARNING = ("Pipeline demonstration (not the paper's data, weights or protoc
 
 def demonstration_reasons(p: dict[str, Any]) -> str:
     """Why a :func:`provenance` is a demonstration, naming only what holds: "the catalogue is
-    synthetic", "an encoder has random weights", both, or that the records are marked so."""
+    synthetic", "the image encoder ViT-B-32 has random weights" (each such encoder by role and name), both,
+    or that the records are marked so."""
+    rnd = p.get("random_encoders") or []
+    has = "have" if len(rnd) > 1 else "has"
     why = (["the catalogue is synthetic"] if p.get("synthetic") else []) + (
-        ["an encoder has random weights"] if p.get("random_weights") else [])
+        ([f"the {' and the '.join(rnd)} {has} random weights"] if rnd else ["an encoder has random weights"])
+        if p.get("random_weights") else [])
     if why:
         return " and ".join(why)
     return ("the set-up is not the paper's (below)" if p.get("gaps")
@@ -49,7 +53,7 @@ def provenance(records: list[dict]) -> dict[str, Any]:
     caution); ``gaps`` lists why not (:func:`~cti_repro.report.reproduction.reproduction_gaps`).
     """
     ok = ok_records(records)
-    encoders, random_weights = [], False
+    encoders, random_weights, random_encoders = [], False, []
     for r in ok:
         for role, e in (r.get("encoders") or {}).items():
             desc = f"{role}: {e.get('name')} ({e.get('weights')}; pretrained: {'yes' if e.get('pretrained') else 'NO'}"
@@ -59,7 +63,9 @@ def provenance(records: list[dict]) -> dict[str, Any]:
                 desc += f"; {Path(str(e.get('checkpoint', ''))).name} sha256 {e['sha256'][:12]}"
             desc += ")"
             encoders.append(desc)
-            random_weights |= not e.get("pretrained", True)
+            if not e.get("pretrained", True):
+                random_weights = True
+                random_encoders.append(f"{role} encoder {e.get('name')}")
 
     def source(r: dict) -> str:
         d, cfg = r.get("data") or {}, (r.get("config") or {}).get("data", {})
@@ -83,6 +89,7 @@ def provenance(records: list[dict]) -> dict[str, Any]:
                     for s in SETTINGS},
         "encoders": sorted(_uniq(encoders)),
         "random_weights": random_weights,
+        "random_encoders": _uniq(random_encoders),  # "image encoder ViT-B-32": what the reasons name
         "seeds": sorted(_uniq(r.get("seed") for r in records)),
         "git_commits": _uniq(r.get("git_commit") for r in ok),
         "dates": (dates[0], dates[-1]) if dates else None,

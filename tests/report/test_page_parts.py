@@ -48,9 +48,14 @@ def test_shown_path_never_shows_the_build_machines_folders(tmp_path):
 
 
 def test_demonstration_reasons_say_which_holds():
-    assert demonstration_reasons(provenance([_record()])) == "the catalogue is synthetic and an encoder has random weights"
+    assert demonstration_reasons(provenance([_record()])) == ("the catalogue is synthetic and the image encoder ViT-B-32 "
+                                                              "has random weights")
     assert demonstration_reasons(provenance([_record(pretrained=True)])) == "the catalogue is synthetic"
-    assert demonstration_reasons(provenance([_record(source="xmarket")])) == "an encoder has random weights"
+    assert demonstration_reasons(provenance([_record(source="xmarket")])) == "the image encoder ViT-B-32 has random weights"
+    both = _record(source="xmarket")
+    both["encoders"]["text"]["pretrained"] = False
+    assert demonstration_reasons(provenance([both])) == ("the image encoder ViT-B-32 and the text encoder mpnet "
+                                                         "have random weights")
     text = book_pages.build_md([_record(pretrained=True)], "embedded")
     assert "The catalogue is synthetic:" in text and "and/or" not in text and "random weights" not in text
 
