@@ -80,3 +80,17 @@ def test_holm_star_pages_explain_an_unstarred_interval_that_excludes_zero() -> N
         text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
         assert "Holm-adjusted" in text, name
         assert "excludes 0 without a `*` is not significant after that correction" in text, name
+
+
+def test_real_data_recipe_names_every_study_that_reproduce_runs() -> None:
+    # `cti-repro reproduce` runs all three studies by default; a recipe that lists only Table 1's
+    # 36 rows leaves the reader without the other studies' folders and weights
+    from cti_repro.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    study = next(a for a in sub.choices["reproduce"]._actions if a.dest == "study")
+    text = (ROOT / "book" / "real_data.md").read_text(encoding="utf-8")
+    step = text[text.index("## 4. "):text.index("## Expected times")]
+    for name in (c for c in study.choices if c not in ("cti", "both")):
+        assert f"runs/xmarket/{name}/" in step, name
+    assert "`pretrained: yes` for both encoders" not in step  # the text-image and fine-grained rows have more
