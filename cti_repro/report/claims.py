@@ -83,8 +83,19 @@ def _holds_on(claim: Claim, records: list[dict], setting: str, metric: str) -> t
         t = tests[worst]
         bound = t["lo"] if np.isfinite(t["lo"]) else -math.inf
         if bound > best[0] or not best[1]:
-            best = (bound, f"{u} − {worst} {t['diff']:+.2f} [{fmt(t['lo'])}, {fmt(t['hi'])}]")
+            best = (bound, f"{u} − {worst} {t['diff']:+.2f} [{fmt(t['lo'])}, {fmt(t['hi'])}]" + _tie_note(t))
     return best[0] > 0, best[1]
+
+
+def _tie_note(t: dict) -> str:
+    """Why an interval is exactly [0, 0]: the two models score the same on every query and seed.
+
+    A reader otherwise sees "+0.00 [0.00, 0.00]" listed under "does not hold" with no reason; at
+    a ceiling (both 100 in the most general setting) the data cannot order the models at all.
+    """
+    if t["lo"] == 0 and t["hi"] == 0 and t["diff"] == 0:
+        return f" (equal on every query and seed: both {t['mean_a']:.2f})"
+    return ""
 
 
 def claims_table(t1: pd.DataFrame, records: list[dict]) -> pd.DataFrame:

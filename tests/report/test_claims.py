@@ -89,3 +89,12 @@ def test_row_and_report_commands(tmp_path):
     # outside the repository a path stays absolute; spaces are quoted
     assert papermill_command("row", {"results_dir": "/elsewhere/my runs"}, root=Path("/repo")).endswith(
         "-p results_dir '/elsewhere/my runs'")
+
+
+def test_an_exact_tie_says_why_it_does_not_hold():
+    # both at the ceiling on every query and seed (the embedded most-general CLIP-ITA and CLIP-IA):
+    # "+0.00 [0.00, 0.00]" alone under "does not hold" gives the reader no reason
+    recs = _records({**LEVELS, "CLIP-IA": 100.0, "CLIP-ITA": 100.0}, noise=0.0)
+    ev = _claims(recs).loc[("CLIP-ITA > CLIP-IA", "most_general")].evidence
+    assert "CLIP-ITA − CLIP-IA +0.00 [0.00, 0.00] (equal on every query and seed: both 100.00)" in ev
+    assert "equal on every query" not in _claims(_records(LEVELS)).loc[("CLIP-ITA > CLIP-IA", "all")].evidence
