@@ -93,13 +93,26 @@ def report_commands(template: str, profile: str, results_dir: str = "", config_p
     return {"cti-repro": " ".join(shlex.quote(p) for p in cli), "papermill": papermill_command(template, params, root)}
 
 
+SHOWN_COMMANDS = 2  # a box shows this many commands open; the rest fold into one <details>
+
+
 def commands_html(commands: dict[str, str], what: str = "this page", note: str = "") -> str:
     """A note box with the commands (``<pre>`` blocks that wrap, see ``book/_static/cti.css``);
-    ``note`` (HTML) follows them inside the box."""
+    ``note`` (HTML) follows them inside the box.
+
+    The first :data:`SHOWN_COMMANDS` are shown; any further ones (the beyond page has one per
+    extension and setting) fold into a ``<details>`` that says how many, so that a page's results
+    do not start a screen below its commands.
+    """
     import html
 
-    body = "".join(f"<p>{html.escape(k)}:</p><pre class='cti-command' data-kind='{html.escape(k)}'>"
-                   f"{html.escape(v)}</pre>" for k, v in commands.items())
+    blocks = [f"<p>{html.escape(k)}:</p><pre class='cti-command' data-kind='{html.escape(k)}'>"
+              f"{html.escape(v)}</pre>" for k, v in commands.items()]
+    body = "".join(blocks[:SHOWN_COMMANDS])
+    if len(blocks) > SHOWN_COMMANDS:
+        rest = len(blocks) - SHOWN_COMMANDS
+        body += (f"<details><summary>{rest} more command{'s' if rest > 1 else ''}</summary>"
+                 + "".join(blocks[SHOWN_COMMANDS:]) + "</details>")
     return admonition("note", f"Run {what} by hand", body + note)
 
 

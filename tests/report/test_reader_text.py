@@ -94,3 +94,16 @@ def test_real_data_recipe_names_every_study_that_reproduce_runs() -> None:
     for name in (c for c in study.choices if c not in ("cti", "both")):
         assert f"runs/xmarket/{name}/" in step, name
     assert "`pretrained: yes` for both encoders" not in step  # the text-image and fine-grained rows have more
+
+
+def test_a_long_commands_box_folds_all_but_the_first_two() -> None:
+    # the beyond page's box held twelve commands, a screen and a half before its first result
+    from cti_repro.report.commands import commands_html
+
+    cmds = {"cti-repro": "cti-repro report", "papermill": "papermill x"} | {f"extension {i}": f"cti-repro run {i}"
+                                                                               for i in range(10)}
+    box = commands_html(cmds)
+    head, sep, folded = box.partition("<details><summary>10 more commands</summary>")
+    assert sep and head.count("<pre") == 2 and folded.count("<pre") == 10
+    assert all(v in box for v in cmds.values())
+    assert "<details" not in commands_html(dict(list(cmds.items())[:2]))
