@@ -50,6 +50,7 @@ def test_finegrained_full_ranking_prints_no_nan_note_and_states_chance() -> None
     md = chapter_md(recs, "cti-repro reproduce")
     assert "nan" not in md
     assert "Chance level (random scores) on this protocol is Recall@K = K / 101: R@1 1.0, R@5 5.0, R@10 9.9." in md
+    assert "over all test candidates is Recall@K = K / 300: R@1 0.3, R@5 1.7, R@10 3.3, MedR % 50." in md
 
 
 def test_book_pages_have_no_changelog_wording() -> None:

@@ -103,18 +103,22 @@ def side_by_side(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def chance_md(records: list[dict]) -> str:
-    """What Recall@K a model with random scores expects on the sampled protocol: K / candidates.
+def chance_md(records: list[dict], full: bool = False) -> str:
+    """What a model with random scores expects: Recall@K = K / candidates (and a median rank of 50 %
+    of the candidates on the full ranking); empty when the rows disagree on the candidate count.
 
     The papers' numbers are far above it; a demonstration row near it has learnt nothing a reader can
-    see, which the table alone does not say.
+    see, which the table alone does not say. ``full``: the full ranking's candidates, else the
+    sampled protocol's.
     """
-    n = sorted({r["protocol"]["candidates_per_query"] for rs in _records(records).values() for r in rs
-                if (r.get("protocol") or {}).get("candidates_per_query")})
+    recs = [r for rs in _records(records).values() for r in rs]
+    n = sorted({r.get("n_candidates") for r in recs if r.get("ranks") and r.get("n_candidates")} if full else
+               {(r.get("protocol") or {}).get("candidates_per_query") for r in recs} - {None})
     if len(n) != 1:
         return ""
-    return ("Chance level (random scores) on this protocol is Recall@K = K / " + f"{n[0]}: "
-            + ", ".join(f"R@{k} {100.0 * min(k, n[0]) / n[0]:.1f}" for k in KS) + ".")
+    return (("Chance level (random scores) over all test candidates is Recall@K = K / " if full else
+             "Chance level (random scores) on this protocol is Recall@K = K / ") + f"{n[0]}: "
+            + ", ".join(f"R@{k} {100.0 * min(k, n[0]) / n[0]:.1f}" for k in KS) + (", MedR % 50." if full else "."))
 
 
 def paired_difference(records: list[dict], first: str = "Kaleido-BERT", second: str = "MLF") -> pd.DataFrame:
@@ -211,6 +215,7 @@ def chapter_md(records: list[dict], command: str) -> str:
              + " ".join(pub[k]["numbers_source"].strip() for k in PUBLISHED_KEY.values()),
              "## Full ranking (the text-image study's protocol)",
              md_table(full_ranking(records)),
+             chance_md(records, full=True),
              "## Per root category (RQ2.1)",
              "Recall@10 of the sampled protocol, text → image, by the query product's root category "
              "(the e-commerce categories other than fashion).",
