@@ -53,6 +53,19 @@ def test_finegrained_full_ranking_prints_no_nan_note_and_states_chance() -> None
     assert "over all test candidates is Recall@K = K / 300: R@1 0.3, R@5 1.7, R@10 3.3, MedR % 50." in md
 
 
+def test_finegrained_tables_fit_an_800px_column() -> None:
+    # at 800 px the 11-column side-by-side table and the full-ranking note ran out of sight: the
+    # columns that hold one value go into a sentence, a skipped model into a line of its own
+    recs = [_finegrained("MLF", s, full=True) for s in (0, 1)] + [_finegrained("Kaleido-BERT", s, full=False)
+                                                                     for s in (0, 1)]
+    md = chapter_md(recs, "cti-repro reproduce")
+    headers = [line for line in md.splitlines() if line.startswith("| ")]
+    assert headers and all(h.count("|") - 1 <= 8 for h in headers), headers
+    assert "Every row: 2 seeds, 4 queries, 101 candidates." in md
+    assert "Not computed for Kaleido-BERT: 300 x 300 = 90,000 pairs > max." in md
+    assert "| Kaleido-BERT | text → image | 0 |" not in md
+
+
 def test_book_pages_have_no_changelog_wording() -> None:
     found = [f"{p.name}: {m.group(0)}" for p in sorted((ROOT / "book").glob("*.md"))
              for m in CHANGELOG.finditer(p.read_text(encoding="utf-8"))]

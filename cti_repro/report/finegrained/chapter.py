@@ -164,6 +164,30 @@ def full_ranking(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def compact(df: pd.DataFrame, columns: tuple[str, ...] = ("seeds", "queries", "candidates")) -> tuple[pd.DataFrame, str]:
+    """``df`` without those of ``columns`` that hold one value in every row, and a phrase that
+    states them ("3 seeds, 20 queries, 101 candidates"): the chapter's tables then fit an 800 px
+    column instead of scrolling their numbers out of sight."""
+    same = [c for c in columns if c in df.columns and len(df) and df[c].astype(str).nunique() == 1]
+    phrase = ", ".join(f"{df[c].iloc[0]} {c}" for c in same)
+    return df.drop(columns=same), phrase
+
+
+def full_ranking_md(records: list[dict]) -> str:
+    """The full-ranking table of the rows that computed it, then one line per row that did not
+    (its reason, e.g. the cross-encoder's pair budget) rather than a row of dashes."""
+    df = full_ranking(records)
+    if df.empty:
+        return ""
+    skipped = df[df["note"].astype(str).str.len() > 0] if "note" in df.columns else df.iloc[:0]
+    done = df.drop(index=skipped.index).drop(columns=[c for c in ("note",) if c in df.columns])
+    table, phrase = compact(done, ("seeds", "candidates"))
+    lines = ([f"Every row: {phrase}.", md_table(table)] if phrase else [md_table(table)]) if len(done) else []
+    lines += [f"Not computed for {m}: {str(note).removeprefix('skipped: ')}."
+              for m, note in dict(zip(skipped.model, skipped.note)).items()]
+    return "\n\n".join(x for x in lines if x)
+
+
 def per_category(records: list[dict], direction: str = "t2i", k: int = 10) -> pd.DataFrame:
     """RQ2.1: sampled Recall@k per root category of the query, one column per model (mean over seeds)."""
     cols, counts = {}, {}
@@ -197,6 +221,11 @@ def cost_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _compact_table(df: pd.DataFrame) -> list[str]:
+    table, phrase = compact(df)
+    return [f"Every row: {phrase}.", md_table(table)] if phrase else [md_table(table)]
+
+
 def chapter_md(records: list[dict], command: str) -> str:
     """The chapter's generated Markdown; ``command`` is what produces the rows when there is none."""
     if not _records(records):
@@ -206,15 +235,15 @@ def chapter_md(records: list[dict], command: str) -> str:
              "## Both models side by side (RQ2.3)",
              f"Recall@K (percent) of the papers' protocol: {pub['protocol'].strip()} Ours: mean over seeds and "
              "queries with a 95 % bootstrap interval (queries and seeds resampled).",
-             md_table(side_by_side(records)),
+             *_compact_table(side_by_side(records)),
              chance_md(records),
              "The difference on the same queries and negatives (points; 95 % bootstrap interval over queries and "
              "seeds):",
-             md_table(paired_difference(records)),
+             *_compact_table(paired_difference(records)),
              "Sources: " + "; ".join(f"{m}: {pub[k]['source']}" for m, k in PUBLISHED_KEY.items()) + ". "
              + " ".join(pub[k]["numbers_source"].strip() for k in PUBLISHED_KEY.values()),
              "## Full ranking (the text-image study's protocol)",
-             md_table(full_ranking(records)),
+             full_ranking_md(records),
              chance_md(records, full=True),
              "## Per root category (RQ2.1)",
              "Recall@10 of the sampled protocol, text → image, by the query product's root category "
@@ -228,5 +257,5 @@ def chapter_md(records: list[dict], command: str) -> str:
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
-__all__ = ["chapter_md", "chance_md", "side_by_side", "paired_difference", "full_ranking", "per_category", "cost_table", "demonstration_md",
+__all__ = ["chapter_md", "chance_md", "compact", "full_ranking_md", "side_by_side", "paired_difference", "full_ranking", "per_category", "cost_table", "demonstration_md",
            "published_finegrained"]
