@@ -232,7 +232,9 @@ def sizes_sentence(run: dict) -> str:
         return "The benchmark sizes were not recorded (no `benchmarks/results/run_all.json`)."
     what = MODES.get(str(mode), f"benchmark mode {mode!r}")
     threads = f"{run['threads']} torch / numba threads" if run.get("threads") else "torch's default threads (all cores)"
-    return f"Measured with {what}, {threads}."
+    when = (f" at commit {str(run['git_commit'])[:12]}" if run.get("git_commit") else "") + (
+        f", {run['finished_at']}" if run.get("finished_at") else "")
+    return f"Measured with {what}, {threads}{when}."
 
 
 def table_markdown(rs: list[dict[str, str]]) -> str:

@@ -59,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         timings[name] = round(time.perf_counter() - t, 1)
         print(f"[{name}: {timings[name]:.0f} s]")
     total = time.perf_counter() - t0
+    from cti_repro.results import git_commit
+
+    # the commit and date let the performance page say which code its table measured
     C.write_json("run_all", {"mode": "quick" if quick else "full", "threads": args.threads, "benchmarks_s": timings,
+                             "git_commit": git_commit(C.ROOT), "finished_at": time.strftime("%Y-%m-%d %H:%M %Z"),
                              "total_s": round(total, 1), "machine_start": m, "machine_end": C.machine()})
     import render
 

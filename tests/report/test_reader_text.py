@@ -79,9 +79,10 @@ def test_performance_footnote_says_what_the_benchmark_sizes_were(tmp_path, monke
     text = render.table_markdown([row])
     assert not CHANGELOG.search(text), text
     assert "quick sizes of `make bench`" in text and "15 minutes on 2 CPU cores" in text and "all cores" in text
-    (tmp_path / "run_all.json").write_text(json.dumps({"mode": "full", "threads": 1}))
+    (tmp_path / "run_all.json").write_text(json.dumps({"mode": "full", "threads": 1, "git_commit": "0123456789abcdef",
+                                                       "finished_at": "2026-12-05 09:00 UTC"}))
     text = render.table_markdown([row])
-    assert "full sizes" in text and "1 torch / numba threads" in text
+    assert "full sizes" in text and "1 torch / numba threads at commit 0123456789ab, 2026-12-05 09:00 UTC." in text
     (tmp_path / "run_all.json").unlink()
     assert "were not recorded" in render.table_markdown([row])
 
