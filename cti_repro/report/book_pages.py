@@ -66,12 +66,13 @@ def build_md(records: list[dict], profile: str, cfg: Any = None) -> str:
            if demo else "The numbers below come from the real data and pretrained weights. ")
     lines = ["```{admonition} " + title, f":class: {kind}", "", why + "To reproduce the paper, follow "
              "[Reproducing on the real data](real_data.md).", "",
-             f"- **Profile:** `{profile}` ({p['ok']} runs ok, {p['failed']} failed)",
+             # the records are Table 1's rows; the other studies' rows are counted on their own pages
+             f"- **Profile:** `{profile}` (Table 1 runs: {p['ok']} ok, {p['failed']} failed)",
              f"- **Catalogue:** {source}, {products} products",
              f"- **Encoders and weights:** {weights}",
              f"- **Seeds:** {', '.join(map(str, p['seeds'])) or '—'}",
              f"- **Git commit:** {', '.join(p['git_commits'][:2]) or '—'}",
-             f"- **Finished:** {' … '.join(dict.fromkeys(p['dates'])) if p['dates'] else '—'}", "```"]
+             f"- **Table 1 rows finished:** {' … '.join(dict.fromkeys(p['dates'])) if p['dates'] else '—'}", "```"]
     return "\n".join(lines) + "\n"
 
 

@@ -58,6 +58,8 @@ def test_demonstration_reasons_say_which_holds():
                                                          "have random weights")
     text = book_pages.build_md([_record(pretrained=True)], "embedded")
     assert "The catalogue is synthetic:" in text and "and/or" not in text and "random weights" not in text
+    # the box counts Table 1's rows only (the text-image and fine-grained rows are not records here): say so
+    assert "(Table 1 runs: 1 ok, 0 failed)" in text and "**Table 1 rows finished:**" in text
 
 
 def test_convergence_box_only_when_the_kept_epoch_is_the_last():
