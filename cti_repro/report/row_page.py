@@ -127,6 +127,20 @@ def first_run_note(record: dict[str, Any]) -> str:
             "the first run takes longer than the wall time below (minutes on the embedded catalogue).</p>")
 
 
+def model_summary(info: dict[str, Any]) -> str:
+    """A record's ``model_info`` as a reader's line: ``key=value`` pairs, settings that do not apply
+    (None) left out, lists and dicts written plainly (``input_dims=image 512, title 768``) rather
+    than as Python reprs."""
+    def plain(v: Any) -> str:
+        if isinstance(v, dict):
+            return ", ".join(f"{k} {plain(x)}" for k, x in v.items())
+        if isinstance(v, (list, tuple)):
+            return " + ".join(map(plain, v))
+        return str(v)
+
+    return "; ".join(f"{k}={plain(v)}" for k, v in info.items() if v is not None)
+
+
 def provenance_table(record: dict[str, Any], path: str, root: str | None = None) -> pd.DataFrame:
     """What produced the record: file (relative to ``root``), profile, hashes, encoders, model,
     commit, key versions."""
@@ -140,7 +154,7 @@ def provenance_table(record: dict[str, Any], path: str, root: str | None = None)
         "data fingerprint": record.get("data_fingerprint"),
         **{f"{role} encoder": f"{e.get('name')} ({e.get('weights')}, pretrained: {e.get('pretrained')})"
            for role, e in enc.items()},
-        "model": ", ".join(f"{k}={v}" for k, v in (record.get("model_info") or {}).items()),
+        "model": model_summary(record.get("model_info") or {}),
         "git commit": record.get("git_commit"),
         **{k: v for k, v in (record.get("versions") or {}).items()
            if k in ("torch", "open_clip_torch", "sentence-transformers")},

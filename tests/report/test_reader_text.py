@@ -122,3 +122,12 @@ def test_a_long_commands_box_folds_all_but_the_first_two() -> None:
     assert sep and head.count("<pre") == 2 and folded.count("<pre") == 10
     assert all(v in box for v in cmds.values())
     assert "<details" not in commands_html(dict(list(cmds.items())[:2]))
+
+
+def test_row_provenance_model_cell_has_no_python_reprs() -> None:
+    from cti_repro.report.row_page import provenance_table
+
+    info = {"attribute_pool": None, "dim": 256, "input_dims": {"image": 512, "title": 768},
+            "modalities": ["image", "title"], "name": "CLIP-IT"}
+    cell = provenance_table({"model_info": info}, "runs/x.json")["value"]["model"]
+    assert cell == "dim=256; input_dims=image 512, title 768; modalities=image + title; name=CLIP-IT"
