@@ -131,3 +131,14 @@ def test_row_provenance_model_cell_has_no_python_reprs() -> None:
             "modalities": ["image", "title"], "name": "CLIP-IT"}
     cell = provenance_table({"model_info": info}, "runs/x.json")["value"]["model"]
     assert cell == "dim=256; input_dims=image 512, title 768; modalities=image + title; name=CLIP-IT"
+
+
+def test_templates_show_provenance_tables_through_a_styler() -> None:
+    # a bare DataFrame is rendered by pandas' HTML repr, which cuts values at 50 characters
+    # ("attribute_pool=None, bn_hidden=128, category_i..." on the text-image row pages)
+    for nb_path in sorted((ROOT / "book" / "templates").glob("*.ipynb")):
+        nb = json.loads(nb_path.read_text(encoding="utf-8"))
+        for cell in nb["cells"]:
+            src = "".join(cell["source"])
+            if cell["cell_type"] == "code" and "provenance_table(" in src:
+                assert "styled(" in src, nb_path.name
