@@ -138,3 +138,11 @@ def test_products_without_image_or_text_are_excluded_and_counted(tmp_path):
     assert product_text("T", ["a", " ", "b"], ["attributes"]) == "a. b"
     with pytest.raises(ValueError):
         product_text("T", [], ["price"])
+
+
+def test_clip_heads_hidden_width_is_model_bn_hidden(smoke_config, capsys):
+    # CLIP-heads claims the public code's BatchNorm heads, as the CtI rows build them: hidden width
+    # model.bn_hidden (2048 by default), output width xmodal.dim (the hidden width was xmodal.dim)
+    assert _run(smoke_config, "CLIP-heads", "--seed", "5", "--set", "model.bn_hidden=96", "--set", "xmodal.epochs=1") == 0
+    info = read_result(json.loads(capsys.readouterr().out)["result"])["model_info"]
+    assert info["head"] == "batchnorm" and info["bn_hidden"] == 96 and info["dim"] == 128
