@@ -1,6 +1,9 @@
 """``cti-repro``: the command line.
 
-Subcommands (heavy imports happen inside each handler so ``--help`` stays fast)::
+Subcommands (heavy imports happen inside each handler so ``--help`` stays fast); ``xmodal`` and
+``finegrained`` are defined beside their study (``run/xmodal/cli.py``, ``run/finegrained/cli.py``),
+``verify`` and ``readme-table`` in :mod:`cti_repro.cli_verify`, shared options in
+:mod:`cti_repro.cli_args`::
 
     cti-repro data stats DIR
     cti-repro data synthetic --out OUT [--products N] [--seed S]
