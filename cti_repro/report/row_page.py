@@ -141,6 +141,17 @@ def model_summary(info: dict[str, Any]) -> str:
     return "; ".join(f"{k}={plain(v)}" for k, v in info.items() if v is not None)
 
 
+def _encoder_text(e: dict[str, Any]) -> str:
+    """``name (weights, pretrained: ...; activation, decided by ...)``: the activation part where the record
+    has the encoder's ``architecture`` (open_clip models: QuickGELU or GELU, from the checkpoint, the tag's
+    config or ``encoders.image.quick_gelu``; a wrong one changes every feature)."""
+    arch = e.get("architecture") or {}
+    act = f"; {arch['activation']}" if arch.get("activation") else ""
+    if act and arch.get("activation_from"):
+        act += f", decided by {arch['activation_from']}"
+    return f"{e.get('name')} ({e.get('weights')}, pretrained: {e.get('pretrained')}{act})"
+
+
 def provenance_table(record: dict[str, Any], path: str, root: str | None = None) -> pd.DataFrame:
     """What produced the record: file (relative to ``root``), profile, hashes, encoders, model,
     commit, key versions."""
@@ -152,8 +163,7 @@ def provenance_table(record: dict[str, Any], path: str, root: str | None = None)
         "profile": record.get("profile"),
         "config hash": record.get("config_hash"),
         "data fingerprint": record.get("data_fingerprint"),
-        **{f"{role} encoder": f"{e.get('name')} ({e.get('weights')}, pretrained: {e.get('pretrained')})"
-           for role, e in enc.items()},
+        **{f"{role} encoder": _encoder_text(e) for role, e in enc.items()},
         "model": model_summary(record.get("model_info") or {}),
         "git commit": record.get("git_commit"),
         **{k: v for k, v in (record.get("versions") or {}).items()
