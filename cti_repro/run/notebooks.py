@@ -4,6 +4,10 @@ A notebook is *current* when its metadata holds the :func:`stamp` of the run tha
 it (profile, config hash, data fingerprint, template hash). :func:`execute` writes under a hidden
 temporary name and renames when complete; a notebook that raises is kept as
 ``<name>.failed.ipynb`` with its traceback.
+
+Inside a batch a notebook runs in its process's warm kernel (:mod:`cti_repro.run.warm_kernel`:
+one kernel per worker, reset between notebooks); ``CTI_REPRO_WARM_KERNELS=0`` gives every
+notebook a new kernel, as :func:`execute` always does outside a batch.
 """
 
 from __future__ import annotations
@@ -131,7 +135,8 @@ def execute(
 
     ``out``'s metadata gets ``cti_repro: meta`` (its :func:`stamp`: what makes it current);
     ``title`` replaces the page title; cells tagged ``drop_tag`` are removed first; the kernel's
-    stderr goes to ``log``; ``hide_parameters`` keeps papermill's injected cell out of the HTML.
+    stderr goes to ``log`` (a warm kernel's to ``kernel-<pid>.log`` beside it); ``hide_parameters``
+    keeps papermill's injected cell out of the HTML.
     On an error the executed notebook (traceback, ``FAILED`` title) is moved to
     ``<out>.failed.ipynb``, an older ``out`` removed, and the error re-raised.
     """
