@@ -22,7 +22,7 @@ from cti_repro.run.notebooks import execute
 PROBE = [
     'mark = "fresh"', # parameters
     "import os, sys, warnings, json\n"
-    "probe = {'pid': os.getpid(), 'leak': globals().get('leaked'), 'env': os.environ.get('CTI_TEST_LEAK'),\n"
+    "probe = {'pid': os.getpid(), 'parent': os.getppid(), 'leak': globals().get('leaked'), 'env': os.environ.get('CTI_TEST_LEAK'),\n"
     "         'key': os.environ.get('" + KEY_ENV + "'), 'cwd': os.getcwd(), 'path': sys.path[-1],\n"
     "         'filters': len(warnings.filters), 'mark': mark, 'count': get_ipython().execution_count}\n"
     "print('PROBE ' + json.dumps(probe))",
@@ -62,6 +62,7 @@ def test_one_kernel_reset_between_notebooks(probe, tmp_path, monkeypatch):
     with warm_kernel.warm_kernels():
         first = _run(probe, tmp_path, 1, mark="one")
         second = _run(probe, tmp_path, 2, mark="two")
+        assert _kernels_of({os.getpid()}) == [first["pid"]]  # (the check below can see a kernel)
     assert second["pid"] == first["pid"]  # the same kernel ...
     for seen in (first, second):  # ... that shows the second notebook nothing of the first
         assert seen["leak"] is None and seen["env"] is None and seen["path"] != "/leaked"
@@ -70,7 +71,7 @@ def test_one_kernel_reset_between_notebooks(probe, tmp_path, monkeypatch):
     counts = [[c.execution_count for c in nbformat.read(tmp_path / f"out{i}.ipynb", as_version=4).cells] for i in (1, 2)]
     assert counts[0] == counts[1] == [1, 2, 3, 4]  # the page's prompts restart too
     assert second["mark"] == "two"  # its own parameters
-    assert _gone(first["pid"])  # the scope's end shuts the kernel down
+    assert _gone(first["pid"]) and not _kernels_of({os.getpid()})  # the scope's end shuts the kernel down
 
 
 def test_failed_notebook_or_dead_kernel_gets_a_new_one(probe, tmp_path, monkeypatch):
@@ -129,7 +130,6 @@ def test_pool_workers_shut_their_kernels_down(smoke_study, probe, tmp_path, monk
     from cti_repro.run import batch
 
     monkeypatch.delenv(warm_kernel.ENV, raising=False)
-    before = {p.pid for p in psutil.process_iter() if "ipykernel" in " ".join(_cmdline(p))}
     tasks = [batch.RowTask("all", f"P{i}", 0, tmp_path / f"r{i}.json", tmp_path / f"nb{i}.ipynb") for i in range(4)]
 
     def job(task):
@@ -138,21 +138,30 @@ def test_pool_workers_shut_their_kernels_down(smoke_study, probe, tmp_path, monk
     failed = batch.run_rows(tasks, smoke_study.cfg, smoke_study.fp, smoke_study.layout, smoke_study.config_path,
                             workers=2, job=job)
     assert failed == []
-    pids = set()
+    seen = []
     for t in tasks:
         text = "".join(o.get("text", "") for c in nbformat.read(t.notebook, as_version=4).cells
                        for o in c.get("outputs", []))
-        pids.add(json.loads(text.split("PROBE ", 1)[1].splitlines()[0])["pid"])
-    assert len(pids) <= 2 and all(_gone(p) for p in pids)
-    after = {p.pid for p in psutil.process_iter() if "ipykernel" in " ".join(_cmdline(p))}
-    assert after <= before
+        seen.append(json.loads(text.split("PROBE ", 1)[1].splitlines()[0]))
+    pids, workers = {s["pid"] for s in seen}, {s["parent"] for s in seen}
+    assert len(pids) <= 2 and len(workers) <= 2 and all(_gone(p) for p in pids)
+    assert not _kernels_of(workers)  # nor any other kernel those workers started
 
 
-def _cmdline(p: psutil.Process) -> list[str]:
-    try:
-        return p.cmdline()
-    except (psutil.Error, OSError):
-        return []
+def _kernels_of(parents: set[int]) -> list[int]:
+    """Live ipykernel processes (``pgrep -f ipykernel``) started by one of ``parents`` (their ``JPY_PARENT_PID``)."""
+    import subprocess
+
+    found = subprocess.run(["pgrep", "-f", "ipykernel"], capture_output=True, text=True).stdout.split()
+    alive = []
+    for pid in map(int, found):
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE and int(proc.environ().get("JPY_PARENT_PID", 0)) in parents:
+                alive.append(pid)
+        except (psutil.Error, ValueError):
+            continue
+    return alive
 
 
 # ---- rows: bit-for-bit the same in fresh kernels and in one warm kernel ----------------------------------
