@@ -20,14 +20,18 @@ from cti_repro.run.notebooks import execute
 
 # The probe prints what a notebook can see of the ones before it, then leaves traces of its own.
 PROBE = [
-    'mark = "fresh"', # parameters
+    'mark = "fresh"',  # the parameters cell
     "import os, sys, warnings, json\n"
-    "probe = {'pid': os.getpid(), 'parent': os.getppid(), 'leak': globals().get('leaked'), 'env': os.environ.get('CTI_TEST_LEAK'),\n"
+    "probe = {'pid': os.getpid(), 'parent': os.getppid(), 'leak': globals().get('leaked'),\n"
+    "         'env': os.environ.get('CTI_TEST_LEAK'), 'figs': sys.modules['matplotlib.pyplot'].get_fignums()\n"
+    "         if 'matplotlib.pyplot' in sys.modules else [],\n"
+    "         'lw': sys.modules['matplotlib'].rcParams['lines.linewidth'] if 'matplotlib' in sys.modules else None,\n"
     "         'key': os.environ.get('" + KEY_ENV + "'), 'cwd': os.getcwd(), 'path': sys.path[-1],\n"
     "         'filters': len(warnings.filters), 'mark': mark, 'count': get_ipython().execution_count}\n"
     "print('PROBE ' + json.dumps(probe))",
     "leaked = 42\nos.environ['CTI_TEST_LEAK'] = '1'\nsys.path.append('/leaked')\n"
-    "warnings.filterwarnings('ignore', message='leaked')\nos.chdir('/')",
+    "warnings.filterwarnings('ignore', message='leaked')\nos.chdir('/')\n"
+    "import matplotlib, matplotlib.pyplot as plt\nmatplotlib.rcParams['lines.linewidth'] = 9.0\nfig = plt.figure()",
 ]
 
 
@@ -66,9 +70,11 @@ def test_one_kernel_reset_between_notebooks(probe, tmp_path, monkeypatch):
     assert second["pid"] == first["pid"]  # the same kernel ...
     for seen in (first, second):  # ... that shows the second notebook nothing of the first
         assert seen["leak"] is None and seen["env"] is None and seen["path"] != "/leaked"
+        assert seen["figs"] == [] and seen["lw"] in (None, 1.5)  # no open figure, matplotlib's default width
         assert seen["cwd"] == str(tmp_path) and seen["filters"] == first["filters"]
         assert seen["count"] == 4  # IPython's count as in a new kernel (3 cells before, papermill's injected one too)
-    counts = [[c.execution_count for c in nbformat.read(tmp_path / f"out{i}.ipynb", as_version=4).cells] for i in (1, 2)]
+    counts = [[c.execution_count for c in nbformat.read(tmp_path / f"out{i}.ipynb", as_version=4).cells]
+              for i in (1, 2)]
     assert counts[0] == counts[1] == [1, 2, 3, 4]  # the page's prompts restart too
     assert second["mark"] == "two"  # its own parameters
     assert _gone(first["pid"]) and not _kernels_of({os.getpid()})  # the scope's end shuts the kernel down
