@@ -30,6 +30,7 @@ from cti_repro.clip_weights import exported_key
 from cti_repro.run.book import BookLayout, book_layout
 from cti_repro.run.notebooks import error_text, execute, notebook_is_current, stamp
 from cti_repro.run.pages import build_pages, execute_pages, write_data_files
+from cti_repro.run.warm_kernel import keep_for_process, warm_kernels
 from cti_repro.run.stages import finish, fmt_duration, stages_for, submission_order
 from cti_repro.study import SETTING_LABELS, TRAINED, table1_rows
 
@@ -169,15 +170,16 @@ def run_rows(
                                      ray_executor.DEFAULT_RETRIES if retries is None else retries)
         return failed
     if executor is not None or workers <= 1:
-        for task in todo:
-            fn, args, kwargs = (executor, (task,), {}) if executor else job(task)
-            finished(task, *_timed(fn, *args, **kwargs))
+        with warm_kernels():  # one kernel for the row notebooks run here, shut down after the rows
+            for task in todo:
+                fn, args, kwargs = (executor, (task,), {}) if executor else job(task)
+                finished(task, *_timed(fn, *args, **kwargs))
         return failed
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
     # spawn: this process holds torch's thread pools (features), which a fork would inherit broken
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=watch_parent,
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker,
                                initargs=(os.getpid(),))
     try:
         futures = {}
@@ -195,6 +197,14 @@ def run_rows(
         raise
     pool.shutdown(wait=True)
     return failed
+
+
+def init_worker(parent: int) -> None:
+    """A row worker process: ends with ``parent`` (:func:`watch_parent`) and keeps one warm kernel
+    for the notebooks it executes (:func:`cti_repro.run.warm_kernel.keep_for_process`), shut down
+    when the pool lets it exit."""
+    watch_parent(parent)
+    keep_for_process()
 
 
 def watch_parent(parent: int, interval: float = 2.0, exit_fn: Callable[[int], Any] | None = None,

@@ -6,7 +6,7 @@ Executed notebooks live under ``<book_dir>/runs/<profile>/`` (git-ignored)::
     rows/<setting>/<model>_seed<seed>.ipynb           one row of Table 1
     rows/<setting>/<model>_seed<seed>.failed.ipynb    a row that raised (with its traceback)
     report/report_*.ipynb                             the report pages
-    logs/*.log                                        the kernels' stderr
+    logs/*.log                                        the kernels' stderr (a warm kernel's: kernel-<pid>.log)
 
 The committed ``book/_toc.yml`` is the book's stable structure: index pages (``results.md``,
 ``rows_<setting>.md``) under which :func:`publish` hangs a copy of the profile built last

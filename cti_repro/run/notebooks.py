@@ -4,6 +4,10 @@ A notebook is *current* when its metadata holds the :func:`stamp` of the run tha
 it (profile, config hash, data fingerprint, template hash). :func:`execute` writes under a hidden
 temporary name and renames when complete; a notebook that raises is kept as
 ``<name>.failed.ipynb`` with its traceback.
+
+Inside a batch a notebook runs in its process's warm kernel (:mod:`cti_repro.run.warm_kernel`:
+one kernel per worker, reset between notebooks); ``CTI_REPRO_WARM_KERNELS=0`` gives every
+notebook a new kernel, as :func:`execute` always does outside a batch.
 """
 
 from __future__ import annotations
@@ -102,6 +106,27 @@ def _finish(nb: Any, hide_parameters: bool) -> None:
             cell.metadata["tags"] = [*tags, "remove-cell"]
 
 
+def _run(nb: Any, partial: Path, parameters: dict[str, Any], cwd: Path, log: Path) -> None:
+    """papermill on ``nb`` into ``partial``: in this process's warm kernel when reuse is on here
+    (:mod:`cti_repro.run.warm_kernel`; then a failure shuts that kernel down), else in a new one."""
+    import papermill as pm
+
+    from cti_repro.run import warm_kernel
+
+    common = {"parameters": parameters, "kernel_name": kernel_name(), "progress_bar": False, "log_output": False,
+              "cwd": str(cwd), "start_timeout": 300}
+    with _kernel_context(log):  # the environment a new kernel would get: the warm kernel's key
+        if not warm_kernel.active():
+            pm.execute_notebook(nb, str(partial), **common)
+            return
+        try:
+            km = warm_kernel.acquire(common["kernel_name"], cwd, log.parent)
+            pm.execute_notebook(nb, str(partial), engine_name=warm_kernel.register_engine(), km=km, **common)
+        except BaseException:
+            warm_kernel.discard()  # a failed notebook (or Ctrl-C) must not leave its state to the next
+            raise
+
+
 def execute(
     template: Path, out: Path, parameters: dict[str, Any], meta: dict[str, str], cwd: Path,
     title: str | None = None, drop_tag: str | None = None, log: Path | None = None, hide_parameters: bool = False,
@@ -110,12 +135,12 @@ def execute(
 
     ``out``'s metadata gets ``cti_repro: meta`` (its :func:`stamp`: what makes it current);
     ``title`` replaces the page title; cells tagged ``drop_tag`` are removed first; the kernel's
-    stderr goes to ``log``; ``hide_parameters`` keeps papermill's injected cell out of the HTML.
+    stderr goes to ``log`` (a warm kernel's to ``kernel-<pid>.log`` beside it); ``hide_parameters``
+    keeps papermill's injected cell out of the HTML.
     On an error the executed notebook (traceback, ``FAILED`` title) is moved to
     ``<out>.failed.ipynb``, an older ``out`` removed, and the error re-raised.
     """
     import nbformat
-    import papermill as pm
 
     out.parent.mkdir(parents=True, exist_ok=True)
     failed_out, partial = out.with_suffix(".failed.ipynb"), out.with_name(f".{out.stem}.partial.ipynb")
@@ -125,9 +150,7 @@ def execute(
     if title:
         _retitle(nb, title)
     try:
-        with _kernel_context(log or out.parent / "logs" / f"{out.stem}.log"):
-            pm.execute_notebook(nb, str(partial), parameters=parameters, kernel_name=kernel_name(),
-                                progress_bar=False, log_output=False, cwd=str(cwd), start_timeout=300)
+        _run(nb, partial, parameters, cwd, log or out.parent / "logs" / f"{out.stem}.log")
     except Exception:  # (a KeyboardInterrupt leaves the hidden partial, overwritten next time)
         if partial.is_file():
             done = nbformat.read(partial, as_version=4)

@@ -7,6 +7,7 @@ from pathlib import Path
 from cti_repro.config import StudyConfig
 from cti_repro.run.book import REPORTS, XMODAL_REPORTS, BookLayout, build_book
 from cti_repro.run.notebooks import error_text, execute, notebook_is_current, stamp
+from cti_repro.run.warm_kernel import warm_kernels
 from cti_repro.run.stages import _Stages
 
 
@@ -31,7 +32,7 @@ def execute_pages(
         names = (REPORTS if study in ("cti", "both") else ()) + (XMODAL_REPORTS if study in ("xmodal", "both") else ())
         todo["report notebooks"] = [(r, layout.report_notebook(r), params) for r in names]
     for stage, jobs in todo.items():
-        with stages(stage):
+        with stages(stage), warm_kernels():  # one kernel for the pages (its imports paid once)
             for name, out, params in jobs:
                 template = layout.templates / f"{name}.ipynb"
                 try:

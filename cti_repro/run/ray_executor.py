@@ -159,7 +159,11 @@ def task_resources(cfg: StudyConfig, ray: Any, gpu_work: bool = True) -> dict[st
 
 def _attempt(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[Any, float]:
     """One attempt of a job inside a Ray worker: (its return value, seconds). Exceptions propagate
-    so that Ray retries them."""
+    so that Ray retries them. A Ray worker runs many jobs: its notebooks share one warm kernel
+    (:func:`cti_repro.run.warm_kernel.keep_for_process`)."""
+    from cti_repro.run.warm_kernel import keep_for_process
+
+    keep_for_process()
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0

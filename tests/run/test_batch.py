@@ -9,6 +9,7 @@ and the Table 1 page checked for every row with published and reproduced values.
 
 from __future__ import annotations
 
+import os
 import re
 from html import unescape
 from pathlib import Path
@@ -260,6 +261,11 @@ def test_ctrl_c_cancels_the_queued_rows_and_says_how_to_resume(small, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         batch.run_rows(tasks, small.cfg, small.fp, small.layout, small.base / "_config.yml", workers=2)
     assert calls["submitted"] == 5 and calls["shutdown"] == (False, True)  # no wait, queued rows cancelled
-    assert calls["init"]["initializer"] is batch.watch_parent  # workers notice a dead parent
+    assert calls["init"]["initializer"] is batch.init_worker
+    seen = []  # workers notice a dead parent, and keep one warm kernel each
+    monkeypatch.setattr(batch, "watch_parent", lambda parent: seen.append(("watch", parent)))
+    monkeypatch.setattr(batch, "keep_for_process", lambda: seen.append("warm"))
+    batch.init_worker(*calls["init"]["initargs"])
+    assert seen == [("watch", os.getpid()), "warm"]
     out = capsys.readouterr().out
     assert "interrupted: 0 of 5 rows finished" in out and "rerun the same command to resume" in out
