@@ -76,19 +76,22 @@ class Word2VecText:
         self.stats["vocabulary"] = len(self.wv.key_to_index)
         return self
 
-    def transform(self, texts: list[str]) -> np.ndarray:
-        """[n, dim] float32 mean vectors; a text with no known token is a zero row (counted in ``stats``)."""
+    def transform_known(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """[n, dim] float32 mean vectors, and [n] bool: the text has a known token (else its row is zero)."""
         if self.wv is None:
             raise RuntimeError("fit() first")
         out = np.zeros((len(texts), self.dim), np.float32)
-        empty = 0
+        known = np.zeros(len(texts), bool)
         for i, t in enumerate(texts):
             toks = [w for w in tokenize(t) if w in self.wv.key_to_index]
             if toks:
-                out[i] = self.wv[toks].mean(0)
-            else:
-                empty += 1
-        self.stats["texts_without_known_word"] = self.stats.get("texts_without_known_word", 0) + empty
+                out[i], known[i] = self.wv[toks].mean(0), True
+        return out, known
+
+    def transform(self, texts: list[str]) -> np.ndarray:
+        """[n, dim] float32 mean vectors; a text with no known token is a zero row (counted in ``stats``)."""
+        out, known = self.transform_known(texts)
+        self.stats["texts_without_known_word"] = self.stats.get("texts_without_known_word", 0) + int((~known).sum())
         return out
 
     def describe(self) -> dict:
