@@ -94,6 +94,29 @@ def test_text_featurisers():
     assert b.dim == 7 and x[b.vectorizer.vocabulary_["red"]] == 2
 
 
+def test_tokenize_is_gensims_simple_preprocess_without_importing_gensim():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from gensim.utils import simple_preprocess
+
+    from cti_repro.models.xmodal.text import tokenize
+
+    texts = ["Red STEEL mug, 350ml (2-pack)", "x_y _under __init__ a b c", "Ça coûte 12€ — déjà vu", "ÆØÅ æøå ß ǅ İstanbul",
+             "naïve café résumé", "x" * 40 + " " + "y" * 41, "tab\tnew\nline", "", "3.14 42 4ever", "日本語 テキスト",
+             b"bytes \xc3\xa9t\xc3\xa9 \xff"]
+    for t in texts:
+        assert tokenize(t) == simple_preprocess(t, min_len=1, max_len=40), t
+    # the bag-of-words rows tokenise and need nothing else of gensim (~2 s to import)
+    probe = ("import json, sys; from cti_repro.models.xmodal.text import tokenize; "
+             "print(json.dumps([tokenize('Red mug'), 'gensim' in sys.modules]))")
+    toks, imported = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                               check=True, env=os.environ).stdout)
+    assert toks == ["red", "mug"] and not imported
+
+
 def test_word2vec_pretrained_path(tmp_path):
     from gensim.models import KeyedVectors
 
