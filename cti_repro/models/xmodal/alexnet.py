@@ -35,14 +35,15 @@ ALEXNET_INPUT = 227  # Rubio et al.: "converts a 227 x 227 pixel image"
 FC7_DIM = 4096
 IMAGENET = "imagenet"
 _MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's ImageNet normalisation
+# os.path.basename(torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url) (a test checks it): spelled out
+# so that a row's feature-cache key does not import torchvision (~3 s: torchvision.ops pulls in torch._dynamo)
+IMAGENET_FILE = "alexnet-owt-7be5be79.pth"
 DOWNLOAD_COMMAND = "python -c \"import cti_repro, torchvision; torchvision.models.alexnet(weights='IMAGENET1K_V1')\""
 
 
 def imagenet_checkpoint() -> Path:
     """Where torchvision caches AlexNet's ``IMAGENET1K_V1`` weights (the file may not exist)."""
-    from torchvision.models import AlexNet_Weights
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(AlexNet_Weights.IMAGENET1K_V1.url)
+    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
 
 
 def _weights_file(weights: str) -> Path:
@@ -160,5 +161,5 @@ def encode_fc7(net: nn.Module, paths: list, size: int = ALEXNET_INPUT, batch_siz
     return out, ok, round(time.perf_counter() - t0, 2)
 
 
-__all__ = ["ALEXNET_INPUT", "FC7_DIM", "IMAGENET", "DOWNLOAD_COMMAND", "imagenet_checkpoint", "alexnet_weights_key",
+__all__ = ["ALEXNET_INPUT", "FC7_DIM", "IMAGENET", "IMAGENET_FILE", "DOWNLOAD_COMMAND", "imagenet_checkpoint", "alexnet_weights_key",
            "load_alexnet", "fc7", "preprocess", "encode_fc7"]

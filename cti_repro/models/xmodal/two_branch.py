@@ -162,7 +162,9 @@ def train_two_branch(
         NonFiniteLossError: a training or validation loss is NaN / infinite.
     """
     net.to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    # fused: one kernel per step instead of ~10 per parameter (7 -> 1.5 ms of a ~20 ms step on one CPU thread)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay,
+                            fused=torch.device(device).type in ("cpu", "cuda"))
     rng = np.random.default_rng(seed)
     val_batches = _batches(np.asarray(val_rows), batch_size, np.random.default_rng(VAL_SEED))
     history, best, best_state, steps, t_start = [], (float("inf"), 0), copy.deepcopy(net.state_dict()), 0, time.perf_counter()

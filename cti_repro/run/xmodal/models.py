@@ -26,7 +26,6 @@ TwoBranch-TFIDF          as TwoBranch-BoW with TF-IDF weights (variant, by comma
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,11 +166,10 @@ def _texts(data: XModalData, rows: np.ndarray) -> list[str]:
 
 
 def _word2vec(cfg: StudyConfig, data: XModalData, seed: int):
-    from cti_repro.models.xmodal.text import Word2VecText
+    """The word2vec vectors of every text (one fit per seed, shared by the rows of that seed: :mod:`.text_cache`)."""
+    from cti_repro.run.xmodal.text_cache import word2vec_vectors
 
-    w = cfg.xmodal.word2vec
-    path = str(cfg.path(os.path.expanduser(w.path))) if w.path else ""
-    return Word2VecText(w.dim, w.epochs, w.window, w.min_count, path, seed).fit(_texts(data, data.split["train"]))
+    return word2vec_vectors(cfg, data, seed)
 
 
 def _all_rows(data: XModalData) -> np.ndarray:
@@ -192,10 +190,10 @@ def fit_embed_kcca(cfg: StudyConfig, data: XModalData, image: np.ndarray, seed: 
     else:
         model = KCCA(k.n_components, k.nystroem_components, k.kernel, k.gamma, k.max_descriptors, k.max_iter,
                      k.memory_gb, seed)
-    model.fit(np.asarray(image[tr]), w2v.transform(_texts(data, tr)))
-    return Embedded(model.transform_text(w2v.transform(_texts(data, te))), model.transform_image(np.asarray(image[te])),
+    model.fit(np.asarray(image[tr]), w2v.vectors[tr])
+    return Embedded(model.transform_text(w2v.vectors[te]), model.transform_image(np.asarray(image[te])),
                     {"model": "KCCA" if exact else "KCCA (Nystroem approximation)", **model.info,
-                     "text_features": w2v.describe(), "image_features": "frozen"})
+                     "text_features": w2v.describe(tr, te), "image_features": "frozen"})
 
 
 def fit_embed_two_branch(
@@ -214,13 +212,14 @@ def fit_embed_two_branch(
 
     x = cfg.xmodal
     rows = _all_rows(data)
+    # Text features of every kept product, indexed by catalogue row (rows of dropped products stay empty).
     if text_kind == "w2v":
         featurizer = _word2vec(cfg, data, seed)
+        feats = featurizer.vectors
     else:
         kind = "tfidf" if text_kind == "tfidf" else x.bow.kind
         featurizer = BagOfWordsText(kind, x.bow.max_features).fit(_texts(data, data.split["train"]))
-    # Text features of every kept product, indexed by catalogue row (rows of dropped products stay empty).
-    feats = featurizer.transform(data.texts)
+        feats = featurizer.transform(data.texts)
     text_input = dense_input(feats, device)
     torch.manual_seed(seed)
     if branch == "alexnet":

@@ -65,3 +65,20 @@ def test_fc7_features_of_image_files_zero_for_unreadable(tmp_path):
     with Image.open(tmp_path / "a.png") as im:
         want = ax.fc7(net, ax.preprocess(67)(im)[None]).detach().numpy()[0]
     np.testing.assert_allclose(out[0], want, rtol=1e-5, atol=1e-5)
+
+
+def test_weights_key_names_torchvisions_file_without_importing_torchvision():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from torchvision.models import AlexNet_Weights
+
+    assert ax.IMAGENET_FILE == os.path.basename(AlexNet_Weights.IMAGENET1K_V1.url)
+    # a text-image row computes this key for its feature cache; torchvision costs ~3 s to import
+    probe = ("import json, sys; from cti_repro.models.xmodal.alexnet import alexnet_weights_key, imagenet_checkpoint; "
+             "alexnet_weights_key('imagenet'); print(json.dumps([imagenet_checkpoint().name, 'torchvision' in sys.modules]))")
+    name, imported = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                               check=True, env=os.environ).stdout)
+    assert name == ax.IMAGENET_FILE and not imported

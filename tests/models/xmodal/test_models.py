@@ -24,6 +24,64 @@ def test_hadsell_loss_hand_computed():
     assert float(total) == pytest.approx(float(parts["contrastive"]) + 2 * float(parts["aux_image"]), rel=1e-6)
 
 
+def _hadsell_broadcast(v_i, v_t, margin):
+    """The loss straight from the formula, over the [B, B, d] difference tensor (the reference form)."""
+    d = (v_i[:, None, :] - v_t[None, :, :]).pow(2).sum(-1).clamp_min(1e-12).sqrt()
+    off = ~torch.eye(len(v_i), dtype=torch.bool)
+    return 0.5 * d.diagonal().pow(2).mean() + 0.5 * torch.relu(margin - d[off]).pow(2).mean()
+
+
+@pytest.mark.parametrize("b,d,unit,margin", [(2, 3, False, 1.0), (17, 5, False, 2.5), (64, 128, True, 1.0),
+                                             (128, 32, True, 0.5)])
+def test_hadsell_matmul_form_equals_the_broadcast_form(b, d, unit, margin):
+    g = torch.Generator().manual_seed(b)
+    a, t = torch.randn(b, d, generator=g), torch.randn(b, d, generator=g)
+    if unit:
+        a, t = torch.nn.functional.normalize(a, dim=-1), torch.nn.functional.normalize(t, dim=-1)
+    grads = []
+    for fn in (lambda x, y: hadsell_contrastive_loss(x, y, margin), lambda x, y: _hadsell_broadcast(x, y, margin)):
+        x, y = a.clone().requires_grad_(), t.clone().requires_grad_()
+        loss = fn(x, y)
+        loss.backward()
+        grads.append((float(loss.detach()), x.grad, y.grad))
+    (l1, gx1, gy1), (l2, gx2, gy2) = grads
+    assert l1 == pytest.approx(l2, rel=1e-5, abs=1e-6)
+    torch.testing.assert_close(gx1, gx2, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(gy1, gy2, rtol=1e-4, atol=1e-5)
+
+
+def test_hadsell_gradients_are_finite_at_zero_distance():
+    a = torch.nn.functional.normalize(torch.randn(8, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
+    t = a.clone()
+    t[3] = a[5]  # D_35 = 0 on a non-matching pair (and D_55 = 0 on the matching ones)
+    x, y = a.clone().requires_grad_(), t.clone().requires_grad_()
+    loss = hadsell_contrastive_loss(x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad).all() and torch.isfinite(y.grad).all()
+    assert float(loss.detach()) == pytest.approx(float(_hadsell_broadcast(a, t, 1.0)), rel=1e-5)
+
+
+def test_hadsell_loss_builds_no_batch_by_batch_by_dim_tensor():
+    """The loss is ~8 ms per step of a two-branch row when it materialises [B, B, d] differences."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Largest(TorchDispatchMode):
+        numel = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for o in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(o, torch.Tensor):
+                    Largest.numel = max(Largest.numel, o.numel())
+            return out
+
+    b, d = 64, 32
+    x, y = torch.randn(b, d, requires_grad=True), torch.randn(b, d, requires_grad=True)
+    with Largest():
+        hadsell_contrastive_loss(x, y).backward()
+    assert 0 < Largest.numel <= max(b * b, b * d)
+
+
 def test_text_featurisers():
     texts = ["red steel mug", "blue cotton shirt", "red cotton dress"] * 5
     w = Word2VecText(dim=6, epochs=2, seed=3).fit(texts)
@@ -34,6 +92,29 @@ def test_text_featurisers():
     b = BagOfWordsText("count").fit(texts)
     x = b.transform(["red red mug"]).toarray()[0]
     assert b.dim == 7 and x[b.vectorizer.vocabulary_["red"]] == 2
+
+
+def test_tokenize_is_gensims_simple_preprocess_without_importing_gensim():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from gensim.utils import simple_preprocess
+
+    from cti_repro.models.xmodal.text import tokenize
+
+    texts = ["Red STEEL mug, 350ml (2-pack)", "x_y _under __init__ a b c", "Ça coûte 12€ — déjà vu", "ÆØÅ æøå ß ǅ İstanbul",
+             "naïve café résumé", "x" * 40 + " " + "y" * 41, "tab\tnew\nline", "", "3.14 42 4ever", "日本語 テキスト",
+             b"bytes \xc3\xa9t\xc3\xa9 \xff"]
+    for t in texts:
+        assert tokenize(t) == simple_preprocess(t, min_len=1, max_len=40), t
+    # the bag-of-words rows tokenise and need nothing else of gensim (~2 s to import)
+    probe = ("import json, sys; from cti_repro.models.xmodal.text import tokenize; "
+             "print(json.dumps([tokenize('Red mug'), 'gensim' in sys.modules]))")
+    toks, imported = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                               check=True, env=os.environ).stdout)
+    assert toks == ["red", "mug"] and not imported
 
 
 def test_word2vec_pretrained_path(tmp_path):

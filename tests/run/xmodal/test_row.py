@@ -87,6 +87,19 @@ def test_same_seed_same_ranks_and_skip(smoke_config, capsys):
                 if r.get("model") in XMODAL_MODELS and r.get("setting") == "xmodal"]
 
 
+def test_rows_of_one_seed_fit_word2vec_once(smoke_config, capsys, monkeypatch):
+    from cti_repro.models.xmodal.text import Word2VecText
+
+    fits = []
+    real_fit = Word2VecText.fit
+    monkeypatch.setattr(Word2VecText, "fit", lambda self, texts: fits.append(self.seed) or real_fit(self, texts))
+    for model in ("KCCA", "TwoBranch-w2v-noaux", "TwoBranch-w2v-CLIPfeat"):
+        assert _run(smoke_config, model, "--seed", "7", "--set", "xmodal.epochs=1", "--force") == 0
+    assert _run(smoke_config, "KCCA", "--seed", "8", "--force") == 0
+    capsys.readouterr()
+    assert fits == [7, 8]  # the seed changes the vectors: one fit per seed, shared by that seed's rows
+
+
 def test_kcca_refusal_and_bad_set_are_one_line_errors(smoke_config, capsys):
     assert _run(smoke_config, "KCCA", "--set", "xmodal.kcca.memory_gb=0.0000001", "--force") == 2
     err = capsys.readouterr().err
