@@ -25,6 +25,7 @@ from torch import Tensor
 
 from cti_repro.config import TrainConfig
 from cti_repro.device import amp_enabled, device_type
+from cti_repro.models.fused_step import LeanFusedAdamW
 from cti_repro.models.heads import CtIModel
 
 
@@ -184,6 +185,7 @@ def _train_loop(
     # fused AdamW: one kernel per step instead of ~10 per parameter tensor; the heads are tiny,
     # so the optimiser's per-tensor overhead dominated a step (same numbers as the default).
     opt = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
+    lean = LeanFusedAdamW(opt)  # the same update without the optimiser's per-step Python
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", patience=cfg.plateau_patience, factor=cfg.plateau_factor
     )
@@ -201,9 +203,9 @@ def _train_loop(
             with torch.autocast(device_type=device_type(device), dtype=torch.bfloat16, enabled=amp):
                 c, p = model(c_feat, p_feat)
             loss = loss_fn(c, p, labels)
-            opt.zero_grad(set_to_none=True)
+            lean.zero_grad()
             loss.backward()
-            opt.step()
+            lean.step()
             running += loss.detach() * len(idx)  # stays on device: no sync per step
             seen += len(idx)
             result.steps += 1
