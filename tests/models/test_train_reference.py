@@ -7,7 +7,7 @@ step was made cheap): per step a gather of the batch, a ``torch.autocast`` block
 the same weights (``torch.equal`` on every state-dict tensor) and the same history for both
 batch sizes, both heads, every loss and the options that change the step (learnt tau, same-label
 masking, attention pooling, bf16 autocast). Feature widths are odd on purpose (no row is
-64-byte aligned), and the pair counts leave a last batch of one, which both loops drop.
+a multiple of 64 bytes, so batch views start unaligned), and the pair counts leave a last batch of one, which both loops drop.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from cti_repro.models.loss import build_loss
 from cti_repro.models.train import PairTensors, decay_groups, train
 from cti_repro.study import MODALITIES
 
-DIMS = {"image": 24, "title": 20, "attributes": 20}
-CATEGORY_DIM, N_LABELS, N_ATTR_VALUES, MAX_ATTRS = 28, 5, 40, 4
+DIMS = {"image": 23, "title": 21, "attributes": 19}
+CATEGORY_DIM, N_LABELS, N_ATTR_VALUES, MAX_ATTRS = 27, 5, 40, 4
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
@@ -101,19 +101,21 @@ def _pairs(n: int, seed: int, modalities: tuple[str, ...], attention: bool) -> P
     return PairTensors(category=protos[labels], product=product, labels=labels)
 
 
-def _loss(kind: str, model: CtIModel, mask_same_label: bool):
+def _loss(kind: str, model: CtIModel, mask_same_label: bool, tau: float):
     if kind in ("tree_soft", "tree_margin"):
         d = torch.randint(-1, 3, (N_LABELS, N_LABELS), generator=torch.Generator().manual_seed(5))
         d = torch.maximum(d, d.T)
         d.fill_diagonal_(0)
-        return build_loss(kind, tau=0.5, label_dist=d)
+        return build_loss(kind, tau=tau, label_dist=d)
     if kind == "infonce":
-        return build_loss(kind, tau=0.5, mask_same_label=mask_same_label, logit_scale=model.logit_scale)
-    return build_loss(kind, tau=0.5)
+        return build_loss(kind, tau=tau, mask_same_label=mask_same_label, logit_scale=model.logit_scale)
+    return build_loss(kind, tau=tau)
 
 
 CASES = {  # id: (model, head, loss, batch, options)
     "paper-infonce-b8": ("CLIP-I", "paper", "infonce", 8, {}),
+    "paper-infonce-tau1-b8": ("CLIP-I", "paper", "infonce", 8, {"tau": 1.0}),  # the study's default
+    "paper-soft-tau1-b128": ("CLIP-ITA", "paper", "soft", 128, {"tau": 1.0}),
     "paper-infonce-b128-ita": ("CLIP-ITA", "paper", "infonce", 128, {}),
     "batchnorm-infonce-b8": ("CLIP-IA", "batchnorm", "infonce", 8, {}),
     "batchnorm-soft-b128": ("CLIP-I", "batchnorm", "soft", 128, {}),
@@ -137,7 +139,7 @@ def test_train_matches_the_plain_loop_bit_for_bit(case: str):
 
     def build() -> CtIModel:
         torch.manual_seed(7)
-        model = CtIModel(mods, DIMS, CATEGORY_DIM, head=head, d=16, bn_hidden=32, tau=0.5,
+        model = CtIModel(mods, DIMS, CATEGORY_DIM, head=head, d=16, bn_hidden=32, tau=opts.get("tau", 0.5),
                          learn_tau=opts.get("learn_tau", False), attribute_pool="attention" if attention else "mean",
                          normalize_modalities=opts.get("normalize_modalities", False))
         if attention:
@@ -147,12 +149,12 @@ def test_train_matches_the_plain_loop_bit_for_bit(case: str):
 
     ref = build()
     torch.manual_seed(11)  # dropout draws from the global generator: both loops start from the same state
-    ref_history = reference_train(ref, train_data, val_data, _loss(loss_kind, ref, opts.get("mask_same_label", False)),
-                                  cfg, batch, seed=3, amp=bool(opts.get("amp")))
+    tau, masked = opts.get("tau", 0.5), opts.get("mask_same_label", False)
+    ref_history = reference_train(ref, train_data, val_data, _loss(loss_kind, ref, masked, tau), cfg, batch, seed=3,
+                                  amp=bool(opts.get("amp")))
     fast = build()
     torch.manual_seed(11)
-    result = train(fast, train_data, val_data, _loss(loss_kind, fast, opts.get("mask_same_label", False)), cfg, batch,
-                   seed=3, progress=False)
+    result = train(fast, train_data, val_data, _loss(loss_kind, fast, masked, tau), cfg, batch, seed=3, progress=False)
 
     assert all(math.isfinite(h["val_loss"]) for h in ref_history)
     ref_state, fast_state = ref.state_dict(), fast.state_dict()
