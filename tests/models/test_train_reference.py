@@ -3,7 +3,8 @@
 :func:`reference_train` is the loop written the plain way (as ``models/train.py`` was before its
 step was made cheap): per step a gather of the batch, a ``torch.autocast`` block, ``zero_grad``,
 ``backward`` and ``AdamW.step()``; per epoch the validation loss over the same seeded batches,
-``ReduceLROnPlateau`` and the best-epoch copy. :func:`cti_repro.models.train.train` must give
+``ReduceLROnPlateau`` and the best-epoch copy; with frozen plain copies of the InfoNCE and
+soft-target losses (the tree losses and the masked / learnt-tau InfoNCE are the package's own). :func:`cti_repro.models.train.train` must give
 the same weights (``torch.equal`` on every state-dict tensor) and the same history for both
 batch sizes, both heads, every loss and the options that change the step (learnt tau, same-label
 masking, attention pooling, bf16 autocast). Feature widths are odd on purpose (no row is
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import copy
 import math
+from functools import partial
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cti_repro.config import TrainConfig
 from cti_repro.models.heads import CtIModel
@@ -101,6 +104,35 @@ def _pairs(n: int, seed: int, modalities: tuple[str, ...], attention: bool) -> P
     return PairTensors(category=protos[labels], product=product, labels=labels)
 
 
+def _plain_infonce(c, p, labels=None, tau: float = 1.0, lam: float = 0.5):
+    """Eq. 9 as models/loss.py computed it before the step was made cheap (a frozen copy)."""
+    with torch.autocast(device_type=c.device.type, enabled=False):
+        c, p = F.normalize(c.float(), dim=-1), F.normalize(p.float(), dim=-1)
+        logits = (c @ p.T) / tau
+        target = torch.arange(c.shape[0], device=c.device)
+        return lam * F.cross_entropy(logits.T, target) + (1.0 - lam) * F.cross_entropy(logits, target)
+
+
+def _plain_soft(c, p, labels=None, tau: float = 1.0):
+    """The public code's soft-target loss, normalised, as models/loss.py computed it (a frozen copy)."""
+    with torch.autocast(device_type=c.device.type, enabled=False):
+        c, p = F.normalize(c.float(), dim=-1), F.normalize(p.float(), dim=-1)
+        logits = (c @ p.T) / tau
+        targets = F.softmax((c @ c.T + p @ p.T) / 2 * tau, dim=-1)
+        loss_c = (-targets * F.log_softmax(logits, dim=-1)).sum(1)
+        loss_p = (-targets.T * F.log_softmax(logits.T, dim=-1)).sum(1)
+        return ((loss_c + loss_p) / 2).mean()
+
+
+def _reference_loss(kind: str, model: CtIModel, mask_same_label: bool, tau: float):
+    """The plain losses for the reference loop where a frozen copy exists, else the package's."""
+    if kind == "soft":
+        return partial(_plain_soft, tau=tau)
+    if kind == "infonce" and not mask_same_label and model.logit_scale is None:
+        return partial(_plain_infonce, tau=tau)
+    return _loss(kind, model, mask_same_label, tau)
+
+
 def _loss(kind: str, model: CtIModel, mask_same_label: bool, tau: float):
     if kind in ("tree_soft", "tree_margin"):
         d = torch.randint(-1, 3, (N_LABELS, N_LABELS), generator=torch.Generator().manual_seed(5))
@@ -150,7 +182,7 @@ def test_train_matches_the_plain_loop_bit_for_bit(case: str):
     ref = build()
     torch.manual_seed(11)  # dropout draws from the global generator: both loops start from the same state
     tau, masked = opts.get("tau", 0.5), opts.get("mask_same_label", False)
-    ref_history = reference_train(ref, train_data, val_data, _loss(loss_kind, ref, masked, tau), cfg, batch, seed=3,
+    ref_history = reference_train(ref, train_data, val_data, _reference_loss(loss_kind, ref, masked, tau), cfg, batch, seed=3,
                                   amp=bool(opts.get("amp")))
     fast = build()
     torch.manual_seed(11)
