@@ -3,10 +3,10 @@
 ``AdamW(fused=True).step()`` spends more time in Python (hooks, profiler records, grad-mode
 switch, per group a walk over the parameters that rebuilds five lists and looks the state up)
 than in the kernel when the model is as small as the projection heads at batch 8. Once every
-parameter has its state, a step is only ``_foreach_add_(steps, 1)`` plus one ``_fused_adamw_``
-call per parameter group over tensors that never change identity, so :class:`LeanFusedAdamW`
-keeps those lists and makes exactly these two calls, with the group's hyper-parameters read
-at each step (``ReduceLROnPlateau`` changes ``lr``). The update is elementwise and per tensor,
+parameter has its state, a step is only ``_foreach_add_(steps, 1)`` (once, over every group's
+step counts) plus one ``_fused_adamw_`` call per parameter group, over tensors that never change
+identity; :class:`LeanFusedAdamW` keeps those lists and makes exactly these calls, with each
+group's hyper-parameters read at each step (``ReduceLROnPlateau`` changes ``lr``). The update is elementwise and per tensor,
 so it is the optimiser's own arithmetic, bit for bit (``tests/models/test_train_reference.py``
 trains with a plain ``opt.step()`` loop and compares every weight).
 
@@ -34,6 +34,7 @@ class LeanFusedAdamW:
         self._params: list[list[Tensor]] = [list(g["params"]) for g in opt.param_groups]
         self._all: list[Tensor] = [p for ps in self._params for p in ps]
         self._lists: list[tuple[list[Tensor], list[Tensor], list[Tensor]]] | None = None  # per group: m, v, steps
+        self._steps: list[Tensor] = []  # every group's step counts, in one list
         self.supported = (
             isinstance(opt, torch.optim.AdamW) and hasattr(torch, "_fused_adamw_")
             and all(g.get("fused") and g.get("decoupled_weight_decay", True) and not g["amsgrad"]
@@ -50,6 +51,7 @@ class LeanFusedAdamW:
                 return None
             self._lists = [([state[p]["exp_avg"] for p in ps], [state[p]["exp_avg_sq"] for p in ps],
                             [state[p]["step"] for p in ps]) for ps in self._params]
+            self._steps = [t for _, _, steps in self._lists for t in steps]
         return self._lists
 
     def step(self) -> None:
@@ -61,11 +63,11 @@ class LeanFusedAdamW:
             return
         at = 0
         with torch.no_grad():
+            torch._foreach_add_(self._steps, 1)  # every group's step counts at once: the same +1 each
             for group, params, (exp_avgs, exp_avg_sqs, steps) in zip(self.opt.param_groups, self._params, lists):
                 if not params:
                     continue
                 beta1, beta2 = group["betas"]
-                torch._foreach_add_(steps, 1)
                 torch._fused_adamw_(params, grads[at : at + len(params)], exp_avgs, exp_avg_sqs, [], steps,
                                     amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
                                     weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
