@@ -1,6 +1,9 @@
 """``cti-repro``: the command line.
 
-Subcommands (heavy imports happen inside each handler so ``--help`` stays fast)::
+Subcommands (heavy imports happen inside each handler so ``--help`` stays fast); ``xmodal`` and
+``finegrained`` are defined beside their study (``run/xmodal/cli.py``, ``run/finegrained/cli.py``),
+``verify`` and ``readme-table`` in :mod:`cti_repro.cli_verify`, shared options in
+:mod:`cti_repro.cli_args`::
 
     cti-repro data stats DIR
     cti-repro data synthetic --out OUT [--products N] [--seed S]
@@ -26,16 +29,7 @@ import json
 import sys
 from pathlib import Path
 
-
-def _seed(text: str) -> int:
-    """An argparse type: a seed numpy takes, [0, 2^32 - 1] (argparse names the option on refusal)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= value <= 2**32 - 1:
-        raise argparse.ArgumentTypeError(f"seeds must be in [0, 2^32 - 1] (numpy's range), got {value}")
-    return value
+from cti_repro.cli_args import add_executor_args, seed_number
 
 
 def _print_json(obj) -> None:
@@ -150,86 +144,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0 if build_report(profile=args.profile, config_path=args.config) else 1
 
 
-def _cmd_xmodal_run(args: argparse.Namespace) -> int:
-    from cti_repro.config import load_config
-    from cti_repro.run.xmodal.row import run_xmodal
-
-    # with --set, cfg.results_dir is <results_dir>/overrides/<hash> (config.move_outputs)
-    cfg = load_config(args.profile, args.config, overrides=args.set)
-    path = run_xmodal(
-        model=args.model, profile=args.profile, seed=args.seed, out_dir=Path(args.out) if args.out else None,
-        force=args.force, config_path=args.config, cfg=cfg,
-    )
-    result = json.loads(Path(path).read_text())
-    _print_json({"result": str(path), "n_candidates": result["n_candidates"], "means": result["means"],
-                 "aux_accuracy": result.get("aux_accuracy"), "wall_time_s": result["wall_time_s"]})
-    return 0
-
-
-def _add_xmodal(sub) -> None:
-    from cti_repro.study import XMODAL_ALL
-
-    xm = sub.add_parser("xmodal", help="the second study: product text <-> image retrieval (Rubio et al. 2017)")
-    xsub = xm.add_subparsers(dest="xmodal_command", required=True)
-    s = xsub.add_parser("run", help="run one (model, seed) and write <results_dir>/xmodal/<model>_seed<seed>.json "
-                                    "(with --set: under <results_dir>/overrides/<hash>/)")
-    s.add_argument("--model", required=True, choices=XMODAL_ALL,
-                   help="the text-image model (a row of the table; KCCA-Nystroem and TwoBranch-TFIDF: variants)")
-    s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
-    s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
-    s.add_argument("--seed", type=_seed, default=None, help="model seed (default: the profile's first seed)")
-    s.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
-                   help="config override, dotted key and YAML value, e.g. xmodal.epochs=5 (repeatable)")
-    s.add_argument("--out", default=None, help="results directory (default: from the profile)")
-    s.add_argument("--force", action="store_true", help="recompute even if the result exists")
-    s.set_defaults(func=_cmd_xmodal_run)
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    from cti_repro.config import load_config
-    from cti_repro.report import verify
-
-    cfg = load_config(args.profile, args.config)
-    results = Path(args.results) if args.results else cfg.path(cfg.results_dir)
-    expected = Path(args.expected) if args.expected else verify.expected_path(args.profile)
-    plan = verify.planned_cells(cfg.seeds)  # the profile's whole Table 1: a missing cell is not a pass
-    if args.write:
-        print(f"expected numbers written: {verify.write_expected(results, expected, args.profile, plan)}")
-        return 0
-    tol = verify.TOLERANCE if args.tolerance is None else args.tolerance
-    t = verify.verify_results(results, expected, tol, plan)
-    for r in t.itertuples():
-        if r.status == "NOT EXPECTED":
-            print(f"{r.status} {r.setting} {r.model} seed {r.seed} {r.metric}: planned, but {expected} has no number")
-        elif r.status != "OK" or args.verbose:
-            print(f"{r.status:7s} {r.setting} {r.model} seed {r.seed} {r.metric}: expected {r.expected:.4f}, "
-                  f"got {r.got:.4f} (diff {r.diff:+.4f})")
-    counts = t.status.value_counts().to_dict()
-    ok = counts.get("OK", 0) == len(t) and len(t) > 0
-    print(f"{'OK' if ok else 'FAIL'}: {counts.get('OK', 0)} of {len(t)} cells within {tol:g} points of "
-          f"{expected}" + "".join(f", {n} {s}" for s, n in counts.items() if s != "OK"))
-    return 0 if ok else 1
-
-
-def _cmd_readme_table(args: argparse.Namespace) -> int:
-    from cti_repro.config import load_config
-    from cti_repro.report.verify import readme_table
-
-    cfg = load_config(args.profile, args.config)
-    from cti_repro.report.verify import STAGE_MARKERS, readme_stage_times, write_readme_table
-
-    results = Path(args.results) if args.results else cfg.path(cfg.results_dir)
-    table = readme_table(results)
-    stages = readme_stage_times(results) if (results / "build_stages.json").is_file() else None
-    if args.write:
-        print(f"table written into {write_readme_table(args.write, table)}")
-        if stages and STAGE_MARKERS[0] in Path(args.write).read_text(encoding="utf-8"):
-            print(f"stage times written into {write_readme_table(args.write, stages, STAGE_MARKERS)}")
-    else:
-        print(table + ("\n" + stages if stages else ""), end="")
-    return 0
-
-
 DESCRIPTION = ("Reproduce 'Extending CLIP for Category-to-image Retrieval in E-commerce' (ECIR 2022): "
                "build catalogues, run the rows of Table 1 (BM25, CLIP, MPNet, CLIP-I/-IA/-ITA x 3 settings), "
                "evaluate TREC runs and build the report book.")
@@ -269,16 +183,6 @@ class _Parser(argparse.ArgumentParser):
 _PROFILES = "profiles: see _config.yml"  # placeholder, replaced by _Parser.format_help
 
 
-def _add_executor_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--executor", default="local", choices=("local", "ray"),
-                   help="local worker processes, or one Ray task each (pip install -e '.[ray]')")
-    s.add_argument("--address", default=None,
-                   help="Ray cluster to join (auto: the one started by `ray start` on this node); "
-                        "default: start a local one")
-    s.add_argument("--retries", type=int, default=None,
-                   help="Ray: attempts after a failure or a dead worker before a task counts as failed (default 2)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``cti-repro`` argument parser (subcommands and their options)."""
     from cti_repro.study import MODELS, SETTINGS
@@ -296,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = dsub.add_parser("synthetic", help="generate the embedded synthetic catalogue")
     s.add_argument("--out", required=True, help="folder to write the catalogue into")
     s.add_argument("--products", type=int, default=None, help="number of products (default: profile size)")
-    s.add_argument("--seed", type=_seed, default=0, help="generator seed (default: 0)")
+    s.add_argument("--seed", type=seed_number, default=0, help="generator seed (default: 0)")
     s.set_defaults(func=_cmd_data_synthetic)
     s = dsub.add_parser("xmarket", help="import XMarket metadata (directory or base URL)")
     s.add_argument("--source", required=True, help="directory with metadata_*.json.gz, or the XMarket base URL")
@@ -343,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
     s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
     s.add_argument("--shards", type=int, default=1, help="image feature shards, one task each (default 1)")
-    _add_executor_args(s)
+    add_executor_args(s)
     s.set_defaults(func=_cmd_features)
 
     for name, fn, helptext in (
@@ -362,11 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             s.add_argument("--setting", required=True, choices=SETTINGS, help="evaluation setting")
             s.add_argument("--model", required=True, choices=MODELS, help="model (row of Table 1)")
-            s.add_argument("--seed", type=_seed, default=None, help="model seed (default: the profile's first seed)")
+            s.add_argument("--seed", type=seed_number, default=None, help="model seed (default: the profile's first seed)")
             s.add_argument("--out", default=None, help="results directory (default: from the profile)")
             s.add_argument("--force", action="store_true", help="recompute even if the result exists")
         if name == "reproduce":
-            s.add_argument("--seeds", type=_seed, nargs="*", default=None,
+            s.add_argument("--seeds", type=seed_number, nargs="*", default=None,
                            help="seeds of the trained models (default: the profile's seeds; baselines run once)")
             s.add_argument("--force", action="store_true", help="re-run rows whose result is current (default: skip them)")
             s.add_argument("--no-book", action="store_true", help="stop after the notebooks")
@@ -376,32 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--ablations", nargs="*", default=None, metavar="VARIANT",
                            help="also run the sensitivity study: the variants of `ablations:` in _config.yml "
                                 "(no name: its `run` set; `all`: every variant) into <results_dir>/ablations/")
-            _add_executor_args(s)
+            add_executor_args(s)
             s.add_argument("--workers", type=int, default=None,
                            help="rows at once (local), or CPUs of a new local Ray cluster")
         s.set_defaults(func=fn)
-    _add_xmodal(sub)
     from cti_repro.run.finegrained.cli import add_finegrained
+    from cti_repro.run.xmodal.cli import add_xmodal
 
+    add_xmodal(sub)
     add_finegrained(sub)
 
-    s = sub.add_parser("verify", help="compare results with the committed expected numbers, cell by cell")
-    s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
-    s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
-    s.add_argument("--results", default=None, help="results folder (default: the profile's results_dir)")
-    s.add_argument("--expected", default=None, help="expected numbers (default: cti_repro/resources/expected/<profile>.json)")
-    s.add_argument("--tolerance", type=float, default=None,
-                   help="points (default: cti_repro.report.verify.TOLERANCE, set from the measured 1- vs 2-thread drift)")
-    s.add_argument("--write", action="store_true", help="write the expected numbers from the results instead")
-    s.add_argument("--verbose", action="store_true", help="print every cell, not only the failures")
-    s.set_defaults(func=_cmd_verify)
-    s = sub.add_parser("readme-table", help="print the README's Table 1 and stage times (Markdown) from the results")
-    s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
-    s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
-    s.add_argument("--results", default=None, help="results folder (default: the profile's results_dir)")
-    s.add_argument("--write", default=None, metavar="README",
-                   help="fill the marked block of this file (e.g. README.md) instead of printing")
-    s.set_defaults(func=_cmd_readme_table)
+    from cti_repro.cli_verify import add_verify
+
+    add_verify(sub)
     return p
 
 

@@ -737,6 +737,7 @@ def test_item6_trained_variant_keeps_the_default_checkpoint(small_smoke, capsys)
 
 @pytest.mark.parametrize("argv", [["run", "--setting", "all", "--model", "BM25", "--seed", "-3"],
                                   ["xmodal", "run", "--model", "KCCA", "--seed", "-3"],
+                                  ["finegrained", "run", "--model", "MLF", "--seed", "-3"],
                                   ["reproduce", "--seeds", "0", "-3"],
                                   ["data", "synthetic", "--products", "1", "--seed", "4294967296"]])
 def test_item11_command_line_seeds_are_bounded_naming_the_option(argv, capsys, tmp_path):

@@ -30,9 +30,9 @@ from cti_repro.evaluation.metrics import _safe_div, compute_metrics
 from cti_repro.evaluation import select_jit
 from cti_repro.evaluation.select import blocks_for, deep_blocks, relevant_in_top, topk_blocks
 from cti_repro.evaluation.ranking import (
-    _MARGIN, _Scorer, _as_scores, _check_chunk, _score_chunks, _tie_order, _tie_rank, _topk_core, label_codes,
-    use_jit,
+    _MARGIN, _Scorer, _as_scores, _check_chunk, _score_chunks, _topk_core, label_codes, use_jit,
 )
+from cti_repro.evaluation.ties import _tie_order, _tie_rank
 from cti_repro.study import AP_NORMS
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cti_repro.evaluation.ranking import _fixed_point
+from cti_repro.evaluation.ties import _fixed_point
 
 
 def sample_negatives(n_candidates: int, own: np.ndarray, k: int, seed: int) -> np.ndarray:

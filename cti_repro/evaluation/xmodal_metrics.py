@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from cti_repro.evaluation.ranking import _fixed_point, _tie_order, _tie_rank
+from cti_repro.evaluation.ties import _fixed_point, _tie_order, _tie_rank
 
 # Scores held at once (float64): 2**24 elements = 128 MiB, whatever N is.
 CHUNK_ELEMENTS = 1 << 24

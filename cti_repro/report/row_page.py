@@ -127,6 +127,17 @@ def first_run_note(record: dict[str, Any]) -> str:
             "the first run takes longer than the wall time below (minutes on the embedded catalogue).</p>")
 
 
+def _encoder_text(e: dict[str, Any]) -> str:
+    """``name (weights, pretrained: ...; activation, decided by ...)``: the activation part where the record
+    has the encoder's ``architecture`` (open_clip models: QuickGELU or GELU, from the checkpoint, the tag's
+    config or ``encoders.image.quick_gelu``; a wrong one changes every feature)."""
+    arch = e.get("architecture") or {}
+    act = f"; {arch['activation']}" if arch.get("activation") else ""
+    if act and arch.get("activation_from"):
+        act += f", decided by {arch['activation_from']}"
+    return f"{e.get('name')} ({e.get('weights')}, pretrained: {e.get('pretrained')}{act})"
+
+
 def provenance_table(record: dict[str, Any], path: str, root: str | None = None) -> pd.DataFrame:
     """What produced the record: file (relative to ``root``), profile, hashes, encoders, model,
     commit, key versions."""
@@ -138,8 +149,7 @@ def provenance_table(record: dict[str, Any], path: str, root: str | None = None)
         "profile": record.get("profile"),
         "config hash": record.get("config_hash"),
         "data fingerprint": record.get("data_fingerprint"),
-        **{f"{role} encoder": f"{e.get('name')} ({e.get('weights')}, pretrained: {e.get('pretrained')})"
-           for role, e in enc.items()},
+        **{f"{role} encoder": _encoder_text(e) for role, e in enc.items()},
         "model": ", ".join(f"{k}={v}" for k, v in (record.get("model_info") or {}).items()),
         "git commit": record.get("git_commit"),
         **{k: v for k, v in (record.get("versions") or {}).items()

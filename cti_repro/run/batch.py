@@ -295,9 +295,11 @@ def reproduce(
     with exported_key(cfg.encoders.image.model, cfg.encoders.image.pretrained, cfg.encoders.image.quick_gelu):
         problems = execute_pages(cfg, fingerprint, layout, config_path, reports=False, force=force, stages=stages)
         workers = workers or default_workers()
-        with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):
-            failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers, overrides=overrides,
-                              engine=executor, address=address, retries=retries)
+        failed: list[RowTask] = []
+        if tasks:  # no Table 1 stage for --study xmodal / finegrained: it would overwrite its saved time with 0 s
+            with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):
+                failed = run_rows(tasks, cfg, fingerprint, layout, config_path, force, workers=workers,
+                                  overrides=overrides, engine=executor, address=address, retries=retries)
         if xtasks:
             rest = tuple(p for p in xmodal_parts(cfg) if p not in CLIP_PARTS)
             if rest and not all(t.skip for t in xtasks):

@@ -5,33 +5,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from cti_repro.cli import main
 from cti_repro.config import load_config
 from cti_repro.evaluation.xmodal_metrics import recall_at_k
 from cti_repro.results import read_result
 from cti_repro.run.batch import RowTask
 from cti_repro.run.book import book_layout
 from cti_repro.run.finegrained.batch import plan_finegrained
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.study_config import private_smoke_config, run_study_cli
 
 
 @pytest.fixture(scope="module")
 def smoke_config(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("finegrained")
-    raw = yaml.safe_load((ROOT / "_config.yml").read_text())
-    raw["profiles"]["smoke"].update(results_dir=str(tmp / "runs"), cache_dir=str(tmp / "cache"),
-                                    data={**raw["profiles"]["smoke"]["data"], "dir": str(tmp / "data"),
-                                          "synthetic": {"products": 200, "seed": 0}})
-    path = tmp / "_config.yml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return private_smoke_config(tmp_path_factory.mktemp("finegrained"))
 
 
 def _run(cfg, model, *extra):
-    return main(["finegrained", "run", "--model", model, "--profile", "smoke", "--config", str(cfg), *extra])
+    return run_study_cli("finegrained", cfg, model, *extra)
 
 
 @pytest.mark.parametrize("model", ["MLF", "Kaleido-BERT"])
@@ -85,3 +75,23 @@ def test_reproduce_plans_both_models_for_every_seed(smoke_config):
         ("finegrained", "MLF", 0), ("finegrained", "MLF", 1),
         ("finegrained", "Kaleido-BERT", 0), ("finegrained", "Kaleido-BERT", 1)]
     assert not any(t.skip for t in tasks)  # no result for fingerprint "fp"
+
+
+def test_a_failed_row_names_a_failed_notebook_that_exists(smoke_config, capsys):
+    import re
+
+    import nbformat
+
+    from cti_repro.run.batch import run_rows
+    from cti_repro.run.finegrained.batch import run_finegrained_rows
+
+    cfg = load_config("smoke", smoke_config)
+    layout = book_layout(cfg)
+    task = plan_finegrained(cfg, "fp", [7], True, RowTask, layout)[0]
+    failed = run_finegrained_rows([task], cfg, "fp", layout, smoke_config, True, run_rows,
+                                  overrides=["finegrained.mlf.hidden=3"], workers=1)
+    assert failed == [task]
+    named = Path(re.search(r"FAILED .*; notebook: (\S+) in ", capsys.readouterr().out).group(1))
+    assert named.is_file() and read_result(task.result)["notebook"] == str(named)
+    (cell,) = [c for c in nbformat.read(named, as_version=4).cells if c.cell_type == "code"]
+    assert cell.outputs[0].output_type == "error" and "finegrained.mlf.hidden" in cell.outputs[0].evalue

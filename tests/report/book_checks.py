@@ -1,18 +1,33 @@
 """Checks of a built book's HTML that need no browser (tests only): internal links, page weights,
-the build machine's paths.
+the build machine's paths; and :func:`chromium_session`, the browser the layout checks share.
 
-Used by ``tests/report/test_book_pages.py`` on the session's smoke book.
+Used by ``tests/report/test_book_pages.py`` and ``test_book_overflow.py`` on the session's smoke book.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import pytest
+
+from tests.report.cdp import Browser, chromium_binary
+
 PAGE_WEIGHT_LIMIT = 1_000_000  # bytes: a page's HTML plus every image it shows (the book's stated bound)
 SKIP_PAGES = {"genindex.html", "search.html"}
+
+
+def chromium_session() -> Iterator[Browser]:
+    """One headless Chromium for a test module (the body of its ``browser`` fixture: ``yield from``);
+    skips the tests that use it where chromium is not installed (``.ci/run`` installs it)."""
+    binary = chromium_binary()
+    if binary is None:
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    with Browser(binary) as b:
+        yield b
 
 
 class _Refs(HTMLParser):

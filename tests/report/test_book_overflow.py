@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from cti_repro.report.commands import row_commands
-from tests.report.cdp import Browser, chromium_binary, overflow_js
+from tests.report import book_checks as bc
+from tests.report.cdp import overflow_js
 
 pytestmark = pytest.mark.slow
 WIDTHS = (1400, 800)
@@ -33,11 +34,7 @@ def _pages(html: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def browser():
-    binary = chromium_binary()
-    if binary is None:
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
-    with Browser(binary) as b:
-        yield b
+    yield from bc.chromium_session()
 
 
 def test_no_page_overflows(smoke_book, browser):

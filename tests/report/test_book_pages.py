@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from tests.report import book_checks as bc
-from tests.report.cdp import Browser, chromium_binary
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -44,11 +43,7 @@ def html(smoke_book) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    binary = chromium_binary()
-    if binary is None:
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
-    with Browser(binary) as b:
-        yield b
+    yield from bc.chromium_session()
 
 
 def test_every_internal_link_and_download_resolves(html):
@@ -65,6 +60,12 @@ def test_link_check_can_fail(tmp_path):
     (tmp_path / "b.html").write_text('<p id="y"></p>')
     assert [p.split(": ", 2)[-1] for p in bc.broken_links(tmp_path)] == [
         "no anchor #x in b.html", "no such file", "no such file"]
+
+
+def test_browser_tests_skip_without_chromium(monkeypatch):
+    monkeypatch.setattr(bc, "chromium_binary", lambda: None)
+    with pytest.raises(pytest.skip.Exception, match="chromium not installed"):
+        next(bc.chromium_session())
 
 
 def test_page_weights_under_the_bound(html):

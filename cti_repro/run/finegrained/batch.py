@@ -24,7 +24,7 @@ from cti_repro.run.finegrained.row import MODELS, STUDY, finegrained_hash, fineg
 def plan_finegrained(cfg: StudyConfig, fingerprint: str, seeds: list[int] | None, force: bool,
                      task: Callable[..., Any], layout: BookLayout) -> list:
     """The study's rows as ``task(setting, model, seed, result, notebook, skip)`` objects
-    (:class:`cti_repro.run.batch.RowTask`); ``notebook`` is where a failure's log goes."""
+    (:class:`cti_repro.run.batch.RowTask`); a failure's traceback goes to ``failed_notebook(notebook)``."""
     results_dir = cfg.path(cfg.results_dir).resolve()
     config_hash = finegrained_hash(cfg)
     tasks = []
@@ -46,12 +46,48 @@ def prepare_features(cfg: StudyConfig) -> dict:
     return load_cnn_features(cfg, prepare_catalogue(cfg), pick_device(cfg.train.device))[2]
 
 
+def failed_notebook(notebook: Path) -> Path:
+    """Where a failed row's traceback is written: the path the batch names in its FAILED line."""
+    return notebook.with_suffix(".failed.ipynb")
+
+
+def write_failure_notebook(path: Path, title: str, call: str, exc: BaseException) -> Path:
+    """A one-cell notebook at ``path`` (atomically): ``title`` and the cell ``call`` with ``exc``'s traceback
+    as its error output, as a failed row notebook of the other studies holds it."""
+    import traceback
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from cti_repro.io_utils import atomic_write_text
+
+    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    cell = new_code_cell(call, outputs=[new_output("error", ename=type(exc).__name__, evalue=str(exc), traceback=tb)])
+    nb = new_notebook(cells=[new_markdown_cell(f"# FAILED: {title}"), cell])
+    return atomic_write_text(path, nbformat.writes(nb))
+
+
 def run_row(model: str, profile: str, seed: int, results_dir: str, config_path: str, force: bool,
-            overrides: list[str]) -> str:
-    """One row in a worker (picklable): :func:`run_finegrained` with the batch's config and overrides."""
+            overrides: list[str], notebook: str | None = None) -> str:
+    """One row in a worker (picklable): :func:`run_finegrained` with the batch's config and overrides.
+
+    The row has no notebook of its own; with ``notebook`` (the task's), a failure writes its traceback
+    to :func:`failed_notebook` before it is re-raised (a success removes an older one), so the batch's
+    ``FAILED ...; notebook: <path>`` line names a file that exists."""
     from cti_repro.run.finegrained.row import run_finegrained
 
-    return str(run_finegrained(model, profile, seed, results_dir, force, config_path, sets=overrides))
+    failed = failed_notebook(Path(notebook)) if notebook else None
+    try:
+        path = str(run_finegrained(model, profile, seed, results_dir, force, config_path, sets=overrides))
+    except Exception as exc:
+        if failed is not None:
+            call = (f"run_finegrained({model!r}, {profile!r}, {seed}, {results_dir!r}, force={force}, "
+                    f"config_path={config_path!r}, sets={overrides!r})")
+            write_failure_notebook(failed, f"fine-grained {model} seed {seed}", call, exc)
+        raise
+    if failed is not None:
+        failed.unlink(missing_ok=True)
+    return path
 
 
 def run_finegrained_rows(tasks: list, cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path,
@@ -61,9 +97,10 @@ def run_finegrained_rows(tasks: list, cfg: StudyConfig, fingerprint: str, layout
 
     def job(task) -> tuple[Callable[..., Any], tuple, dict]:
         return run_row, (task.model, cfg.profile, task.seed, str(task.result.parent.parent), str(config_path), force,
-                         list(overrides or [])), {}
+                         list(overrides or []), str(task.notebook)), {}
 
     return run_rows(tasks, cfg, fingerprint, layout, config_path, force, job=job, **kwargs)
 
 
-__all__ = ["plan_finegrained", "prepare_features", "run_row", "run_finegrained_rows"]
+__all__ = ["plan_finegrained", "prepare_features", "run_row", "run_finegrained_rows", "failed_notebook",
+           "write_failure_notebook"]

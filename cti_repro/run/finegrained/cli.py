@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from cti_repro.cli_args import add_model_run_args
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from cti_repro.run.finegrained.row import run_finegrained
@@ -32,14 +34,7 @@ def add_finegrained(sub) -> None:
     fg = sub.add_parser("finegrained", help="the third study: fine-grained text <-> image retrieval (MLF, Kaleido-BERT)")
     fsub = fg.add_subparsers(dest="finegrained_command", required=True)
     s = fsub.add_parser("run", help="run one (model, seed) and write <results_dir>/finegrained/<model>_seed<seed>.json")
-    s.add_argument("--model", required=True, choices=MODELS, help="MLF or Kaleido-BERT")
-    s.add_argument("--profile", default="embedded", help="a profile of _config.yml (default: embedded)")
-    s.add_argument("--config", default=None, help="study config (default: ./_config.yml)")
-    s.add_argument("--seed", type=int, default=None, help="model seed (default: the profile's first seed)")
-    s.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
-                   help="config override, dotted key and YAML value, e.g. finegrained.mlf.epochs=5 (repeatable)")
-    s.add_argument("--out", default=None, help="results directory (default: from the profile)")
-    s.add_argument("--force", action="store_true", help="recompute even if the result exists")
+    add_model_run_args(s, MODELS, "MLF or Kaleido-BERT", "finegrained.mlf.epochs=5")
     s.set_defaults(func=_cmd_run)
 
 

@@ -16,7 +16,8 @@ TwoBranch-w2v            mean word2vec -> MLP / as above
 TwoBranch-w2v-noaux      as TwoBranch-w2v without the auxiliary heads
 TwoBranch-w2v-CLIPfeat   as TwoBranch-w2v, image side an MLP over CLIP image features (our variant)
 CLIP                     open_clip text tower on the title / open_clip image features (zero-shot)
-CLIP-heads               both CLIP features through the public code's BatchNorm heads, soft-target loss
+CLIP-heads               both CLIP features through the public code's BatchNorm heads (hidden width
+                         model.bn_hidden, output xmodal.dim), soft-target loss
 KCCA-Nystroem            as KCCA, approximate: Nystroem maps + linear CCA (variant, by command)
 TwoBranch-TFIDF          as TwoBranch-BoW with TF-IDF weights (variant, by command)
 =======================  ====================================================================
@@ -309,8 +310,9 @@ def fit_embed_clip_heads(
                            labels=torch.as_tensor(labels[rows], dtype=torch.long, device=device))
 
     torch.manual_seed(seed)
+    # the public code's head as the CtI rows build it: hidden width model.bn_hidden, output xmodal.dim
     model = CtIModel(("image",), {"image": int(image.shape[1])}, category_dim=int(clip_text.shape[1]),
-                     head="batchnorm", d=x.dim)
+                     head="batchnorm", d=x.dim, bn_hidden=cfg.model.bn_hidden)
     tcfg = dataclasses.replace(cfg.train, epochs=x.epochs, lr=x.lr, weight_decay=x.weight_decay)
     result = train(model, pairs(data.split["train"]), pairs(data.split["val"]), build_loss("soft", tau=cfg.loss.tau),
                    tcfg, x.batch_size, seed=seed, device=device, progress=progress)

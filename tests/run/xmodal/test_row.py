@@ -5,9 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from cti_repro.cli import main
 from cti_repro.config import ConfigError, load_config
 from cti_repro.data.catalogue import Catalogue, Product
 from cti_repro.data.xmodal_pairs import build_xmodal, product_text
@@ -16,25 +14,18 @@ from cti_repro.results import load_results, read_result
 from cti_repro.run.xmodal.row import apply_overrides
 from cti_repro.run.xmodal.models import SPECS
 from cti_repro.study import XMODAL_ALL, XMODAL_MODELS, XMODAL_RUBIO
+from tests.study_config import private_smoke_config, run_study_cli
 
-ROOT = Path(__file__).resolve().parents[3]
 KEYS = ("MedR%_t2i", "MedR%_i2t", "R@1_t2i", "R@5_t2i", "R@10_t2i", "R@1_i2t", "R@5_i2t", "R@10_i2t", "R@5%_t2i", "R@5%_i2t")
 
 
 @pytest.fixture(scope="module")
 def smoke_config(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("xmodal")
-    raw = yaml.safe_load((ROOT / "_config.yml").read_text())
-    raw["profiles"]["smoke"].update(results_dir=str(tmp / "runs"), cache_dir=str(tmp / "cache"),
-                                    data={**raw["profiles"]["smoke"]["data"], "dir": str(tmp / "data"),
-                                          "synthetic": {"products": 200, "seed": 0}})
-    path = tmp / "_config.yml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return private_smoke_config(tmp_path_factory.mktemp("xmodal"))
 
 
 def _run(cfg, model, *extra):
-    return main(["xmodal", "run", "--model", model, "--profile", "smoke", "--config", str(cfg), *extra])
+    return run_study_cli("xmodal", cfg, model, *extra)
 
 
 @pytest.mark.parametrize("model", XMODAL_ALL)
@@ -147,3 +138,11 @@ def test_products_without_image_or_text_are_excluded_and_counted(tmp_path):
     assert product_text("T", ["a", " ", "b"], ["attributes"]) == "a. b"
     with pytest.raises(ValueError):
         product_text("T", [], ["price"])
+
+
+def test_clip_heads_hidden_width_is_model_bn_hidden(smoke_config, capsys):
+    # CLIP-heads claims the public code's BatchNorm heads, as the CtI rows build them: hidden width
+    # model.bn_hidden (2048 by default), output width xmodal.dim (the hidden width was xmodal.dim)
+    assert _run(smoke_config, "CLIP-heads", "--seed", "5", "--set", "model.bn_hidden=96", "--set", "xmodal.epochs=1") == 0
+    info = read_result(json.loads(capsys.readouterr().out)["result"])["model_info"]
+    assert info["head"] == "batchnorm" and info["bn_hidden"] == 96 and info["dim"] == 128
