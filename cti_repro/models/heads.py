@@ -262,7 +262,7 @@ class CtIModel(nn.Module):
         Raises:
             KeyError: A modality this model needs is missing from ``feats``.
         """
-        parts = []
+        parts, dtype = [], self._dtype
         for m in self.modalities:
             if m not in feats:
                 raise KeyError(
@@ -274,9 +274,10 @@ class CtIModel(nn.Module):
                 x = self.attribute_attention(x)  # [B, A] indices -> pooled [B, d_a]
             if x.shape[-1] != self.dims[m]:
                 raise ValueError(f"{m!r} features have size {x.shape[-1]}, expected {self.dims[m]}")
-            x = x.to(self._dtype)  # cached features may be float16
+            x = x.to(dtype)  # cached features may be float16
             parts.append(F.normalize(x, dim=-1) if self.normalize_modalities else x)
-        return self.product_head(torch.cat(parts, dim=-1))
+        # one modality (CLIP-I): the features themselves, not a copy by a one-tensor cat (same values)
+        return self.product_head(parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1))
 
     def forward(self, category_feats: Tensor, product_feats: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Return ``(c, p)`` for aligned batches of category and product features."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +34,27 @@ def _check_pair(c: Tensor, p: Tensor) -> None:
         raise ValueError(
             f"c and p must both be [B, d] with the same shape, got {tuple(c.shape)} and {tuple(p.shape)}"
         )
+
+
+def _float32_block(device_type: str) -> AbstractContextManager:
+    """Autocast switched off for the float32 part of a loss; nothing to enter when it is off
+    already (the CPU default), since entering the block at every step costs about a small kernel."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return nullcontext()
+
+
+@lru_cache(maxsize=32)
+def _positions(n: int, device: torch.device) -> Tensor:
+    """``arange(n)`` on ``device``, the diagonal targets; built once per batch size, not per step
+    (cross-entropy only reads it)."""
+    return torch.arange(n, device=device)
+
+
+def _over_tau(x: Tensor, tau: float) -> Tensor:
+    """``x / tau``; with tau = 1 (the paper's) ``x`` itself: x / 1 is x exactly, forwards and
+    backwards, and the step saves a kernel and an autograd node."""
+    return x if tau == 1.0 else x / tau
 
 
 def _similarity(c: Tensor, p: Tensor, normalize: bool) -> Tensor:
@@ -91,11 +114,11 @@ def contrastive_loss(
         raise ValueError(f"tau must be > 0, got {tau}")
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
-    with torch.autocast(device_type=c.device.type, enabled=False):
+    with _float32_block(c.device.type):
         if similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be cosine or dot, got {similarity!r}")
         logits = _similarity(c, p, normalize=similarity == "cosine")
-        logits = logits * logit_scale.float().clamp(max=math.log(100.0)).exp() if logit_scale is not None else logits / tau
+        logits = logits * logit_scale.float().clamp(max=math.log(100.0)).exp() if logit_scale is not None else _over_tau(logits, tau)
         if labels is not None:
             if labels.shape != (c.shape[0],):
                 raise ValueError(f"labels must have shape [{c.shape[0]}], got {tuple(labels.shape)}")
@@ -105,7 +128,7 @@ def contrastive_loss(
             # -inf contributes exp(-inf) = 0 to the log-sum-exp; the mask is symmetric, so it
             # removes the same entries from rows (c->p) and columns (p->c).
             logits = logits.masked_fill(same, float("-inf"))
-        target = torch.arange(c.shape[0], device=c.device)
+        target = _positions(c.shape[0], c.device)
         loss_c2p = F.cross_entropy(logits, target)  # rows: category j against all products
         loss_p2c = F.cross_entropy(logits.T, target)  # columns: product j against all categories
         return lam * loss_p2c + (1.0 - lam) * loss_c2p
@@ -148,11 +171,11 @@ def soft_target_loss(
     _check_pair(c, p)
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
-    with torch.autocast(device_type=c.device.type, enabled=False):
+    with _float32_block(c.device.type):
         c, p = c.float(), p.float()
         if normalize:
             c, p = F.normalize(c, dim=-1), F.normalize(p, dim=-1)
-        logits = (c @ p.T) / tau
+        logits = _over_tau(c @ p.T, tau)
         targets = F.softmax((c @ c.T + p @ p.T) / 2 * tau, dim=-1)
         loss_c = (-targets * F.log_softmax(logits, dim=-1)).sum(1)
         loss_p = (-targets.T * F.log_softmax(logits.T, dim=-1)).sum(1)
@@ -213,8 +236,8 @@ def tree_soft_loss(c: Tensor, p: Tensor, dist: Tensor, tau: float = 1.0, lam: fl
     _check_dist(dist, c.shape[0])
     if not 0.0 <= decay <= 1.0:
         raise ValueError(f"decay must be in [0, 1], got {decay}")
-    with torch.autocast(device_type=c.device.type, enabled=False):
-        logits = _similarity(c, p, normalize=True) / tau
+    with _float32_block(c.device.type):
+        logits = _over_tau(_similarity(c, p, normalize=True), tau)
         dist = dist.to(logits.device)
         w = torch.where(dist >= 0, torch.pow(torch.full_like(logits, decay), dist.clamp(min=0).float()),
                         torch.zeros_like(logits))
@@ -245,7 +268,7 @@ def tree_margin_loss(
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
     base = contrastive_loss(c, p, tau=tau, lam=lam)
-    with torch.autocast(device_type=c.device.type, enabled=False):
+    with _float32_block(c.device.type):
         cos = _similarity(c, p, normalize=True)
         far = dist.to(cos.device) < 0
         penalty = (F.relu(cos - margin) * far).sum() / far.sum().clamp(min=1)
