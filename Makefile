@@ -24,10 +24,11 @@ $(STAMP): pyproject.toml constraints.txt
 # They must exist: where PYTHONDONTWRITEBYTECODE is set (as on CI), a process would otherwise
 # recompile what it imports (torch + open_clip + sentence-transformers: ~12 s of CPU each time).
 # compileall exits 1 on sources that do not compile on this Python (torch's py312_intrinsics.py);
-# pip skips those silently, and so does this.
+# pip skips those silently, and so does this. The package's own modules too (imported by every
+# kernel and worker; an edited module's stale .pyc is simply recompiled in memory).
 	$(BIN)/pip install -q --no-compile torch==2.13.0
 	$(BIN)/pip install -q --no-compile -e ".[dev]"
-	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
+	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib cti_repro || true
 	$(BIN)/python -c "from cti_repro.tv_compat import install_pth; print(install_pth())"
 	$(BIN)/python -c "import cti_repro.tv_compat as t; print(\"torchvision native ops:\", t.ensure_torchvision_importable())"
 	touch $(STAMP)
