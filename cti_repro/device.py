@@ -48,10 +48,20 @@ def amp_enabled(device: str, amp: bool | str | None) -> bool:
 
 
 def amp_context(device: str, amp: bool | str | None = None) -> Any:
-    """A ``torch.autocast`` context in bf16 on ``device``'s type, enabled by :func:`amp_enabled`."""
+    """A ``torch.autocast`` context in bf16 on ``device``'s type, enabled by :func:`amp_enabled`.
+
+    When it would switch autocast off while it is off already (the CPU default), a
+    ``nullcontext``: entering ``torch.autocast(enabled=False)`` costs about a small kernel, which a
+    most-general training step (a few tiny kernels) pays at every forward pass and loss.
+    """
+    import contextlib
+
     import torch
 
-    return torch.autocast(device_type(device), dtype=torch.bfloat16, enabled=amp_enabled(device, amp))
+    kind, enabled = device_type(device), amp_enabled(device, amp)
+    if not enabled and not torch.is_autocast_enabled(kind):
+        return contextlib.nullcontext()
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=enabled)
 
 
 __all__ = ["pick_device", "device_type", "amp_enabled", "amp_context"]

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from cti_repro.device import amp_context
 
 LossFn = Callable[..., Tensor]
 
@@ -34,14 +35,6 @@ def _check_pair(c: Tensor, p: Tensor) -> None:
         raise ValueError(
             f"c and p must both be [B, d] with the same shape, got {tuple(c.shape)} and {tuple(p.shape)}"
         )
-
-
-def _float32_block(device_type: str) -> AbstractContextManager:
-    """Autocast switched off for the float32 part of a loss; nothing to enter when it is off
-    already (the CPU default), since entering the block at every step costs about a small kernel."""
-    if torch.is_autocast_enabled(device_type):
-        return torch.autocast(device_type=device_type, enabled=False)
-    return nullcontext()
 
 
 @lru_cache(maxsize=32)
@@ -114,7 +107,7 @@ def contrastive_loss(
         raise ValueError(f"tau must be > 0, got {tau}")
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
-    with _float32_block(c.device.type):
+    with amp_context(c.device.type, False):  # the loss in float32
         if similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be cosine or dot, got {similarity!r}")
         logits = _similarity(c, p, normalize=similarity == "cosine")
@@ -171,7 +164,7 @@ def soft_target_loss(
     _check_pair(c, p)
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
-    with _float32_block(c.device.type):
+    with amp_context(c.device.type, False):  # the loss in float32
         c, p = c.float(), p.float()
         if normalize:
             c, p = F.normalize(c, dim=-1), F.normalize(p, dim=-1)
@@ -236,7 +229,7 @@ def tree_soft_loss(c: Tensor, p: Tensor, dist: Tensor, tau: float = 1.0, lam: fl
     _check_dist(dist, c.shape[0])
     if not 0.0 <= decay <= 1.0:
         raise ValueError(f"decay must be in [0, 1], got {decay}")
-    with _float32_block(c.device.type):
+    with amp_context(c.device.type, False):  # the loss in float32
         logits = _over_tau(_similarity(c, p, normalize=True), tau)
         dist = dist.to(logits.device)
         w = torch.where(dist >= 0, torch.pow(torch.full_like(logits, decay), dist.clamp(min=0).float()),
@@ -268,7 +261,7 @@ def tree_margin_loss(
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
     base = contrastive_loss(c, p, tau=tau, lam=lam)
-    with _float32_block(c.device.type):
+    with amp_context(c.device.type, False):  # the loss in float32
         cos = _similarity(c, p, normalize=True)
         far = dist.to(cos.device) < 0
         penalty = (F.relu(cos - margin) * far).sum() / far.sum().clamp(min=1)

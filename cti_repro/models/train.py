@@ -17,8 +17,6 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from functools import partial
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +24,7 @@ import torch
 from torch import Tensor
 
 from cti_repro.config import TrainConfig
-from cti_repro.device import amp_enabled, device_type
+from cti_repro.device import amp_context, amp_enabled, device_type
 from cti_repro.models.fused_step import LeanFusedAdamW
 from cti_repro.models.heads import CtIModel
 
@@ -58,14 +56,15 @@ class PairTensors:
     def batches(
         self, batch_size: int, generator: torch.Generator | None, device: str,
     ) -> list[tuple[Tensor, dict[str, Tensor], Tensor]]:
-        """The batches of one pass: :meth:`batch` of each index batch of :func:`_batches` (same
-        generator draws, same rows), but each tensor is gathered once per pass and split into
-        views, not gathered per step: a most-general step is a few tiny kernels, so the three to
-        five indexing ops per step were a visible share of it."""
+        """The batches of one pass over the rows: shuffled by ``generator`` (``randperm``; catalogue
+        order without one), ``batch_size`` rows each, a last batch of 1 dropped (a contrastive loss
+        needs a negative, BatchNorm a second row). Each tensor is gathered once per pass and split
+        into views, not gathered per step: a most-general step is a few tiny kernels, so the three
+        to five indexing ops per step were a visible share of it."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
         sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
-        if len(sizes) > 1 and sizes[-1] < 2:  # as _batches: a last batch of 1 is dropped
+        if len(sizes) > 1 and sizes[-1] < 2:  # a last batch of 1 is dropped
             sizes.pop()
         if not sizes:
             return []
@@ -99,28 +98,7 @@ class TrainResult:
         return {k: getattr(self, k) for k in ("history", "best_epoch", "best_val_loss", "device", "amp", "steps", "seconds")}
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator | None, device: str) -> list[Tensor]:
-    """Index batches over n rows; shuffled if a generator is given. A last batch of 1 is dropped
-    (a contrastive loss needs a negative, and BatchNorm a second row)."""
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    order = order.to(device)
-    out = list(order.split(batch_size))
-    if len(out) > 1 and len(out[-1]) < 2:
-        out.pop()
-    return out
-
-
 VAL_SEED = 0  # the validation batches' one shuffle: the same for every epoch, model and seed
-
-
-def _autocast(device: str, amp: bool) -> Callable[[], AbstractContextManager]:
-    """The context each forward pass runs in: bf16 autocast with ``amp``; without it, nothing
-    when autocast is off already (entering ``torch.autocast(enabled=False)`` at every step costs
-    as much as a small kernel and changes nothing then), else a block that switches it off."""
-    kind = device_type(device)
-    if not amp and not torch.is_autocast_enabled(kind):
-        return nullcontext
-    return partial(torch.autocast, device_type=kind, dtype=torch.bfloat16, enabled=amp)
 
 
 @torch.no_grad()
@@ -136,9 +114,8 @@ def evaluate_loss(
     model.eval()
     total, count = torch.zeros((), dtype=torch.float64, device=device), 0
     gen = torch.Generator().manual_seed(shuffle_seed) if shuffle_seed is not None else None
-    autocast = _autocast(device, amp)
     for c_feat, p_feat, labels in data.batches(batch_size, gen, device):
-        with autocast():
+        with amp_context(device, amp):
             c, p = model(c_feat, p_feat)
         total += loss_fn(c, p, labels).double() * len(labels)  # on device: one sync at the end
         count += len(labels)
@@ -217,7 +194,6 @@ def _train_loop(
     # so the optimiser's per-tensor overhead dominated a step (same numbers as the default).
     opt = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
     lean = LeanFusedAdamW(opt)  # the same update without the optimiser's per-step Python
-    autocast = _autocast(device, amp)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", patience=cfg.plateau_patience, factor=cfg.plateau_factor
     )
@@ -231,7 +207,7 @@ def _train_loop(
         model.train()
         running, seen = torch.zeros((), device=device), 0
         for c_feat, p_feat, labels in train_data.batches(batch_size, gen, device):
-            with autocast():
+            with amp_context(device, amp):
                 c, p = model(c_feat, p_feat)
             loss = loss_fn(c, p, labels)
             lean.zero_grad()

@@ -28,7 +28,7 @@ from cti_repro.config import DEFAULT_CONFIG, StudyConfig, load_config
 from cti_repro.results import is_current, read_result, result_path, write_result
 from cti_repro.clip_weights import exported_key
 from cti_repro.run.book import BookLayout, book_layout
-from cti_repro.run.notebooks import error_text, execute, notebook_is_current, stamp
+from cti_repro.run.notebooks import error_text, execute, failed_path, notebook_is_current, stamp
 from cti_repro.run.pages import build_pages, execute_pages, write_data_files
 from cti_repro.run.warm_kernel import keep_for_process, warm_kernels
 from cti_repro.run.stages import finish, fmt_duration, stages_for, submission_order
@@ -150,7 +150,7 @@ def run_rows(
         status = "ok"
         if error is not None:
             failed.append(task)
-            nb = task.notebook.with_suffix(".failed.ipynb")
+            nb = failed_path(task.notebook)
             status = f"FAILED ({error.splitlines()[0][:160] if error else '?'}); notebook: {nb}"
             try:
                 record_failure(task, error, cfg, fingerprint, nb if nb.is_file() else task.notebook)

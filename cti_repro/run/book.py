@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cti_repro.config import StudyConfig
 from cti_repro.io_utils import naming_path
+from cti_repro.run.notebooks import failed_path
 from cti_repro.study import MODELS, SETTINGS, TRAINED
 
 REPORTS: tuple[str, ...] = ("report_table1", "report_training", "report_analysis", "report_ablations", "report_beyond")
@@ -209,7 +210,7 @@ def _publish_rows(gen: Path, sub: str, models, trained_models, seeds: list[int],
         trained = model in trained_models
         for seed in (seeds if trained else seeds[:1]):
             ok = notebook(model, seed)
-            bad, rec = ok.with_suffix(".failed.ipynb"), record(model, seed)
+            bad, rec = failed_path(ok), record(model, seed)
             stem = f"{i}_{model}" + (f"_seed{seed}" if trained else "")
             row = {"model": model, "seed": seed if trained else None, "means": rec.get("means") or {},
                    "command": command.format(seed=seed)}

@@ -35,6 +35,11 @@ def stamp(cfg: StudyConfig, fingerprint: str, template: Path) -> dict[str, str]:
     return {"profile": cfg.profile, "config_hash": cfg.hash(), "data_fingerprint": fingerprint, "template": digest}
 
 
+def failed_path(out: Path) -> Path:
+    """Where a failed notebook ``out`` is kept, with its traceback: ``<name>.failed.ipynb``."""
+    return out.with_suffix(".failed.ipynb")
+
+
 def notebook_is_current(path: Path, expected: dict[str, str]) -> bool:
     """True if ``path`` is an executed notebook whose stamp is ``expected`` (see :func:`stamp`)."""
     try:
@@ -143,7 +148,7 @@ def execute(
     import nbformat
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    failed_out, partial = out.with_suffix(".failed.ipynb"), out.with_name(f".{out.stem}.partial.ipynb")
+    failed_out, partial = failed_path(out), out.with_name(f".{out.stem}.partial.ipynb")
     nb = nbformat.read(template, as_version=4)
     if drop_tag:
         nb.cells = [c for c in nb.cells if drop_tag not in c.get("metadata", {}).get("tags", [])]
@@ -175,4 +180,4 @@ def error_text(exc: BaseException) -> str:
     return f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}"
 
 
-__all__ = ["KERNEL", "KERNEL_ENV", "stamp", "notebook_is_current", "kernel_name", "execute", "error_text"]
+__all__ = ["KERNEL", "KERNEL_ENV", "failed_path", "stamp", "notebook_is_current", "kernel_name", "execute", "error_text"]

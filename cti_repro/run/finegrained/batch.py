@@ -18,13 +18,14 @@ from typing import Any
 from cti_repro.config import StudyConfig
 from cti_repro.results import is_current
 from cti_repro.run.book import BookLayout
+from cti_repro.run.notebooks import failed_path
 from cti_repro.run.finegrained.row import MODELS, STUDY, finegrained_hash, finegrained_result_path, finegrained_seeds
 
 
 def plan_finegrained(cfg: StudyConfig, fingerprint: str, seeds: list[int] | None, force: bool,
                      task: Callable[..., Any], layout: BookLayout) -> list:
     """The study's rows as ``task(setting, model, seed, result, notebook, skip)`` objects
-    (:class:`cti_repro.run.batch.RowTask`); a failure's traceback goes to ``failed_notebook(notebook)``."""
+    (:class:`cti_repro.run.batch.RowTask`); a failure's traceback goes to ``failed_path(notebook)``."""
     results_dir = cfg.path(cfg.results_dir).resolve()
     config_hash = finegrained_hash(cfg)
     tasks = []
@@ -44,11 +45,6 @@ def prepare_features(cfg: StudyConfig) -> dict:
     from cti_repro.models.finegrained.cnn import load_cnn_features
 
     return load_cnn_features(cfg, prepare_catalogue(cfg), pick_device(cfg.train.device))[2]
-
-
-def failed_notebook(notebook: Path) -> Path:
-    """Where a failed row's traceback is written: the path the batch names in its FAILED line."""
-    return notebook.with_suffix(".failed.ipynb")
 
 
 def write_failure_notebook(path: Path, title: str, call: str, exc: BaseException) -> Path:
@@ -72,11 +68,11 @@ def run_row(model: str, profile: str, seed: int, results_dir: str, config_path: 
     """One row in a worker (picklable): :func:`run_finegrained` with the batch's config and overrides.
 
     The row has no notebook of its own; with ``notebook`` (the task's), a failure writes its traceback
-    to :func:`failed_notebook` before it is re-raised (a success removes an older one), so the batch's
+    to :func:`~cti_repro.run.notebooks.failed_path` before it is re-raised (a success removes an older one), so the batch's
     ``FAILED ...; notebook: <path>`` line names a file that exists."""
     from cti_repro.run.finegrained.row import run_finegrained
 
-    failed = failed_notebook(Path(notebook)) if notebook else None
+    failed = failed_path(Path(notebook)) if notebook else None
     try:
         path = str(run_finegrained(model, profile, seed, results_dir, force, config_path, sets=overrides))
     except Exception as exc:
@@ -102,5 +98,5 @@ def run_finegrained_rows(tasks: list, cfg: StudyConfig, fingerprint: str, layout
     return run_rows(tasks, cfg, fingerprint, layout, config_path, force, job=job, **kwargs)
 
 
-__all__ = ["plan_finegrained", "prepare_features", "run_row", "run_finegrained_rows", "failed_notebook",
+__all__ = ["plan_finegrained", "prepare_features", "run_row", "run_finegrained_rows",
            "write_failure_notebook"]
