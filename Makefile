@@ -11,6 +11,9 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 PROFILE ?= embedded
 PYTEST_ARGS ?=
+# Two pytest-xdist workers (one per core here); tests that share the smoke study stay on one
+# (--dist loadgroup, grouped in tests/conftest.py). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: install test reproduce book bench models clean
 
@@ -34,7 +37,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 reproduce: $(STAMP)
 	$(BIN)/cti-repro reproduce --profile $(PROFILE) --ablations

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from cti_repro.config.ablations import Ablation, load_ablations
 from cti_repro.config import DEFAULT_CONFIG, load_config, parse_overrides
 from cti_repro.results import is_current, result_path
+from cti_repro.run.processes import run_in_workers
 from cti_repro.run.stages import submission_order
 from cti_repro.study import SETTINGS
 
@@ -125,25 +125,7 @@ def run_ablations(
             lambda i, err, sec: done(next(count), *jobs[i], err, sec), base, address, workers,
             ray_executor.DEFAULT_RETRIES if retries is None else retries)
         return failed
-    if workers <= 1 or len(jobs) <= 1:
-        for i, (name, args) in enumerate(jobs, 1):
-            done(i, name, args, *_row(*args))
-        return failed
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
-
-    from cti_repro.run.notebooks import KERNEL_ENV
-
-    added = {k: v for k, v in KERNEL_ENV.items() if k not in os.environ}  # single-threaded, as the kernels
-    os.environ.update(added)
-    try:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_row, *args): (name, args) for name, args in jobs}
-            for i, fut in enumerate(as_completed(futures), 1):
-                done(i, *futures[fut], *fut.result())
-    finally:
-        for k in added:
-            os.environ.pop(k, None)
+    run_in_workers(_row, jobs, workers, done)
     return failed
 
 

@@ -340,7 +340,7 @@ def reproduce(
 
             with stages(f"extensions ({len(cfg.extensions.runs)} x {len(cfg.extensions.settings)} rows)"):
                 try:
-                    run_extensions(cfg=cfg, force=force)
+                    run_extensions(cfg=cfg, force=force, workers=workers)
                 except Exception as exc:  # the chapter then shows what exists; Table 1 is unaffected
                     problems.append(f"extensions: {error_text(exc)}")
         built = True

@@ -21,6 +21,7 @@ off), so ``cti-repro run`` runs any of them through a profile or config file too
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,22 @@ def extensions_dir(cfg: StudyConfig) -> Path:
     return cfg.path(cfg.results_dir) / "extensions"
 
 
+def _extension_row(cfg: StudyConfig, setting: str, model: str, seed: int, out_dir: str, force: bool,
+                   progress: bool) -> tuple[str | None, float]:
+    """One extension row (here or in a worker process): ``(error text or None, seconds)``."""
+    t0 = time.perf_counter()
+    try:
+        from cti_repro.run.row import run_row
+
+        run_row(setting, model, cfg=cfg, seed=seed, out_dir=Path(out_dir), force=force, progress=progress)
+        return None, time.perf_counter() - t0
+    except Exception as exc:  # one extension must not stop the others
+        return f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
+
+
 def run_extensions(
     profile: str = "embedded", config_path: str | Path | None = None, names: list[str] | None = None,
-    force: bool = False, progress: bool = False, cfg: StudyConfig | None = None,
+    force: bool = False, progress: bool = False, cfg: StudyConfig | None = None, workers: int = 1,
 ) -> list[Path]:
     """Run the profile's extensions (all, or ``names``) for ``extensions.settings``; first seed.
 
@@ -81,30 +95,52 @@ def run_extensions(
         config_path: study config file.
         names: a subset of ``extensions.runs`` (default: all).
         force: recompute current results.
-        progress: show training progress bars.
+        progress: show training progress bars (rows run here only: ``workers <= 1``).
         cfg: an already loaded config (overrides ``profile`` / ``config_path``).
+        workers: rows at once, in single-threaded worker processes
+            (:func:`cti_repro.run.processes.run_in_workers`; ``reproduce`` passes its row workers).
+            Rows are independent and current ones are not re-run, so only the time depends on it.
 
     Returns:
-        The result JSON paths (current ones are skipped by :func:`run_row`, not recomputed).
+        The result JSON paths, in ``extensions.runs`` x ``extensions.settings`` order.
 
     Raises:
         ConfigError: an unknown name or a bad override.
+        RuntimeError: rows failed (after every other row ran), one line per failed row.
     """
-    from cti_repro.run.row import run_row
+    from cti_repro.data.prepare import prepare_catalogue
+    from cti_repro.results import is_current, result_path
+    from cti_repro.run.processes import run_in_workers
 
     cfg = cfg or load_config(profile, config_path)
     configs = extension_configs(cfg)
     unknown = sorted(set(names or []) - set(configs))
     if unknown:
         raise ConfigError(f"profiles.{cfg.profile}.extensions.runs: no extension(s) {unknown} (have: {sorted(configs)})")
-    out = []
+    model, seed = cfg.extensions.model, cfg.seeds[0]
+    out, jobs = [], []
     for name, ext in configs.items():
         if names and name not in names:
             continue
+        fingerprint = prepare_catalogue(ext).fingerprint()
+        folder = extensions_dir(cfg) / name
         for setting in cfg.extensions.settings:
-            print(f"extension {name}: {setting} {cfg.extensions.model}", file=sys.stderr, flush=True)
-            out.append(run_row(setting, cfg.extensions.model, cfg=ext, seed=cfg.seeds[0],
-                               out_dir=extensions_dir(cfg) / name, force=force, progress=progress))
+            path = result_path(folder, setting, model, seed)
+            out.append(path)
+            if force or not is_current(path, ext.hash(), fingerprint):  # no worker started for current rows
+                jobs.append((name, (ext, setting, model, seed, str(folder), force, progress and workers <= 1)))
+    failed: list[str] = []
+
+    def done(i: int, name: str, args: tuple, err: str | None, sec: float) -> None:
+        label = f"extension {name}: {args[1]} {model}"
+        print(f"[{i}/{len(jobs)}] {label}: {'ok' if err is None else 'FAILED (' + err[:160] + ')'} in {sec:.1f} s",
+              file=sys.stderr, flush=True)
+        if err is not None:
+            failed.append(f"{label}: {err}")
+
+    run_in_workers(_extension_row, jobs, workers, done)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(jobs)} extension rows failed:\n" + "\n".join(failed))
     return out
 
 

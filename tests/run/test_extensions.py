@@ -60,6 +60,35 @@ def test_every_extension_ran_with_its_option(study):
     assert [p.stat().st_mtime_ns for p in run_extensions(cfg=cfg)] == [p.stat().st_mtime_ns for p in paths]
 
 
+def test_worker_processes_give_the_same_rows(study):
+    """`reproduce` runs the extensions in single-threaded worker processes: the same records."""
+    cfg, _, paths = study
+    before = {p: read_result(p) for p in paths if p.parts[-3] in ("tree_soft", "disjoint")}
+    assert run_extensions(cfg=cfg, names=["tree_soft", "disjoint"], force=True, workers=2) == list(before)
+    for p, rec in before.items():
+        after = read_result(p)
+        assert after["config_hash"] == rec["config_hash"]
+        assert (after["means"], after["per_query"]) == (rec["means"], rec["per_query"])
+
+
+def test_a_failing_row_does_not_stop_the_others(study, monkeypatch):
+    import cti_repro.run.row as row
+
+    cfg, _, _ = study
+    ran = []
+
+    def run_row(setting, model, cfg, seed, out_dir, force, progress):
+        ran.append(out_dir.name)
+        if out_dir.name == "tree_soft":
+            raise ValueError("boom")
+
+    monkeypatch.setattr(row, "run_row", run_row)
+    with pytest.raises(RuntimeError, match="1 of 2 extension rows failed:\nextension tree_soft: most_specific "
+                                           "CLIP-ITA: ValueError: boom"):
+        run_extensions(cfg=cfg, names=["tree_soft", "tree_margin"], force=True)
+    assert ran == ["tree_soft", "tree_margin"]
+
+
 def test_report_helpers_on_the_runs(study):
     cfg, _, _ = study
     from cti_repro.report import load_study
