@@ -9,6 +9,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
+# Bytecode is cached on first import (into .venv and the ignored __pycache__ folders): where the
+# environment sets PYTHONDONTWRITEBYTECODE (CI images do), every kernel, worker and test process
+# would otherwise recompile torch, open_clip and sentence-transformers in memory (~12 s of CPU
+# each time), since the install no longer byte-compiles the venv.
+unexport PYTHONDONTWRITEBYTECODE
 PROFILE ?= embedded
 PYTEST_ARGS ?=
 # Two pytest-xdist workers (one per core here); tests that share the smoke study stay on one
@@ -22,16 +27,12 @@ install: $(STAMP)
 # torch first and pinned: with torch==2.13.0 installed nothing later can pull a CUDA build.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-# --no-compile, then one compileall on every core: pip byte-compiles its ~21,500 modules one at a
-# time (~80 s of CPU, a third of the install); compileall makes the same .pyc files in parallel.
-# They must exist: where PYTHONDONTWRITEBYTECODE is set (as on CI), a process would otherwise
-# recompile what it imports (torch + open_clip + sentence-transformers: ~12 s of CPU each time).
-# compileall exits 1 on sources that do not compile on this Python (torch's py312_intrinsics.py);
-# pip skips those silently, and so does this. The package's own modules too (imported by every
-# kernel and worker; an edited module's stale .pyc is simply recompiled in memory).
+# --no-compile: pip would byte-compile all ~21,500 modules of the venv one at a time (~80 s of
+# CPU, a third of the install), and a compileall of them all still took 40 s on 2 cores; the
+# package and its tests import a quarter of that code (~100 of 350 MB of sources). Python
+# writes each imported module's .pyc on its first import instead (see `unexport` below).
 	$(BIN)/pip install -q --no-compile torch==2.13.0
 	$(BIN)/pip install -q --no-compile -e ".[dev]"
-	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib cti_repro || true
 	$(BIN)/python -c "from cti_repro.tv_compat import install_pth; print(install_pth())"
 	$(BIN)/python -c "import cti_repro.tv_compat as t; print(\"torchvision native ops:\", t.ensure_torchvision_importable())"
 	touch $(STAMP)
