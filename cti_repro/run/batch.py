@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from cti_repro.clip_weights import exported_key
 from cti_repro.run.book import BookLayout, book_layout
 from cti_repro.run.notebooks import error_text, execute, failed_path, notebook_is_current, stamp
 from cti_repro.run.pages import build_pages, execute_pages, write_data_files
+from cti_repro.run.processes import shared_pool
 from cti_repro.run.warm_kernel import keep_for_process, warm_kernels
 from cti_repro.run.stages import finish, fmt_duration, stages_for, submission_order
 from cti_repro.study import SETTING_LABELS, TRAINED, table1_rows
@@ -178,9 +180,13 @@ def run_rows(
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
-    # spawn: this process holds torch's thread pools (features), which a fork would inherit broken
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker,
-                               initargs=(os.getpid(),))
+    from cti_repro.run.processes import active_pool
+
+    # spawn: this process holds torch's thread pools (features), which a fork would inherit broken.
+    # Inside reproduce() the batch's shared pool (and its workers' warm kernels) serves every stage.
+    shared = active_pool(workers)
+    pool = shared or ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker,
+                                         initargs=(os.getpid(),))
     try:
         futures = {}
         for task in todo:
@@ -195,7 +201,8 @@ def run_rows(
               f"({sum(t.skip for t in tasks)} were current); rerun the same command to resume "
               f"(e.g. `cti-repro reproduce --profile {cfg.profile}`): finished rows are skipped", flush=True)
         raise
-    pool.shutdown(wait=True)
+    if shared is None:
+        pool.shutdown(wait=True)
     return failed
 
 
@@ -271,7 +278,7 @@ def reproduce(
     Returns:
         True if every row, every page and the book build succeeded.
     """
-    from cti_repro.features import load_features
+    from cti_repro.features import CLIP_PARTS, PARTS, load_features, xmodal_parts
     from cti_repro.data.prepare import prepare_catalogue
 
     config_path = Path(config_path or DEFAULT_CONFIG).resolve()
@@ -291,8 +298,6 @@ def reproduce(
     xtasks = plan_xmodal(cfg, fingerprint, layout, seeds, force, RowTask) if study in ("xmodal", "both") else []
     ftasks = plan_finegrained(cfg, fingerprint, seeds, force, RowTask, layout) if study in ("finegrained", "both") else []
     if not all(t.skip for t in tasks + xtasks):
-        from cti_repro.features import CLIP_PARTS, PARTS, xmodal_parts
-
         # every part once, in this process: the row notebooks hit the cache. The text-image study's
         # CLIP parts come with them when its rows will run: one CLIP load, not two (the same seeded
         # weights); its other parts (AlexNet's fc7) get their own stage below
@@ -302,9 +307,11 @@ def reproduce(
             fs = load_features(cfg, catalogue, parts)
             print(f"features: {len(fs.cache_hits)} of {len(fs.arrays)} parts were cached", flush=True)
     # the image-weights cache key, resolved once for every row (see clip_weights.exported_key)
-    with exported_key(cfg.encoders.image.model, cfg.encoders.image.pretrained, cfg.encoders.image.quick_gelu):
+    with exported_key(cfg.encoders.image.model, cfg.encoders.image.pretrained, cfg.encoders.image.quick_gelu), \
+            contextlib.ExitStack() as stack:
         problems = execute_pages(cfg, fingerprint, layout, config_path, reports=False, force=force, stages=stages)
         workers = workers or default_workers()
+        stack.enter_context(shared_pool(workers if executor == "local" else 1, init_worker, (os.getpid(),)))
         failed: list[RowTask] = []
         if tasks:  # no Table 1 stage for --study xmodal / finegrained: it would overwrite its saved time with 0 s
             with stages(f"rows ({sum(not t.skip for t in tasks)} of {len(tasks)} to run, {workers} at once)"):
@@ -346,7 +353,8 @@ def reproduce(
         built = True
         problems += write_data_files(cfg)
         if build_book:
-            problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages, study=study)
+            problems += execute_pages(cfg, fingerprint, layout, config_path, data=False, stages=stages, study=study,
+                                      workers=workers)
             built = build_pages(layout, stages, seeds, cfg)
         finish(stages, problems)
         print(f"{len(tasks) - len(failed)} of {len(tasks)} rows ok" + (f", {len(failed)} FAILED" if failed else ""),
@@ -363,7 +371,8 @@ def build_report(profile: str = "embedded", config_path: str | Path | None = Non
     cfg = load_config(profile, config_path)
     layout, stages = book_layout(cfg), stages_for(cfg)
     problems = write_data_files(cfg)
-    problems += execute_pages(cfg, prepare_catalogue(cfg).fingerprint(), layout, config_path, stages=stages)
+    problems += execute_pages(cfg, prepare_catalogue(cfg).fingerprint(), layout, config_path, stages=stages,
+                              workers=default_workers())
     ok = build_pages(layout, stages, None, cfg)
     finish(stages, problems)
     return ok and not problems

@@ -14,10 +14,13 @@ from cti_repro.run.stages import _Stages
 def execute_pages(
     cfg: StudyConfig, fingerprint: str, layout: BookLayout, config_path: Path, data: bool = True,
     reports: bool = True, force: bool = False, stages: _Stages | None = None, study: str = "both",
+    workers: int = 1,
 ) -> list[str]:
     """Execute the data notebook (if ``data``, unless current) and the report notebooks (if ``reports``).
 
     ``study`` (``cti``, ``xmodal`` or ``both``) picks the report pages: Table 1's, the text-image chapter's, or all.
+    ``workers`` > 1 runs the report notebooks that many at once, each worker process with its own warm
+    kernel (:func:`_page_in_worker`); the pages read results only, so they do not depend on it.
 
     Returns:
         One line per page that failed (a missing template included).
@@ -32,15 +35,43 @@ def execute_pages(
         names = (REPORTS if study in ("cti", "both") else ()) + (XMODAL_REPORTS if study in ("xmodal", "both") else ())
         todo["report notebooks"] = [(r, layout.report_notebook(r), params) for r in names]
     for stage, jobs in todo.items():
+        args = [(name, (layout.templates / f"{name}.ipynb", out, params,
+                        stamp(cfg, fingerprint, layout.templates / f"{name}.ipynb"), Path(cfg.root).resolve(),
+                        layout.runs / "logs" / f"{name}.log")) for name, out, params in jobs]
+        if workers > 1 and len(jobs) > 1:
+            from cti_repro.run.processes import run_in_workers
+
+            def done(i: int, name: str, a: tuple, err: str | None, sec: float) -> None:
+                if err is not None:
+                    problems.append(f"{name}: {err} (see {a[1].with_suffix('.failed.ipynb')})")
+
+            with stages(stage):
+                run_in_workers(_page_in_worker, args, workers, done)
+            continue
         with stages(stage), warm_kernels():  # one kernel for the pages (its imports paid once)
-            for name, out, params in jobs:
-                template = layout.templates / f"{name}.ipynb"
+            for name, (template, out, params, meta, cwd, log) in args:
                 try:
-                    execute(template, out, params, stamp(cfg, fingerprint, template), Path(cfg.root).resolve(),
-                            log=layout.runs / "logs" / f"{name}.log", hide_parameters=True)
+                    execute(template, out, params, meta, cwd, log=log, hide_parameters=True)
                 except Exception as exc:
                     problems.append(f"{name}: {error_text(exc)} (see {out.with_suffix('.failed.ipynb')})")
     return problems
+
+
+def _page_in_worker(template: Path, out: Path, params: dict, meta: dict, cwd: Path, log: Path) -> tuple[str | None, float]:
+    """One page in a worker process of :func:`execute_pages`: ``(error text or None, seconds)``. The
+    worker keeps one warm kernel for the pages it is given (a kernel start and the imports per
+    worker, not per page)."""
+    import time
+
+    from cti_repro.run.warm_kernel import keep_for_process
+
+    keep_for_process()
+    t0 = time.perf_counter()
+    try:
+        execute(template, out, params, meta, cwd, log=log, hide_parameters=True)
+        return None, time.perf_counter() - t0
+    except Exception as exc:  # the other pages still run
+        return error_text(exc), time.perf_counter() - t0
 
 
 def write_data_files(cfg: StudyConfig) -> list[str]:

@@ -1,4 +1,4 @@
-"""Independent rows in spawned, single-threaded worker processes (the ablations and extensions).
+"""Independent rows in spawned, single-threaded worker processes (the ablations, extensions, pages).
 
 Each row is a top-level function returning ``(error text or None, seconds)``; rows do not share
 state, so the results do not depend on how many run at once. Workers are single-threaded
@@ -8,7 +8,9 @@ state, so the results do not depend on how many run at once. Workers are single-
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any, Callable, Sequence
 
 Row = Callable[..., tuple[str | None, float]]
@@ -26,7 +28,20 @@ def run_in_workers(fn: Row, jobs: Sequence[tuple[Any, tuple]], workers: int,
         for i, (label, args) in enumerate(jobs, 1):
             done(i, label, args, *fn(*args))
         return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
+
+    with contextlib.ExitStack() as stack:
+        pool = active_pool(workers) or stack.enter_context(worker_pool(min(workers, len(jobs))))
+        futures = {pool.submit(fn, *args): (label, args) for label, args in jobs}
+        for i, fut in enumerate(as_completed(futures), 1):
+            done(i, *futures[fut], *fut.result())
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple = ()) -> Iterator[Any]:
+    """A ``spawn`` process pool of ``workers`` single-threaded workers (:data:`KERNEL_ENV` in their
+    environment), shut down on exit; on an exception (a Ctrl-C) its queued jobs are dropped at once."""
+    from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     from cti_repro.run.notebooks import KERNEL_ENV
@@ -34,13 +49,42 @@ def run_in_workers(fn: Row, jobs: Sequence[tuple[Any, tuple]], workers: int,
     added = {k: v for k, v in KERNEL_ENV.items() if k not in os.environ}  # inherited by the spawned workers
     os.environ.update(added)
     try:
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(fn, *args): (label, args) for label, args in jobs}
-            for i, fut in enumerate(as_completed(futures), 1):
-                done(i, *futures[fut], *fut.result())
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=initializer, initargs=initargs)
     finally:
         for k in added:
             os.environ.pop(k, None)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
-__all__ = ["run_in_workers"]
+_shared: tuple[Any, int] | None = None  # (pool, workers) inside shared_pool()
+
+
+@contextlib.contextmanager
+def shared_pool(workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple = ()) -> Iterator[None]:
+    """One :func:`worker_pool` for every parallel stage inside (a batch's rows, studies, ablations,
+    extensions and pages): each stage of its own pool paid a spawn, the imports and, for notebooks,
+    a kernel start per worker (~5 s on 2 cores). Stages that ask for ``workers`` workers use it
+    (:func:`active_pool`); nothing is shared with ``workers <= 1`` or inside another one."""
+    global _shared
+    if workers <= 1 or _shared is not None:
+        yield
+        return
+    with worker_pool(workers, initializer, initargs) as pool:
+        _shared = (pool, workers)
+        try:
+            yield
+        finally:
+            _shared = None
+
+
+def active_pool(workers: int) -> Any:
+    """The :func:`shared_pool` if one of ``workers`` workers is active, else None."""
+    return _shared[0] if _shared is not None and _shared[1] == workers else None
+
+
+__all__ = ["run_in_workers", "worker_pool", "shared_pool", "active_pool"]

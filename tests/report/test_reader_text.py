@@ -66,6 +66,14 @@ def test_finegrained_tables_fit_an_800px_column() -> None:
     assert "| Kaleido-BERT | text → image | 0 |" not in md
 
 
+def test_finegrained_chapter_when_every_model_ranked_all_candidates() -> None:
+    # the smoke profile's pair budget lets both models rank every candidate: no "note" column, and
+    # the chapter (and with it `cti-repro reproduce --profile smoke`'s book) raised AttributeError
+    recs = [_finegrained(m, s, full=True) for m in ("MLF", "Kaleido-BERT") for s in (0, 1)]
+    md = chapter_md(recs, "cti-repro reproduce")
+    assert "Not computed for" not in md and "| Kaleido-BERT | text → image |" in md
+
+
 def test_book_pages_have_no_changelog_wording() -> None:
     found = [f"{p.name}: {m.group(0)}" for p in sorted((ROOT / "book").glob("*.md"))
              for m in CHANGELOG.finditer(p.read_text(encoding="utf-8"))]

@@ -51,3 +51,25 @@ def test_reproduce_builds_clip_once_for_both_studies(reproduce_once):
     # clip_title is encoded in the features stage; a "text-image features" stage, where Rubio's rows
     # need AlexNet's fc7, holds no CLIP part (the single build above says so)
     assert "features" in seen, seen
+
+
+def test_reproduce_again_with_every_row_current(tmp_path, monkeypatch):
+    """A second `make reproduce` (every row current) skips the features and row stages and goes on to
+    the pages; it raised UnboundLocalError (``xmodal_parts`` imported only when some row would run)."""
+    import dataclasses
+
+    from cti_repro.run import batch
+    from cti_repro.run.finegrained import batch as finegrained_batch
+    from cti_repro.run.xmodal import batch as xmodal_batch
+
+    def current(plan):
+        return lambda *a, **k: [dataclasses.replace(t, skip=True) for t in plan(*a, **k)]
+
+    monkeypatch.setattr(batch, "plan_rows", current(batch.plan_rows))
+    monkeypatch.setattr(xmodal_batch, "plan_xmodal", current(xmodal_batch.plan_xmodal))
+    monkeypatch.setattr(finegrained_batch, "plan_finegrained", current(finegrained_batch.plan_finegrained))
+    ran = []
+    monkeypatch.setattr(batch, "execute_pages", lambda *a, **k: ran.append("pages") or [])
+    monkeypatch.setattr(batch, "write_data_files", lambda cfg: [])
+    assert batch.reproduce("smoke", config_path=smoke_config(tmp_path), build_book=False, study="both")
+    assert "pages" in ran

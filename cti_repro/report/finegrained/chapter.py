@@ -183,8 +183,9 @@ def full_ranking_md(records: list[dict]) -> str:
     done = df.drop(index=skipped.index).drop(columns=[c for c in ("note",) if c in df.columns])
     table, phrase = compact(done, ("seeds", "candidates"))
     lines = ([f"Every row: {phrase}.", md_table(table)] if phrase else [md_table(table)]) if len(done) else []
-    lines += [f"Not computed for {m}: {str(note).removeprefix('skipped: ')}."
-              for m, note in dict(zip(skipped.model, skipped.note)).items()]
+    if len(skipped):  # (no "note" column at all when every model computed it)
+        lines += [f"Not computed for {m}: {str(note).removeprefix('skipped: ')}."
+                  for m, note in dict(zip(skipped["model"], skipped["note"])).items()]
     return "\n\n".join(x for x in lines if x)
 
 
