@@ -74,6 +74,13 @@ def test_finegrained_chapter_when_every_model_ranked_all_candidates() -> None:
     assert "Not computed for" not in md and "| Kaleido-BERT | text → image |" in md
 
 
+def test_compact_phrase_says_1_seed_not_1_seeds() -> None:
+    from cti_repro.report.finegrained.chapter import compact
+
+    _, phrase = compact(pd.DataFrame([{"model": "A", "seeds": 1, "queries": 20}, {"model": "B", "seeds": 1, "queries": 20}]))
+    assert phrase == "1 seed, 20 queries"
+
+
 def test_book_pages_have_no_changelog_wording() -> None:
     found = [f"{p.name}: {m.group(0)}" for p in sorted((ROOT / "book").glob("*.md"))
              for m in CHANGELOG.finditer(p.read_text(encoding="utf-8"))]

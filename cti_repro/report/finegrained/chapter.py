@@ -169,7 +169,8 @@ def compact(df: pd.DataFrame, columns: tuple[str, ...] = ("seeds", "queries", "c
     states them ("3 seeds, 20 queries, 101 candidates"): the chapter's tables then fit an 800 px
     column instead of scrolling their numbers out of sight."""
     same = [c for c in columns if c in df.columns and len(df) and df[c].astype(str).nunique() == 1]
-    phrase = ", ".join(f"{df[c].iloc[0]} {c}" for c in same)
+    singular = {"seeds": "seed", "queries": "query", "candidates": "candidate"}
+    phrase = ", ".join(f"{df[c].iloc[0]} {singular.get(c, c) if str(df[c].iloc[0]) == '1' else c}" for c in same)
     return df.drop(columns=same), phrase
 
 
