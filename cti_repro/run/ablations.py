@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,24 +43,12 @@ def select(names: list[str] | None, config_path: str | Path | None = None) -> li
 
 
 def _row(profile: str, config_path: str, overrides: dict[str, Any], out_dir: str, setting: str, model: str,
-         seed: int) -> tuple[str | None, float]:
-    """One ablation row in a worker process: ``(error text or None, seconds)``."""
-    t0 = time.perf_counter()
-    try:
-        from cti_repro.run.row import run_row
+         seed: int) -> None:
+    """One ablation row, in a worker process or as a Ray task (an exception propagates: Ray retries it)."""
+    from cti_repro.run.row import run_row
 
-        cfg = load_config(profile, config_path, overrides=overrides)
-        run_row(setting, model, seed=seed, cfg=cfg, out_dir=Path(out_dir), progress=False)
-        return None, time.perf_counter() - t0
-    except Exception as exc:  # one variant must not stop the study
-        return f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
-
-
-def _row_on_ray(*args) -> None:
-    """One ablation row as a Ray task: an exception propagates, so Ray retries it."""
-    err, _ = _row(*args)
-    if err is not None:
-        raise RuntimeError(err)
+    cfg = load_config(profile, config_path, overrides=overrides)
+    run_row(setting, model, seed=seed, cfg=cfg, out_dir=Path(out_dir), progress=False)
 
 
 def run_ablations(
@@ -121,7 +108,7 @@ def run_ablations(
 
         count = iter(range(1, len(jobs) + 1))
         ray_executor.run_rows_on_ray(
-            [(i, _row_on_ray, args, {}) for i, (_, args) in enumerate(jobs)],
+            [(i, _row, args, {}) for i, (_, args) in enumerate(jobs)],
             lambda i, err, sec: done(next(count), *jobs[i], err, sec), base, address, workers,
             ray_executor.DEFAULT_RETRIES if retries is None else retries)
         return failed

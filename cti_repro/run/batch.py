@@ -31,7 +31,7 @@ from cti_repro.clip_weights import exported_key
 from cti_repro.run.book import BookLayout, book_layout
 from cti_repro.run.notebooks import error_text, execute, failed_path, notebook_is_current, stamp
 from cti_repro.run.pages import build_pages, execute_pages, write_data_files
-from cti_repro.run.processes import shared_pool
+from cti_repro.run.processes import active_pool, shared_pool, timed, worker_pool
 from cti_repro.run.warm_kernel import keep_for_process, warm_kernels
 from cti_repro.run.stages import finish, fmt_duration, stages_for, submission_order
 from cti_repro.study import SETTING_LABELS, TRAINED, table1_rows
@@ -82,16 +82,6 @@ def record_failure(task: RowTask, error: str, cfg: StudyConfig, fingerprint: str
         "config_hash": cfg.hash(), "data_fingerprint": fingerprint, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
     return True
-
-
-def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str | None, float]:
-    """``fn(*args, **kwargs)`` -> (error text or None, seconds); runs in a worker process too."""
-    t0 = time.perf_counter()
-    try:
-        fn(*args, **kwargs)
-        return None, time.perf_counter() - t0
-    except Exception as exc:  # one row must not stop the batch
-        return error_text(exc), time.perf_counter() - t0
 
 
 def default_workers() -> int:
@@ -175,34 +165,28 @@ def run_rows(
         with warm_kernels():  # one kernel for the row notebooks run here, shut down after the rows
             for task in todo:
                 fn, args, kwargs = (executor, (task,), {}) if executor else job(task)
-                finished(task, *_timed(fn, *args, **kwargs))
+                finished(task, *timed(fn, *args, **kwargs))
         return failed
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
+    from concurrent.futures import as_completed
 
-    from cti_repro.run.processes import active_pool
-
-    # spawn: this process holds torch's thread pools (features), which a fork would inherit broken.
-    # Inside reproduce() the batch's shared pool (and its workers' warm kernels) serves every stage.
-    shared = active_pool(workers)
-    pool = shared or ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker,
-                                         initargs=(os.getpid(),))
+    # spawn workers (worker_pool): this process holds torch's thread pools (features), which a fork
+    # would inherit broken. Inside reproduce() the batch's shared pool (and its workers' warm
+    # kernels) serves every stage.
     try:
-        futures = {}
-        for task in todo:
-            fn, args, kwargs = job(task)
-            futures[pool.submit(_timed, fn, *args, **kwargs)] = task
-        for fut in as_completed(futures):
-            finished(futures[fut], *fut.result())
+        with contextlib.ExitStack() as stack:
+            pool = active_pool(workers) or stack.enter_context(worker_pool(workers, init_worker, (os.getpid(),)))
+            futures = {}
+            for task in todo:
+                fn, args, kwargs = job(task)
+                futures[pool.submit(timed, fn, *args, **kwargs)] = task
+            for fut in as_completed(futures):
+                finished(futures[fut], *fut.result())
     except KeyboardInterrupt:
-        # Ctrl-C: drop the queued rows at once (the pool's normal exit would run them all first).
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Ctrl-C: worker_pool drops the queued rows at once (a normal exit would run them all first)
         print(f"interrupted: {len(todo) - len(pending)} of {len(todo)} rows finished this run "
               f"({sum(t.skip for t in tasks)} were current); rerun the same command to resume "
               f"(e.g. `cti-repro reproduce --profile {cfg.profile}`): finished rows are skipped", flush=True)
         raise
-    if shared is None:
-        pool.shutdown(wait=True)
     return failed
 
 

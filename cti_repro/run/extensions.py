@@ -21,7 +21,6 @@ off), so ``cti-repro run`` runs any of them through a profile or config file too
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +71,11 @@ def extensions_dir(cfg: StudyConfig) -> Path:
 
 
 def _extension_row(cfg: StudyConfig, setting: str, model: str, seed: int, out_dir: str, force: bool,
-                   progress: bool) -> tuple[str | None, float]:
-    """One extension row (here or in a worker process): ``(error text or None, seconds)``."""
-    t0 = time.perf_counter()
-    try:
-        from cti_repro.run.row import run_row
+                   progress: bool) -> None:
+    """One extension row (here or in a worker process)."""
+    from cti_repro.run.row import run_row
 
-        run_row(setting, model, cfg=cfg, seed=seed, out_dir=Path(out_dir), force=force, progress=progress)
-        return None, time.perf_counter() - t0
-    except Exception as exc:  # one extension must not stop the others
-        return f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
+    run_row(setting, model, cfg=cfg, seed=seed, out_dir=Path(out_dir), force=force, progress=progress)
 
 
 def run_extensions(

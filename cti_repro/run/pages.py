@@ -57,21 +57,13 @@ def execute_pages(
     return problems
 
 
-def _page_in_worker(template: Path, out: Path, params: dict, meta: dict, cwd: Path, log: Path) -> tuple[str | None, float]:
-    """One page in a worker process of :func:`execute_pages`: ``(error text or None, seconds)``. The
-    worker keeps one warm kernel for the pages it is given (a kernel start and the imports per
-    worker, not per page)."""
-    import time
-
+def _page_in_worker(template: Path, out: Path, params: dict, meta: dict, cwd: Path, log: Path) -> None:
+    """One page in a worker process of :func:`execute_pages`. The worker keeps one warm kernel for
+    the pages it is given (a kernel start and the imports per worker, not per page)."""
     from cti_repro.run.warm_kernel import keep_for_process
 
     keep_for_process()
-    t0 = time.perf_counter()
-    try:
-        execute(template, out, params, meta, cwd, log=log, hide_parameters=True)
-        return None, time.perf_counter() - t0
-    except Exception as exc:  # the other pages still run
-        return error_text(exc), time.perf_counter() - t0
+    execute(template, out, params, meta, cwd, log=log, hide_parameters=True)
 
 
 def write_data_files(cfg: StudyConfig) -> list[str]:

@@ -1,6 +1,7 @@
 """Independent rows in spawned, single-threaded worker processes (the ablations, extensions, pages).
 
-Each row is a top-level function returning ``(error text or None, seconds)``; rows do not share
+Each row is a top-level function that raises on failure; :func:`timed` turns a call into
+``(error text or None, seconds)`` so one failed row does not stop the others. Rows do not share
 state, so the results do not depend on how many run at once. Workers are single-threaded
 (:data:`cti_repro.run.notebooks.KERNEL_ENV`), as the row kernels, so ``workers`` rows use
 ``workers`` cores; ``spawn`` gives each a fresh interpreter (no forked torch thread pools).
@@ -10,15 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from typing import Any, Callable, Sequence
 
-Row = Callable[..., tuple[str | None, float]]
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str | None, float]:
+    """``fn(*args, **kwargs)`` -> (error text or None, seconds); runs in a worker process too."""
+    t0 = time.perf_counter()
+    try:
+        fn(*args, **kwargs)
+        return None, time.perf_counter() - t0
+    except Exception as exc:  # one row must not stop the others
+        from cti_repro.run.notebooks import error_text
+
+        return error_text(exc), time.perf_counter() - t0
 
 
-def run_in_workers(fn: Row, jobs: Sequence[tuple[Any, tuple]], workers: int,
+def run_in_workers(fn: Callable[..., Any], jobs: Sequence[tuple[Any, tuple]], workers: int,
                    done: Callable[[int, Any, tuple, str | None, float], None]) -> None:
-    """Call ``fn(*args)`` for every ``(label, args)`` of ``jobs``, ``workers`` at once.
+    """Call ``fn(*args)`` (through :func:`timed`) for every ``(label, args)`` of ``jobs``, ``workers`` at once.
 
     ``done(i, label, args, error, seconds)`` is called in this process as each row finishes
     (``i`` counts from 1 in completion order). With ``workers <= 1`` (or one job) the rows run
@@ -26,13 +37,13 @@ def run_in_workers(fn: Row, jobs: Sequence[tuple[Any, tuple]], workers: int,
     """
     if workers <= 1 or len(jobs) <= 1:
         for i, (label, args) in enumerate(jobs, 1):
-            done(i, label, args, *fn(*args))
+            done(i, label, args, *timed(fn, *args))
         return
     from concurrent.futures import as_completed
 
     with contextlib.ExitStack() as stack:
         pool = active_pool(workers) or stack.enter_context(worker_pool(min(workers, len(jobs))))
-        futures = {pool.submit(fn, *args): (label, args) for label, args in jobs}
+        futures = {pool.submit(timed, fn, *args): (label, args) for label, args in jobs}
         for i, fut in enumerate(as_completed(futures), 1):
             done(i, *futures[fut], *fut.result())
 
@@ -87,4 +98,4 @@ def active_pool(workers: int) -> Any:
     return _shared[0] if _shared is not None and _shared[1] == workers else None
 
 
-__all__ = ["run_in_workers", "worker_pool", "shared_pool", "active_pool"]
+__all__ = ["timed", "run_in_workers", "worker_pool", "shared_pool", "active_pool"]
